@@ -1,0 +1,1 @@
+export { assertBytes, equalBytes, parseHex, toHex } from './hex.js';

@@ -1,0 +1,116 @@
+import { z } from 'zod';
+
+/**
+ * The sidecar's configuration: read from the environment once, validated once, frozen, and handed to
+ * everything else. No other module reads `process.env` (STYLE.md, hidden global state).
+ *
+ * Every name below is part of the product's interface (compose files and operators set them) and is
+ * documented in the README's configuration table; a test keeps the two in step.
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? undefined : v));
+const token = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? undefined : v))
+  .refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters');
+const url = z.url({ protocol: /^https?$/ });
+
+export const envSchema = z.object({
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** vLLM listens on 8000; the sidecar must not collide with it. */
+  PORT: int(0, 65535).default(8088),
+  /** Unset: the built-in demo upstream starts on loopback and every response says it is a demo. */
+  UPSTREAM_URL: url.optional(),
+  UPSTREAM_API_KEY: optionalString,
+  UPSTREAM_TIMEOUT_MS: int(1000, 3_600_000).default(600_000),
+  MAX_BODY_BYTES: int(1024, 512 * 1024 * 1024).default(10 * 1024 * 1024),
+
+  KEY_SOURCE: z.enum(['ephemeral', 'dstack', 'tapp']).default('ephemeral'),
+  DSTACK_KEY_PATH: z.string().min(1).default('teeml-sidecar/signing'),
+  TEE_PROVIDER: z
+    .enum(['simulated', 'dstack', 'configfs-tsm', 'libtdx', 'tapp', 'auto'])
+    .default('simulated'),
+  /** Only with TEE_PROVIDER=auto: fall back to the simulated provider when no TEE is found. */
+  TEE_AUTO_ALLOW_SIMULATED: bool.default(false),
+  DSTACK_SOCKET: z.string().min(1).default('/var/run/dstack.sock'),
+  TSM_REPORT_ROOT: z.string().min(1).default('/sys/kernel/config/tsm/report'),
+  LIBTDX_ATTEST_PATH: z.string().min(1).default('libtdx_attest.so.1'),
+  TAPP_ENDPOINT: z.string().min(1).default('unix:///run/tapp/tapp.sock'),
+  TAPP_APP_ID: optionalString,
+
+  GPU_EVIDENCE: z.enum(['simulated', 'nvml', 'http', 'none', 'fixture']).default('simulated'),
+  NVML_LIBRARY_PATH: z.string().min(1).default('libnvidia-ml.so.1'),
+  GPU_EVIDENCE_URL: url.optional(),
+  GPU_EVIDENCE_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  GPU_FIXTURE_PATH: optionalString,
+  NRAS_URL: url.default('https://nras.attestation.nvidia.com'),
+  /** At start, submit our own GPU evidence to NRAS and refuse to serve if it is rejected. */
+  NRAS_SELF_CHECK: bool.default(false),
+
+  REPORT_CACHE_TTL_SECONDS: int(1, 86_400).default(300),
+  ATTESTATION_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  ATTESTATION_MAX_CONCURRENT: int(1, 64).default(2),
+  ATTESTATION_MAX_QUEUE: int(0, 10_000).default(32),
+
+  SIGNATURE_TTL_SECONDS: int(60, 7 * 86_400).default(1800),
+  SIGNATURE_CAPACITY: int(1, 10_000_000).default(100_000),
+
+  /** Holders of this token may send X-Request-Hash (a gateway that re-serialized the user's body). */
+  ADMIN_TOKEN: token,
+  /** When set, proxy routes require `Authorization: Bearer <token>`. */
+  AUTH_TOKEN: token,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.output<typeof envSchema>;
+
+export interface Config extends Readonly<Env> {
+  /** True when no UPSTREAM_URL is set and the built-in demo upstream serves completions. */
+  readonly demoUpstream: boolean;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Validates an environment. Throws a ConfigError naming every bad variable (never its value: it may
+ * be a token).
+ */
+export const loadConfig = (env: Record<string, string | undefined>): Config => {
+  const relevant: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') relevant[key] = value;
+  }
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join('.') || '(env)'}: ${issue.message}`,
+    );
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const cfg = parsed.data;
+  if (cfg.GPU_EVIDENCE === 'http' && cfg.GPU_EVIDENCE_URL === undefined) {
+    throw new ConfigError('invalid configuration:\n  GPU_EVIDENCE_URL: required when GPU_EVIDENCE=http');
+  }
+  if (cfg.GPU_EVIDENCE === 'fixture' && cfg.GPU_FIXTURE_PATH === undefined) {
+    throw new ConfigError('invalid configuration:\n  GPU_FIXTURE_PATH: required when GPU_EVIDENCE=fixture');
+  }
+  if (cfg.TEE_PROVIDER !== 'simulated' && cfg.TEE_PROVIDER !== 'auto' && cfg.GPU_EVIDENCE === 'simulated') {
+    throw new ConfigError(
+      'invalid configuration:\n  GPU_EVIDENCE: "simulated" cannot be combined with a real TEE_PROVIDER; choose nvml, http or none',
+    );
+  }
+  if (cfg.TEE_PROVIDER === 'tapp' && cfg.TAPP_APP_ID === undefined) {
+    throw new ConfigError('invalid configuration:\n  TAPP_APP_ID: required when TEE_PROVIDER=tapp');
+  }
+  return Object.freeze({ ...cfg, demoUpstream: cfg.UPSTREAM_URL === undefined });
+};

@@ -1,0 +1,2 @@
+export type { Config, Env } from './config.js';
+export { ConfigError, envSchema, loadConfig } from './config.js';

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+    // Every test must assert something: a test that cannot fail is a defect.
+    expect: { requireAssertions: true },
+    pool: 'forks',
+  },
+});
