@@ -1,0 +1,81 @@
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { assertBytes } from '../bytes/index.js';
+import { addressOfPublicKey, checksumAddress, hashMessage } from './eip191.js';
+import type { KeyMaterial } from './key-source.js';
+
+export type SigningAlgo = 'ecdsa' | 'ed25519';
+export const SIGNING_ALGOS: readonly SigningAlgo[] = ['ecdsa', 'ed25519'];
+
+/**
+ * A signing identity. The private key is captured in the closure of `sign` and nowhere else: there is
+ * no property, method or error path that returns it.
+ */
+export interface Signer {
+  readonly algo: SigningAlgo;
+  /** ecdsa: EIP-55 checksummed `0x` address; ed25519: 32-byte public key as lowercase hex. */
+  readonly address: string;
+  /** ecdsa: the address's 20 bytes; ed25519: the 32-byte public key (what goes in report_data [0, 32)). */
+  readonly addressBytes: Uint8Array;
+  /** ecdsa: 64-byte uncompressed point without the 04 prefix, hex; ed25519: 32-byte key, hex. */
+  readonly publicKey: string;
+  /** Signs UTF-8 text: ecdsa `0x` r‖s‖v (v = 27|28, 132 chars, EIP-191); ed25519 64 bytes lowercase hex. */
+  sign(text: string): string;
+}
+
+export interface Signers {
+  readonly ecdsa: Signer;
+  readonly ed25519: Signer;
+  get(algo: SigningAlgo): Signer;
+}
+
+const encoder = new TextEncoder();
+
+const ecdsaSigner = (secret: Uint8Array): Signer => {
+  if (!secp256k1.utils.isValidSecretKey(secret)) throw new RangeError('secp256k1 key out of range');
+  const key = Uint8Array.from(secret);
+  const point = secp256k1.getPublicKey(key, false);
+  const addressBytes = addressOfPublicKey(point);
+  return Object.freeze({
+    algo: 'ecdsa' as const,
+    address: checksumAddress(addressBytes),
+    addressBytes,
+    publicKey: Buffer.from(point.subarray(1)).toString('hex'),
+    sign(text: string): string {
+      // RFC 6979 deterministic nonce (noble's default), low-s; 'recovered' = recovery ‖ r ‖ s.
+      const sig = secp256k1.sign(hashMessage(text), key, { prehash: false, format: 'recovered' });
+      const v = 27 + (sig[0] ?? 0);
+      return `0x${Buffer.from(sig.subarray(1)).toString('hex')}${v.toString(16)}`;
+    },
+  });
+};
+
+const ed25519Signer = (seed: Uint8Array): Signer => {
+  const key = Uint8Array.from(seed);
+  const pub = ed25519.getPublicKey(key);
+  const hex = Buffer.from(pub).toString('hex');
+  return Object.freeze({
+    algo: 'ed25519' as const,
+    address: hex,
+    addressBytes: pub,
+    publicKey: hex,
+    sign: (text: string): string => Buffer.from(ed25519.sign(encoder.encode(text), key)).toString('hex'),
+  });
+};
+
+/**
+ * Builds both signers from a key source's material and zeroes the material it was handed, so the
+ * only copies of the keys live inside the signers' closures.
+ */
+export const createSigners = (material: KeyMaterial): Signers => {
+  assertBytes('secp256k1', material.secp256k1, 32);
+  assertBytes('ed25519', material.ed25519, 32);
+  try {
+    const ecdsa = ecdsaSigner(material.secp256k1);
+    const ed = ed25519Signer(material.ed25519);
+    return Object.freeze({ ecdsa, ed25519: ed, get: (algo: SigningAlgo) => (algo === 'ecdsa' ? ecdsa : ed) });
+  } finally {
+    material.secp256k1.fill(0);
+    material.ed25519.fill(0);
+  }
+};

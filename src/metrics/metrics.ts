@@ -1,0 +1,54 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics, in a registry of their own (no process-global default registry), served at
+ * `GET /metrics`. Labels carry routes, statuses and reasons only, never ids or content.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly proxyRequests = new Counter({
+    name: 'teeml_proxy_requests_total',
+    help: 'Proxied requests by route and final status',
+    labelNames: ['route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly signatures = new Counter({
+    name: 'teeml_signatures_total',
+    help: 'Request/response pairs signed and stored',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly unsigned = new Counter({
+    name: 'teeml_unsigned_responses_total',
+    help: 'Responses sent without a signature, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly storeEarlyEvictions = new Counter({
+    name: 'teeml_signature_store_early_evictions_total',
+    help: 'Signature records dropped for capacity before their TTL',
+    registers: [this.registry],
+  });
+  readonly storeErrors = new Counter({
+    name: 'teeml_signature_store_errors_total',
+    help: 'Failed signature store writes',
+    registers: [this.registry],
+  });
+  readonly attestations = new Counter({
+    name: 'teeml_attestation_reports_total',
+    help: 'Attestation reports served by kind (cached, fresh) and outcome',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly attestationSeconds = new Histogram({
+    name: 'teeml_attestation_seconds',
+    help: 'Time to collect a fresh quote and GPU evidence',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly inFlight = new Gauge({
+    name: 'teeml_proxy_in_flight',
+    help: 'Proxied requests in flight',
+    registers: [this.registry],
+  });
+}

@@ -1,0 +1,99 @@
+/**
+ * A line-buffered Server-Sent Events parser over bytes (WHATWG HTML, "Parsing an event stream").
+ *
+ * - Lines end in CRLF, LF or CR; a CR at the end of a chunk may be the first half of a CRLF, so it is
+ *   held until the next byte arrives.
+ * - Works on bytes: CR and LF never occur inside a multi-byte UTF-8 sequence, so every complete line
+ *   decodes on its own and no chunk boundary can split a character.
+ * - `data:` with or without one leading space; multiple data lines join with "\n"; a blank line
+ *   dispatches the event; lines starting with ":" are comments.
+ */
+export interface SseEvent {
+  /** The event's data (data lines joined with "\n"); undefined when the event had no data line. */
+  data: string | undefined;
+  event: string | undefined;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const decoder = new TextDecoder();
+
+export class SseParser {
+  private carry: Uint8Array | undefined;
+  private pendingCr = false;
+  private dataLines: string[] = [];
+  private hasData = false;
+  private eventName: string | undefined;
+  /** Longest line we accept; an upstream that never sends a newline must not grow memory forever. */
+  constructor(private readonly maxLineBytes = 16 * 1024 * 1024) {}
+
+  /** Feeds bytes; returns the events completed by them, in order. */
+  push(chunk: Uint8Array): SseEvent[] {
+    const events: SseEvent[] = [];
+    let start = 0;
+    let i = 0;
+    if (this.pendingCr) {
+      this.pendingCr = false;
+      if (chunk.length > 0 && chunk[0] === LF) {
+        start = 1;
+        i = 1;
+      }
+    }
+    for (; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (b !== LF && b !== CR) continue;
+      this.line(this.takeLine(chunk.subarray(start, i)), events);
+      if (b === CR) {
+        if (i + 1 < chunk.length) {
+          if (chunk[i + 1] === LF) i++;
+        } else {
+          this.pendingCr = true;
+        }
+      }
+      start = i + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.carry = this.carry === undefined ? Uint8Array.from(rest) : concat(this.carry, rest);
+      if (this.carry.length > this.maxLineBytes) throw new RangeError('SSE line exceeds the maximum length');
+    }
+    return events;
+  }
+
+  private takeLine(tail: Uint8Array): string {
+    if (this.carry === undefined) return decoder.decode(tail);
+    const whole = concat(this.carry, tail);
+    this.carry = undefined;
+    return decoder.decode(whole);
+  }
+
+  private line(line: string, events: SseEvent[]): void {
+    if (line.length === 0) {
+      if (this.hasData || this.eventName !== undefined) {
+        events.push({ data: this.hasData ? this.dataLines.join('\n') : undefined, event: this.eventName });
+      }
+      this.dataLines = [];
+      this.hasData = false;
+      this.eventName = undefined;
+      return;
+    }
+    if (line.charCodeAt(0) === 0x3a) return; // ':' comment
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 0x20) value = value.slice(1);
+    if (field === 'data') {
+      this.dataLines.push(value);
+      this.hasData = true;
+    } else if (field === 'event') {
+      this.eventName = value;
+    }
+  }
+}
+
+const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+};

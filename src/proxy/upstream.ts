@@ -1,0 +1,146 @@
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { SidecarError } from '../errors/index.js';
+
+/**
+ * RFC 9110 §7.6.1: hop-by-hop fields are meaningful only for one connection and must not be
+ * forwarded; nor are the fields named in a Connection header.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Request fields the sidecar sets itself or must not pass on. */
+const REQUEST_DROP = new Set([
+  'host',
+  'content-length',
+  'authorization',
+  'accept-encoding',
+  'cookie',
+  'x-request-hash',
+  'x-admin-token',
+  'expect',
+]);
+
+/** Response fields the sidecar sets itself (length and encoding of the bytes it sends). */
+const RESPONSE_DROP = new Set(['content-length', 'content-encoding', 'date', 'server']);
+
+const connectionListed = (headers: IncomingHttpHeaders): Set<string> => {
+  const value = headers.connection;
+  const out = new Set<string>();
+  if (typeof value === 'string') for (const name of value.split(',')) out.add(name.trim().toLowerCase());
+  return out;
+};
+
+export const forwardRequestHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> => {
+  const listed = connectionListed(headers);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || REQUEST_DROP.has(name) || listed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+};
+
+export const forwardResponseHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> => {
+  const listed = connectionListed(headers);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || RESPONSE_DROP.has(name) || listed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+};
+
+export interface UpstreamOptions {
+  /** Base URL; OpenAI paths are appended after `/v1` (added when the base does not end in it). */
+  baseUrl: string;
+  apiKey?: string | undefined;
+}
+
+export interface UpstreamCall {
+  response: Promise<IncomingMessage>;
+  /** Aborts the request (client gone, timeout); the response stream is destroyed too. */
+  abort(reason: Error): void;
+}
+
+/**
+ * The model server. Plain node:http with keep-alive agents: it gives the proxy the raw byte stream
+ * and backpressure without web-stream conversions on the hot path.
+ */
+export class Upstream {
+  private readonly base: URL;
+  private readonly agent: HttpAgent;
+
+  constructor(private readonly options: UpstreamOptions) {
+    const base = new URL(options.baseUrl);
+    const path = base.pathname.replace(/\/+$/, '');
+    base.pathname = path.endsWith('/v1') ? path : `${path}/v1`;
+    this.base = base;
+    const agentOptions = {
+      keepAlive: true,
+      maxSockets: Number.POSITIVE_INFINITY,
+      scheduling: 'lifo' as const,
+    };
+    this.agent = base.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+  }
+
+  /** `openAiPath` is the path after `/v1` (e.g. `/chat/completions`); `search` includes its `?`. */
+  url(openAiPath: string, search: string): URL {
+    const url = new URL(this.base);
+    url.pathname = `${this.base.pathname}${openAiPath}`;
+    url.search = search;
+    return url;
+  }
+
+  call(
+    method: string,
+    openAiPath: string,
+    search: string,
+    headers: Record<string, string | string[]>,
+    body: Uint8Array | undefined,
+  ): UpstreamCall {
+    const url = this.url(openAiPath, search);
+    const outHeaders: Record<string, string | string[]> = { ...headers, 'accept-encoding': 'identity' };
+    if (this.options.apiKey !== undefined) outHeaders.authorization = `Bearer ${this.options.apiKey}`;
+    if (body !== undefined) outHeaders['content-length'] = String(body.length);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers: outHeaders, agent: this.agent });
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', (err: NodeJS.ErrnoException) => reject(upstreamError(err)));
+    });
+    // The rejection is observed by whoever awaits `response`; keep an unawaited abort from crashing.
+    response.catch(() => undefined);
+    req.end(body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    return { response, abort: (reason) => req.destroy(reason) };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+const upstreamError = (err: NodeJS.ErrnoException): SidecarError => {
+  if (err instanceof SidecarError) return err;
+  const code = err.code ?? 'unknown';
+  return new SidecarError('upstream model server unreachable', {
+    status: 502,
+    code: 'upstream_unavailable',
+    details: { errno: code },
+    cause: err,
+  });
+};
