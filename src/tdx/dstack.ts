@@ -1,0 +1,88 @@
+import { DstackClient, type DstackInfo, EventLogError, parseEventLog } from '../dstack/index.js';
+import { SidecarError } from '../errors/index.js';
+import type { QuoteProvider, QuoteResult } from './quote-provider.js';
+
+export interface DstackQuoteProviderOptions {
+  /** Guest agent socket (config DSTACK_SOCKET, default `/var/run/dstack.sock`). */
+  socketPath: string;
+  /** Deadline per guest agent call. */
+  timeoutMs?: number;
+  /** Injected client (tests); built from socketPath/timeoutMs when absent. */
+  client?: DstackClient;
+}
+
+/**
+ * Quotes from the Dstack guest agent (PLATFORMS.md, Dstack row). report_data is used as given, so
+ * the scheme is `raw`. The event log is parsed and validated (src/dstack/event-log.ts) and served as a
+ * list; /Info is fetched once and cached after its first success (it does not change while the CVM
+ * runs), while a failure is not cached so the next report retries.
+ */
+export class DstackQuoteProvider implements QuoteProvider {
+  readonly platform = 'dstack' as const;
+  readonly simulated = false;
+  private readonly client: DstackClient;
+  private info: DstackInfo | undefined;
+  private infoInFlight: Promise<DstackInfo> | undefined;
+
+  constructor(options: DstackQuoteProviderOptions) {
+    this.client =
+      options.client ??
+      new DstackClient({
+        socketPath: options.socketPath,
+        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      });
+  }
+
+  async getQuote(reportData: Uint8Array, signal?: AbortSignal): Promise<QuoteResult> {
+    if (reportData.length !== 64) {
+      throw new RangeError(`"reportData" expected Uint8Array of length 64, got length=${reportData.length}`);
+    }
+    const answer = await this.client.getQuote(reportData, signal);
+    // Fail closed if the agent says it used other report_data than ours (it pads, never hashes).
+    if (
+      answer.report_data !== undefined &&
+      answer.report_data.toLowerCase() !== Buffer.from(reportData).toString('hex')
+    ) {
+      throw new SidecarError('dstack GetQuote failed: the quote was made for other report_data', {
+        status: 503,
+        code: 'dstack_report_data_mismatch',
+      });
+    }
+    let eventLog: unknown[];
+    try {
+      eventLog = parseEventLog(answer.event_log);
+    } catch (error) {
+      const reason = error instanceof EventLogError ? error.message : 'event log is malformed';
+      throw new SidecarError(`dstack GetQuote failed: ${reason}`, {
+        status: 503,
+        code: 'dstack_bad_response',
+        cause: error,
+      });
+    }
+    const info = await this.loadInfo(signal);
+    const result: QuoteResult = {
+      quote: new Uint8Array(Buffer.from(answer.quote, 'hex')),
+      eventLog,
+      info: { ...info },
+      reportDataScheme: 'raw',
+    };
+    if (answer.vm_config !== undefined) result.extra = { vm_config: answer.vm_config };
+    return result;
+  }
+
+  private async loadInfo(signal?: AbortSignal): Promise<DstackInfo> {
+    if (this.info !== undefined) return this.info;
+    this.infoInFlight ??= this.client.info(signal).then(
+      (info) => {
+        this.info = info;
+        this.infoInFlight = undefined;
+        return info;
+      },
+      (error: unknown) => {
+        this.infoInFlight = undefined;
+        throw error;
+      },
+    );
+    return this.infoInFlight;
+  }
+}
