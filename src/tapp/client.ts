@@ -1,0 +1,164 @@
+import { fileURLToPath } from 'node:url';
+import {
+  type CallOptions,
+  type Client,
+  credentials,
+  loadPackageDefinition,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { SidecarError } from '../errors/index.js';
+import { TAPP_MAX_NONCE_BYTES } from './runtime-data.js';
+
+/**
+ * gRPC client for 0G Tapp's `tapp_service.TappService` (PLATFORMS.md, 0G Tapp row), over
+ * `@grpc/grpc-js` with the proto in this folder (`tapp-service.proto`, copied from 0g-tapp; see its
+ * header). Local only: plaintext on the unix socket or a loopback port, the way Tapp serves apps.
+ * Every call has a deadline and honours an AbortSignal. Errors become SidecarError 503 naming the
+ * RPC and the gRPC status, never a key.
+ */
+
+export interface TappClientOptions {
+  /** `unix:///run/tapp/tapp.sock` (default) or `host:port` (Tapp's TCP listener, :50051). */
+  endpoint: string;
+  /** Deadline per call in milliseconds. */
+  timeoutMs?: number;
+  /** Where the .proto lives; defaults to the file beside this module (copied into dist by the build). */
+  protoPath?: string;
+}
+
+export const DEFAULT_TAPP_ENDPOINT = 'unix:///run/tapp/tapp.sock';
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export const TAPP_PROTO_PATH = fileURLToPath(new URL('./tapp-service.proto', import.meta.url));
+
+export interface TappEvidenceResponse {
+  evidence: Uint8Array;
+  teeType: string;
+  /** Unix seconds, as Tapp reports them. */
+  timestamp: string;
+}
+
+export interface TappSecretKey {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+  ethAddress: Uint8Array;
+}
+
+type Rpc = 'GetEvidence' | 'GetAppSecretKey';
+type Unary = (
+  request: object,
+  options: CallOptions,
+  callback: (error: ServiceError | null, response?: Record<string, unknown>) => void,
+) => { cancel(): void };
+
+const STATUS_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(status)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => [v as number, k]),
+);
+
+const failure = (rpc: Rpc, reason: string, code: string, cause?: unknown): SidecarError =>
+  new SidecarError(`tapp ${rpc} failed: ${reason}`, {
+    status: 503,
+    code,
+    ...(cause === undefined ? {} : { cause }),
+  });
+
+const bytesField = (value: unknown): Uint8Array =>
+  value instanceof Uint8Array ? new Uint8Array(value) : new Uint8Array(0);
+
+export class TappClient {
+  readonly endpoint: string;
+  private readonly timeoutMs: number;
+  private readonly client: Client & Record<Rpc, Unary>;
+
+  constructor(options: TappClientOptions) {
+    this.endpoint = options.endpoint;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const definition = loadSync(options.protoPath ?? TAPP_PROTO_PATH, {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+    });
+    const pkg = loadPackageDefinition(definition) as unknown as {
+      tapp_service: {
+        TappService: new (target: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+      };
+    };
+    this.client = new pkg.tapp_service.TappService(options.endpoint, credentials.createInsecure()) as Client &
+      Record<Rpc, Unary>;
+  }
+
+  /** Evidence whose runtime_data carries `nonce` (≤ 64 bytes). */
+  async getEvidence(appId: string, nonce: Uint8Array, signal?: AbortSignal): Promise<TappEvidenceResponse> {
+    if (nonce.length > TAPP_MAX_NONCE_BYTES) {
+      throw new RangeError(
+        `"nonce" expected at most ${TAPP_MAX_NONCE_BYTES} bytes, got length=${nonce.length}`,
+      );
+    }
+    const answer = await this.call('GetEvidence', { app_id: appId, nonce: Buffer.from(nonce) }, signal);
+    return {
+      evidence: bytesField(answer['evidence']),
+      teeType: typeof answer['tee_type'] === 'string' ? answer['tee_type'] : '',
+      timestamp: String(answer['timestamp'] ?? '0'),
+    };
+  }
+
+  /** The app's Ethereum key. Tapp measures each call into RTMR3, so call it once per start. */
+  async getAppSecretKey(appId: string, signal?: AbortSignal): Promise<TappSecretKey> {
+    const answer = await this.call(
+      'GetAppSecretKey',
+      { app_id: appId, key_type: 'ethereum', x25519: false },
+      signal,
+    );
+    return {
+      privateKey: bytesField(answer['private_key']),
+      publicKey: bytesField(answer['public_key']),
+      ethAddress: bytesField(answer['eth_address']),
+    };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private call(rpc: Rpc, request: object, signal?: AbortSignal): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(failure(rpc, 'aborted', 'tapp_aborted', signal.reason));
+        return;
+      }
+      let aborted = false;
+      const onAbort = (): void => {
+        aborted = true;
+        call.cancel();
+      };
+      const call = this.client[rpc].call(
+        this.client,
+        request,
+        { deadline: Date.now() + this.timeoutMs },
+        (error, response) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (error) {
+            if (aborted) return reject(failure(rpc, 'aborted', 'tapp_aborted', signal?.reason));
+            if (error.code === status.DEADLINE_EXCEEDED) {
+              return reject(failure(rpc, `no answer within ${this.timeoutMs} ms`, 'tapp_timeout', error));
+            }
+            const name = STATUS_NAMES[error.code] ?? String(error.code);
+            const code = error.code === status.UNAVAILABLE ? 'tapp_unavailable' : 'tapp_error';
+            return reject(failure(rpc, `gRPC status ${name}`, code, error));
+          }
+          if (response === undefined || response['success'] !== true) {
+            // Tapp's own message may name the app or the key type; it stays out of ours.
+            return reject(failure(rpc, 'the service reported failure', 'tapp_error'));
+          }
+          resolve(response);
+        },
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
