@@ -2,7 +2,6 @@ export type { TappClientOptions, TappEvidenceResponse, TappSecretKey } from './c
 export { DEFAULT_TAPP_ENDPOINT, TAPP_PROTO_PATH, TappClient } from './client.js';
 export type { TappEvidence } from './evidence.js';
 export { EvidenceFormatError, parseTappEvidence, tappEvidenceSchema } from './evidence.js';
-export { QuoteFormatError, quoteReportData } from './quote-report-data.js';
 export type { RuntimeData } from './runtime-data.js';
 export {
   buildRuntimeData,

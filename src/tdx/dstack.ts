@@ -1,6 +1,7 @@
 import { DstackClient, type DstackInfo, EventLogError, parseEventLog } from '../dstack/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
+import { expectQuoteReportData } from './report-data.js';
 
 export interface DstackQuoteProviderOptions {
   /** Guest agent socket (config DSTACK_SOCKET, default `/var/run/dstack.sock`). */
@@ -14,7 +15,7 @@ export interface DstackQuoteProviderOptions {
 /**
  * Quotes from the Dstack guest agent (PLATFORMS.md, Dstack row). report_data is used as given, so
  * the scheme is `raw`. The event log is parsed and validated (src/dstack/event-log.ts) and served as a
- * list; /Info is fetched once and cached after its first success (it does not change while the CVM
+ * list; the quote's report_data is checked to be ours before it is returned; /Info is fetched once and cached after its first success (it does not change while the CVM
  * runs), while a failure is not cached so the next report retries.
  */
 export class DstackQuoteProvider implements QuoteProvider {
@@ -59,9 +60,12 @@ export class DstackQuoteProvider implements QuoteProvider {
         cause: error,
       });
     }
+    const quote = new Uint8Array(Buffer.from(answer.quote, 'hex'));
+    // And check the quote itself: a malformed quote or another report_data is 503, never served.
+    expectQuoteReportData('dstack', quote, reportData);
     const info = await this.loadInfo(signal);
     const result: QuoteResult = {
-      quote: new Uint8Array(Buffer.from(answer.quote, 'hex')),
+      quote,
       eventLog,
       info: { ...info },
       reportDataScheme: 'raw',

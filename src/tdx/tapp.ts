@@ -3,12 +3,11 @@ import {
   checkRuntimeData,
   EvidenceFormatError,
   parseTappEvidence,
-  QuoteFormatError,
-  quoteReportData,
   RuntimeDataError,
   TAPP_REPORT_DATA_SCHEME,
   TappClient,
 } from '../tapp/index.js';
+import { parseQuote, QuoteParseError } from './quote.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 
 export interface TappQuoteProviderOptions {
@@ -68,7 +67,7 @@ export class TappQuoteProvider implements QuoteProvider {
       }
       const runtime = checkRuntimeData({
         runtimeData: evidence.runtimeData,
-        quoteReportData: quoteReportData(evidence.quote),
+        quoteReportData: parseQuote(evidence.quote).report.reportData,
         nonce: reportData,
       });
       const extra: Record<string, unknown> = {
@@ -88,7 +87,7 @@ export class TappQuoteProvider implements QuoteProvider {
     } catch (error) {
       if (error instanceof SidecarError) throw error;
       if (error instanceof RuntimeDataError) throw bad(error.message, 'tapp_report_data_mismatch', error);
-      if (error instanceof EvidenceFormatError || error instanceof QuoteFormatError) {
+      if (error instanceof EvidenceFormatError || error instanceof QuoteParseError) {
         throw bad(error.message, 'tapp_bad_response', error);
       }
       throw error;

@@ -11,14 +11,14 @@ import {
   replayRtmrs,
   runtimeEventDigest,
 } from '../../src/dstack/index.js';
-import { hex, QUOTE_FIXTURES, readInfoFixture, readQuoteFixture, v4Fields } from './fixtures.js';
+import { hex, QUOTE_FIXTURES, quoteFields, readInfoFixture, readQuoteFixture } from './fixtures.js';
 
 describe('RTMR replay against real dstack quotes', () => {
   for (const name of QUOTE_FIXTURES) {
     it(`replays RTMR0-3 of ${name} to the quote's values`, () => {
       const fixture = readQuoteFixture(name);
       const events = parseEventLog(fixture.event_log);
-      const fields = v4Fields(fixture.quote);
+      const fields = quoteFields(fixture.quote);
       const replayed = replayRtmrs(events);
       expect(replayed.map(hex)).toEqual(fields.rtmrs.map(hex));
     });
@@ -30,7 +30,7 @@ describe('RTMR replay against real dstack quotes', () => {
     const rtmr3 = events.filter((e) => e.imr === 3);
     expect(rtmr3.length).toBeGreaterThan(5);
     expect(rtmr3.every((e) => e.digest === '')).toBe(true);
-    expect(hex(replayRtmrs(events)[3])).toBe(hex(v4Fields(fixture.quote).rtmrs[3]!));
+    expect(hex(replayRtmrs(events)[3])).toBe(hex(quoteFields(fixture.quote).rtmrs[3]!));
   });
 
   it('matches the digests dstack sent where it sent them', () => {
@@ -56,7 +56,7 @@ describe('RTMR replay against real dstack quotes', () => {
     const events = parseEventLog(fixture.event_log);
     const i = events.findIndex((e) => e.event === 'compose-hash');
     events[i] = { ...events[i]!, event_payload: '00'.repeat(32) };
-    expect(hex(replayRtmrs(events)[3])).not.toBe(hex(v4Fields(fixture.quote).rtmrs[3]!));
+    expect(hex(replayRtmrs(events)[3])).not.toBe(hex(quoteFields(fixture.quote).rtmrs[3]!));
   });
 
   it('replays from 48 zero bytes', () => {
@@ -102,7 +102,7 @@ describe('identity events and the compose hash', () => {
   it('binds SAMPLE_DSTACK_INFO: app_compose → compose_hash → mrconfigid, and mrtd/rtmrs equal the quote', () => {
     const info = readInfoFixture();
     const tcb = info['tcb_info'] as Record<string, string>;
-    const fields = v4Fields(readQuoteFixture('dstack/nearai-sample/SAMPLE_DSTACK_QUOTE.json').quote);
+    const fields = quoteFields(readQuoteFixture('dstack/nearai-sample/SAMPLE_DSTACK_QUOTE.json').quote);
     const hash = composeHash(tcb['app_compose']!);
     expect(hex(hash)).toBe(tcb['compose_hash']);
     expect(hex(hash)).toBe(info['compose_hash']);
@@ -116,7 +116,7 @@ describe('identity events and the compose hash', () => {
   it('binds the lite fixture compose-hash event to its mrconfigid', () => {
     const fixture = readQuoteFixture('dstack/verifier-fixtures/tdx-lite-getquote.json');
     const id = dstackIdentity(parseEventLog(fixture.event_log));
-    const mrconfigid = v4Fields(fixture.quote).mrconfigid;
+    const mrconfigid = quoteFields(fixture.quote).mrconfigid;
     expect(mrConfigIdBindsComposeHash(mrconfigid, Buffer.from(id.composeHash!, 'hex'))).toBe(true);
     expect(mrConfigIdBindsComposeHash(mrconfigid, new Uint8Array(32))).toBe(false);
   });
@@ -125,7 +125,7 @@ describe('identity events and the compose hash', () => {
     const fixture = readQuoteFixture('dstack/verifier-fixtures/quote-report.json');
     const id = dstackIdentity(parseEventLog(fixture.event_log));
     expect(
-      mrConfigIdBindsComposeHash(v4Fields(fixture.quote).mrconfigid, Buffer.from(id.composeHash!, 'hex')),
+      mrConfigIdBindsComposeHash(quoteFields(fixture.quote).mrconfigid, Buffer.from(id.composeHash!, 'hex')),
     ).toBe(false);
   });
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseQuote } from '../../src/tdx/index.js';
 import { sharedFixtures } from '../paths.js';
 
 /** A dstack GetQuote answer as captured (PLATFORMS.md; shared/attestation-fixtures README §2). */
@@ -27,19 +28,14 @@ export const readInfoFixture = (): Record<string, unknown> =>
     unknown
   >;
 
-/**
- * TD report fields of a v4 quote (TD 1.0 body at 48; PLATFORMS.md "TDX quote layout"), read here for
- * the tests only: every dstack fixture is a v4 quote, which the test asserts.
- */
-export const v4Fields = (quoteHex: string) => {
-  const q = Buffer.from(quoteHex, 'hex');
-  if (q.readUInt16LE(0) !== 4) throw new Error('fixture quote is not v4');
-  const at = (offset: number, length: number) => new Uint8Array(q.subarray(offset, offset + length));
+/** TD report fields of a fixture quote, read with the project's quote parser (src/tdx/quote.ts). */
+export const quoteFields = (quoteHex: string) => {
+  const { report } = parseQuote(Buffer.from(quoteHex, 'hex'));
   return {
-    mrtd: at(184, 48),
-    mrconfigid: at(232, 48),
-    rtmrs: [at(376, 48), at(424, 48), at(472, 48), at(520, 48)],
-    reportData: at(568, 64),
+    mrtd: report.mrTd,
+    mrconfigid: report.mrConfigId,
+    rtmrs: [report.rtmr0, report.rtmr1, report.rtmr2, report.rtmr3],
+    reportData: report.reportData,
   };
 };
 

@@ -59,6 +59,16 @@ describe('DstackQuoteProvider', () => {
     expect(error).toMatchObject({ status: 503, code: 'dstack_report_data_mismatch' });
   });
 
+  it('fails closed when the quote itself carries other report_data (no echo to compare)', async () => {
+    const { report_data: _echo, ...noEcho } = JSON.parse(QUOTE.toString('utf8'));
+    agent = await startFakeAgent((req, res) => sendJson(res, req.path === '/Info' ? INFO : noEcho));
+    const provider = new DstackQuoteProvider({ socketPath: agent.socketPath });
+    await expect(provider.getQuote(new Uint8Array(64).fill(7))).rejects.toMatchObject({
+      status: 503,
+      code: 'tee_bad_quote',
+    });
+  });
+
   it('turns a malformed event log into 503 dstack_bad_response', async () => {
     const broken = { ...JSON.parse(QUOTE.toString('utf8')), event_log: '[{"imr":9}]' };
     agent = await startFakeAgent((req, res) => sendJson(res, req.path === '/Info' ? INFO : broken));

@@ -71,7 +71,7 @@ describe('TappQuoteProvider against a real gRPC server', () => {
       { tcp: true },
     );
     const result = await provider(tapp.endpoint).getQuote(REPORT_DATA);
-    expect(result.quote.length).toBe(636);
+    expect(result.quote.length).toBe(5006);
   });
 
   it('rejects a quote whose report_data is not sha512(runtime_data)', async () => {
@@ -90,6 +90,20 @@ describe('TappQuoteProvider against a real gRPC server', () => {
       status: 503,
       code: 'tapp_report_data_mismatch',
       message: "tapp GetEvidence failed: sha512(runtime_data) does not equal the quote's report_data",
+    });
+  });
+
+  it('rejects evidence whose quote does not parse', async () => {
+    tapp = await startFakeTapp({
+      GetEvidence: (call: Call, cb: sendUnaryData<unknown>) => {
+        const evidence = JSON.parse(tappEvidence(call.request.nonce, SIGNER).evidence.toString());
+        evidence.quote = Buffer.alloc(100).toString('base64');
+        cb(null, answer(Buffer.from(JSON.stringify(evidence))));
+      },
+    });
+    await expect(provider(tapp.endpoint).getQuote(REPORT_DATA)).rejects.toMatchObject({
+      status: 503,
+      code: 'tapp_bad_response',
     });
   });
 

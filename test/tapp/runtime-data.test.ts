@@ -1,15 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   buildRuntimeData,
   checkRuntimeData,
-  QuoteFormatError,
-  quoteReportData,
   RuntimeDataError,
   reportDataOfRuntimeData,
 } from '../../src/tapp/index.js';
-import { sharedFixtures } from '../paths.js';
-import { fakeV4Quote, sha512 } from './tapp-server.js';
+import { sha512 } from './tapp-server.js';
 
 const SIGNER = new Uint8Array(20).fill(0xab);
 const NONCE = Uint8Array.from({ length: 64 }, (_, i) => i);
@@ -75,29 +71,5 @@ describe('Tapp runtime_data', () => {
         nonce: NONCE,
       }),
     ).toThrow(/not UTF-8 JSON/);
-  });
-});
-
-describe('quoteReportData', () => {
-  it('reads report_data of a v4 quote at 568', () => {
-    const rd = Uint8Array.from({ length: 64 }, (_, i) => 255 - i);
-    expect(quoteReportData(fakeV4Quote(rd))).toEqual(rd);
-  });
-
-  it('agrees with the real v4 sample and reads a real v5 (TD1.5) quote at 574', () => {
-    const v4 = readFileSync(sharedFixtures('tdx/dcap-qvl-sample/tdx_quote'));
-    expect(Buffer.from(quoteReportData(v4))).toEqual(v4.subarray(568, 632));
-    const v5 = readFileSync(sharedFixtures('tdx/dcap-qvl-outdated-v5/tdx_quote_outdated'));
-    expect(Buffer.from(quoteReportData(v5))).toEqual(v5.subarray(574, 638));
-  });
-
-  it('refuses short, non-TDX and unknown-version quotes', () => {
-    expect(() => quoteReportData(new Uint8Array(100))).toThrow(QuoteFormatError);
-    const notTdx = fakeV4Quote(new Uint8Array(64));
-    notTdx.writeUInt32LE(0, 4);
-    expect(() => quoteReportData(notTdx)).toThrow(/not a TDX quote/);
-    const v3 = fakeV4Quote(new Uint8Array(64));
-    v3.writeUInt16LE(3, 0);
-    expect(() => quoteReportData(v3)).toThrow(/version 3/);
   });
 });

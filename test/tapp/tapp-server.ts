@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,6 +11,7 @@ import {
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { TAPP_PROTO_PATH } from '../../src/tapp/index.js';
+import { sharedFixtures } from '../paths.js';
 
 export interface FakeTapp {
   endpoint: string;
@@ -54,12 +55,13 @@ export const startFakeTapp = async (
   };
 };
 
-/** A minimal v4 TDX quote: header (version 4, key type 2, TEE type 0x81) and report_data at 568. */
+/**
+ * A v4 quote standing in for the one Tapp's attestation agent makes: the real dcap-qvl sample quote
+ * with its report_data (v4: offset 568) replaced. Its signature no longer verifies, which the
+ * provider does not check (verifiers do); the structure parses like a real quote.
+ */
 export const fakeV4Quote = (reportData: Uint8Array): Buffer => {
-  const quote = Buffer.alloc(48 + 584 + 4);
-  quote.writeUInt16LE(4, 0);
-  quote.writeUInt16LE(2, 2);
-  quote.writeUInt32LE(0x81, 4);
+  const quote = Buffer.from(readFileSync(sharedFixtures('tdx/dcap-qvl-sample/tdx_quote')));
   Buffer.from(reportData).copy(quote, 568);
   return quote;
 };
