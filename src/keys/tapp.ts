@@ -52,22 +52,24 @@ const badKey = (reason: string): SidecarError =>
  */
 export class TappKeySource implements KeySource {
   readonly kind = 'tapp' as const;
-  private readonly client: TappClient;
-  private readonly appId: string;
+  private readonly options: TappKeySourceOptions;
 
   constructor(options: TappKeySourceOptions) {
     if (options.appId === '') throw new RangeError('"appId" must not be empty');
-    this.appId = options.appId;
-    this.client =
-      options.client ??
-      new TappClient({
-        endpoint: options.endpoint,
-        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      });
+    this.options = options;
   }
 
   async load(signal?: AbortSignal): Promise<KeyMaterial> {
-    const answer = await this.client.getAppSecretKey(this.appId, signal);
+    const { endpoint, appId, timeoutMs } = this.options;
+    // Keys are loaded once per start: an own channel for the call, closed right after.
+    const client =
+      this.options.client ?? new TappClient({ endpoint, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+    let answer: Awaited<ReturnType<TappClient['getAppSecretKey']>>;
+    try {
+      answer = await client.getAppSecretKey(appId, signal);
+    } finally {
+      if (this.options.client === undefined) client.close();
+    }
     const key = answer.privateKey;
     answer.privateKey = new Uint8Array(0);
     if (key.length !== 32) {

@@ -42,11 +42,13 @@ export class TappQuoteProvider implements QuoteProvider {
   readonly platform = 'tapp' as const;
   readonly simulated = false;
   private readonly client: TappClient;
+  private readonly ownsClient: boolean;
   private readonly appId: string;
 
   constructor(options: TappQuoteProviderOptions) {
     if (options.appId === '') throw new RangeError('"appId" must not be empty');
     this.appId = options.appId;
+    this.ownsClient = options.client === undefined;
     this.client =
       options.client ??
       new TappClient({
@@ -95,6 +97,6 @@ export class TappQuoteProvider implements QuoteProvider {
   }
 
   async close(): Promise<void> {
-    this.client.close();
+    if (this.ownsClient) this.client.close();
   }
 }

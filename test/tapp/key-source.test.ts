@@ -45,6 +45,15 @@ describe('TappKeySource against a real gRPC server', () => {
     expect(seen).toEqual([{ app_id: 'teeml-app', key_type: 'ethereum', x25519: false }]);
   });
 
+  it('loads the same keys again (one channel per load, closed after)', async () => {
+    const seen: Call['request'][] = [];
+    const source = await serveKey(() => ({ success: true, private_key: KEY, eth_address: ADDRESS }), seen);
+    const a = await source.load();
+    const b = await source.load();
+    expect(a).toEqual(b);
+    expect(seen).toHaveLength(2);
+  });
+
   it('pins the HKDF parameters (changing them changes every Ed25519 identity)', () => {
     expect([TAPP_ED25519_HKDF_SALT, TAPP_ED25519_HKDF_INFO]).toEqual([
       'teeml-sidecar',
