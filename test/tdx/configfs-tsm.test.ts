@@ -393,4 +393,19 @@ describe('ConfigfsTsmQuoteProvider on a real directory (node:fs adapter)', () =>
       await fsp.rm(root, { recursive: true, force: true });
     }
   });
+
+  it('nodeConfigfsFs.readFile reads to EOF, not to st_size (pseudo-files report 0)', async () => {
+    const stat = await fsp.stat('/proc/self/status');
+    expect(stat.size).toBe(0);
+    const text = new TextDecoder().decode(await nodeConfigfsFs.readFile('/proc/self/status'));
+    expect(text).toMatch(/^Name:/);
+    const root = await fsp.mkdtemp(join(tmpdir(), 'tsm-read-'));
+    try {
+      const big = Uint8Array.from({ length: 40_000 }, (_, i) => i % 251);
+      await fsp.writeFile(join(root, 'blob'), big);
+      expect(await nodeConfigfsFs.readFile(join(root, 'blob'))).toEqual(big);
+    } finally {
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  });
 });
