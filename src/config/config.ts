@@ -29,8 +29,10 @@ export const envSchema = z.object({
   /** Unset: the built-in demo upstream starts on loopback and every response says it is a demo. */
   UPSTREAM_URL: url.optional(),
   UPSTREAM_API_KEY: optionalString,
-  UPSTREAM_TIMEOUT_MS: int(1000, 3_600_000).default(600_000),
+  UPSTREAM_TIMEOUT_MS: int(100, 3_600_000).default(600_000),
   MAX_BODY_BYTES: int(1024, 512 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** Largest non-streaming upstream answer the sidecar buffers to sign. */
+  MAX_UPSTREAM_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(64 * 1024 * 1024),
 
   KEY_SOURCE: z.enum(['ephemeral', 'dstack', 'tapp']).default('ephemeral'),
   DSTACK_KEY_PATH: z.string().min(1).default('teeml-sidecar/signing'),

@@ -63,6 +63,10 @@ export class MemorySignatureStore implements SignatureStore {
     return entry.record;
   }
 
+  async close(): Promise<void> {
+    this.entries.clear();
+  }
+
   private sweep(now: number): void {
     for (const [key, entry] of this.entries) {
       if (entry.expiresAt > now) break;

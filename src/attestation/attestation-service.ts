@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { assertBytes } from '../bytes/index.js';
+import type { GpuEvidence, GpuEvidenceProvider } from '../gpu/gpu-evidence-provider.js';
+import { buildNvidiaPayload } from '../gpu/index.js';
+import type { Signers, SigningAlgo } from '../keys/index.js';
+import type { Logger } from '../log/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { buildReportData } from '../tdx/index.js';
+import type { QuoteProvider } from '../tdx/quote-provider.js';
+import { Limiter } from './limiter.js';
+import { type AttestationReport, buildAttestation } from './report.js';
+import { withTimeout } from './with-timeout.js';
+
+export interface AttestationServiceOptions {
+  quotes: QuoteProvider;
+  gpus: GpuEvidenceProvider;
+  signers: Signers;
+  /** Fails closed (throws) when evidence does not pass the local check for this nonce. */
+  checkGpuEvidence: (gpus: readonly GpuEvidence[], nonce: Uint8Array) => void;
+  cacheTtlMs: number;
+  timeoutMs: number;
+  maxConcurrent: number;
+  maxQueue: number;
+  logger: Logger;
+  metrics?: Metrics;
+  now?: () => number;
+  random?: (n: number) => Uint8Array;
+}
+
+interface CacheEntry {
+  report: AttestationReport;
+  expiresAt: number;
+}
+
+/**
+ * Builds attestation reports.
+ * - With a nonce: always a fresh quote and fresh GPU evidence for that nonce, collected in parallel;
+ *   concurrent requests for the same nonce share one collection; at most `maxConcurrent` collections
+ *   run and `maxQueue` wait (429 beyond); a TEE or GPU that does not answer gives 503.
+ * - Without: a cached report per algorithm for a random nonce, refreshed in the background when it is
+ *   80% through its TTL, so callers rarely wait for a TEE.
+ */
+export class AttestationService {
+  private readonly limiter: Limiter;
+  private readonly inFlight = new Map<string, Promise<AttestationReport>>();
+  private readonly cache = new Map<SigningAlgo, CacheEntry>();
+  private readonly refreshing = new Map<SigningAlgo, Promise<AttestationReport>>();
+  private readonly now: () => number;
+  private readonly random: (n: number) => Uint8Array;
+
+  constructor(private readonly options: AttestationServiceOptions) {
+    this.limiter = new Limiter(options.maxConcurrent, options.maxQueue);
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? ((n) => new Uint8Array(randomBytes(n)));
+  }
+
+  async report(algo: SigningAlgo, nonce?: Uint8Array): Promise<AttestationReport> {
+    if (nonce === undefined) return this.cached(algo);
+    assertBytes('nonce', nonce, 32);
+    const key = `${algo}:${Buffer.from(nonce).toString('hex')}`;
+    const running = this.inFlight.get(key);
+    if (running !== undefined) return running;
+    const task = this.limiter.run(() => this.collect(algo, nonce)).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, task);
+    return task;
+  }
+
+  private async cached(algo: SigningAlgo): Promise<AttestationReport> {
+    const entry = this.cache.get(algo);
+    const now = this.now();
+    if (entry !== undefined && now < entry.expiresAt) {
+      const refreshAt = entry.expiresAt - this.options.cacheTtlMs * 0.2;
+      if (now >= refreshAt) this.refresh(algo).catch(() => undefined);
+      this.options.metrics?.attestations.inc({ kind: 'cached', outcome: 'ok' });
+      return entry.report;
+    }
+    return this.refresh(algo);
+  }
+
+  private refresh(algo: SigningAlgo): Promise<AttestationReport> {
+    const running = this.refreshing.get(algo);
+    if (running !== undefined) return running;
+    const task = this.limiter
+      .run(() => this.collect(algo, this.random(32)))
+      .then((report) => {
+        this.cache.set(algo, { report, expiresAt: this.now() + this.options.cacheTtlMs });
+        return report;
+      })
+      .catch((err: unknown) => {
+        this.options.logger.warn({ err: (err as Error).message, algo }, 'cached attestation refresh failed');
+        throw err;
+      })
+      .finally(() => this.refreshing.delete(algo));
+    this.refreshing.set(algo, task);
+    return task;
+  }
+
+  private async collect(algo: SigningAlgo, nonce: Uint8Array): Promise<AttestationReport> {
+    const { quotes, gpus, signers } = this.options;
+    const signer = signers.get(algo);
+    const reportData =
+      algo === 'ecdsa'
+        ? buildReportData({ algo, address: signer.addressBytes, nonce })
+        : buildReportData({ algo, publicKey: signer.addressBytes, nonce });
+    const started = performance.now();
+    try {
+      const [quote, gpu] = await withTimeout(this.options.timeoutMs, 'the TEE or GPU', (signal) =>
+        Promise.all([quotes.getQuote(reportData, signal), gpus.collect(nonce, signal)]),
+      );
+      if (gpu.gpus.length > 0) this.options.checkGpuEvidence(gpu.gpus, nonce);
+      const attestation = buildAttestation({
+        signer,
+        nonce,
+        reportData,
+        quote,
+        platform: quotes.platform,
+        quoteSimulated: quotes.simulated,
+        gpu,
+        gpuProvider: gpus.kind,
+        nvidiaPayload: gpu.gpus.length > 0 ? buildNvidiaPayload(nonce, gpu.gpus) : '',
+      });
+      this.options.metrics?.attestations.inc({ kind: 'fresh', outcome: 'ok' });
+      return { ...attestation, all_attestations: [attestation] };
+    } catch (err) {
+      this.options.metrics?.attestations.inc({ kind: 'fresh', outcome: 'error' });
+      throw err;
+    } finally {
+      this.options.metrics?.attestationSeconds.observe((performance.now() - started) / 1000);
+    }
+  }
+}

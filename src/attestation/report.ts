@@ -1,0 +1,74 @@
+import type { GpuEvidenceResult } from '../gpu/gpu-evidence-provider.js';
+import type { Signer, SigningAlgo } from '../keys/index.js';
+import type { QuoteResult, ReportDataScheme, TeePlatform } from '../tdx/quote-provider.js';
+
+/** The fields of one attestation (CONTRACT.md, Attestation report), plus labelled extras. */
+export interface Attestation {
+  signing_address: string;
+  signing_algo: SigningAlgo;
+  signing_public_key: string;
+  request_nonce: string;
+  intel_quote: string;
+  /** A JSON string; "" when the deployment has no GPU (`gpu.provider` = none). */
+  nvidia_payload: string;
+  event_log: unknown[];
+  info: Record<string, unknown>;
+  /** Extras (allowed by the contract): how to read the quote. */
+  platform: TeePlatform;
+  report_data: string;
+  report_data_scheme: ReportDataScheme;
+  simulated: boolean;
+  gpu: {
+    provider: string;
+    count: number;
+    simulated: boolean;
+    cc_state: GpuEvidenceResult['ccState'];
+  };
+  /** Present only on simulated reports: a verifier must reject them. */
+  warning?: string;
+  [extra: string]: unknown;
+}
+
+export interface AttestationReport extends Attestation {
+  all_attestations: Attestation[];
+}
+
+export const SIMULATED_WARNING =
+  'SIMULATED ATTESTATION: no TEE and/or no GPU evidence backs this report. It proves nothing; verifiers must reject it.';
+
+export const buildAttestation = (input: {
+  signer: Signer;
+  nonce: Uint8Array;
+  reportData: Uint8Array;
+  quote: QuoteResult;
+  platform: TeePlatform;
+  quoteSimulated: boolean;
+  gpu: GpuEvidenceResult;
+  gpuProvider: string;
+  nvidiaPayload: string;
+}): Attestation => {
+  const simulated = input.quoteSimulated || input.gpu.simulated;
+  const attestation: Attestation = {
+    signing_address: input.signer.address,
+    signing_algo: input.signer.algo,
+    signing_public_key: input.signer.publicKey,
+    request_nonce: Buffer.from(input.nonce).toString('hex'),
+    intel_quote: Buffer.from(input.quote.quote).toString('hex'),
+    nvidia_payload: input.nvidiaPayload,
+    event_log: input.quote.eventLog,
+    info: input.quote.info,
+    platform: input.platform,
+    report_data: Buffer.from(input.reportData).toString('hex'),
+    report_data_scheme: input.quote.reportDataScheme,
+    simulated,
+    gpu: {
+      provider: input.gpuProvider,
+      count: input.gpu.gpus.length,
+      simulated: input.gpu.simulated,
+      cc_state: input.gpu.ccState,
+    },
+    ...(input.quote.extra ?? {}),
+  };
+  if (simulated) attestation.warning = SIMULATED_WARNING;
+  return attestation;
+};

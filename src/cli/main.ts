@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+import { serve } from './serve.js';
+
+const USAGE = `teeml-sidecar: verifiable inference sidecar for vLLM in Intel TDX + NVIDIA confidential computing
+
+Usage:
+  teeml-sidecar [serve]              start the sidecar (configuration from the environment; see README)
+  teeml-sidecar verify <base-url>    check a running sidecar end to end (teeml-sidecar verify --help)
+  teeml-sidecar --version
+`;
+
+const main = async (argv: string[]): Promise<number> => {
+  const [command = 'serve', ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(process.env);
+    case 'verify': {
+      const { verifyCommand } = await import('./verify.js');
+      return verifyCommand(rest, process.stdout, process.stderr);
+    }
+    case '--version':
+    case '-v': {
+      const { VERSION } = await import('../server/version.js');
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    }
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+};
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`teeml-sidecar: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import type { Config } from '../config/index.js';
+import { SidecarError } from '../errors/index.js';
+import type { GpuEvidence, GpuEvidenceProvider } from '../gpu/gpu-evidence-provider.js';
+import {
+  assertGpuEvidence,
+  FixtureGpuEvidenceProvider,
+  HttpGpuEvidenceProvider,
+  loadSyntheticGpuFixtures,
+  NoGpuEvidenceProvider,
+  NVIDIA_DEVICE_IDENTITY_CA_SHA256,
+  NvmlGpuEvidenceProvider,
+  nrasSelfCheck,
+  SimulatedGpuEvidenceProvider,
+} from '../gpu/index.js';
+import { DstackKeySource, EphemeralKeySource, type KeySource, TappKeySource } from '../keys/index.js';
+import type { Logger } from '../log/index.js';
+import {
+  ConfigfsTsmQuoteProvider,
+  DstackQuoteProvider,
+  LibTdxQuoteProvider,
+  type QuoteProvider,
+  SimulatedQuoteProvider,
+  TappQuoteProvider,
+} from '../tdx/index.js';
+
+export interface Providers {
+  quotes: QuoteProvider;
+  gpus: GpuEvidenceProvider;
+  keys: KeySource;
+  /** The local GPU evidence check with the roots this deployment accepts. */
+  checkGpuEvidence: (gpus: readonly GpuEvidence[], nonce: Uint8Array) => void;
+}
+
+/**
+ * `TEE_PROVIDER=auto`: the first platform present, in the order dstack socket → configfs-tsm →
+ * libtdx_attest. Simulated only when TEE_AUTO_ALLOW_SIMULATED=true; otherwise start-up fails.
+ */
+const detectQuoteProvider = async (config: Config, logger: Logger): Promise<QuoteProvider> => {
+  if (existsSync(config.DSTACK_SOCKET)) return new DstackQuoteProvider({ socketPath: config.DSTACK_SOCKET });
+  if (existsSync(config.TSM_REPORT_ROOT))
+    return new ConfigfsTsmQuoteProvider({ root: config.TSM_REPORT_ROOT });
+  const libtdx = new LibTdxQuoteProvider({ libraryPath: config.LIBTDX_ATTEST_PATH });
+  try {
+    await libtdx.getQuote(new Uint8Array(64));
+    return libtdx;
+  } catch {
+    // not present or not working: fall through
+  }
+  if (config.TEE_AUTO_ALLOW_SIMULATED) {
+    logger.warn(
+      'TEE_PROVIDER=auto found no TEE; TEE_AUTO_ALLOW_SIMULATED=true, so using the SIMULATED provider',
+    );
+    return new SimulatedQuoteProvider();
+  }
+  throw new SidecarError(
+    `TEE_PROVIDER=auto found no TEE (no ${config.DSTACK_SOCKET}, no ${config.TSM_REPORT_ROOT}, no working ${config.LIBTDX_ATTEST_PATH})`,
+    { status: 503, code: 'tee_not_found' },
+  );
+};
+
+const quoteProvider = (config: Config, logger: Logger): Promise<QuoteProvider> | QuoteProvider => {
+  switch (config.TEE_PROVIDER) {
+    case 'simulated':
+      return new SimulatedQuoteProvider();
+    case 'dstack':
+      return new DstackQuoteProvider({
+        socketPath: config.DSTACK_SOCKET,
+        timeoutMs: config.ATTESTATION_TIMEOUT_MS,
+      });
+    case 'configfs-tsm':
+      return new ConfigfsTsmQuoteProvider({ root: config.TSM_REPORT_ROOT });
+    case 'libtdx':
+      return new LibTdxQuoteProvider({ libraryPath: config.LIBTDX_ATTEST_PATH });
+    case 'tapp':
+      return new TappQuoteProvider({
+        endpoint: config.TAPP_ENDPOINT,
+        appId: config.TAPP_APP_ID as string,
+        timeoutMs: config.ATTESTATION_TIMEOUT_MS,
+      });
+    case 'auto':
+      return detectQuoteProvider(config, logger);
+  }
+};
+
+const gpuProvider = (config: Config): GpuEvidenceProvider => {
+  switch (config.GPU_EVIDENCE) {
+    case 'simulated':
+      return new SimulatedGpuEvidenceProvider();
+    case 'nvml':
+      return new NvmlGpuEvidenceProvider({
+        libraryPath: config.NVML_LIBRARY_PATH,
+        timeoutMs: config.GPU_EVIDENCE_TIMEOUT_MS,
+      });
+    case 'http':
+      return new HttpGpuEvidenceProvider({
+        url: config.GPU_EVIDENCE_URL as string,
+        timeoutMs: config.GPU_EVIDENCE_TIMEOUT_MS,
+      });
+    case 'none':
+      return new NoGpuEvidenceProvider();
+    case 'fixture':
+      return new FixtureGpuEvidenceProvider({ path: config.GPU_FIXTURE_PATH as string });
+  }
+};
+
+const keySource = (config: Config): KeySource => {
+  switch (config.KEY_SOURCE) {
+    case 'ephemeral':
+      return new EphemeralKeySource();
+    case 'dstack':
+      return new DstackKeySource({ socketPath: config.DSTACK_SOCKET, path: config.DSTACK_KEY_PATH });
+    case 'tapp':
+      return new TappKeySource({ endpoint: config.TAPP_ENDPOINT, appId: config.TAPP_APP_ID as string });
+  }
+};
+
+/**
+ * Builds the providers configuration names. Real GPU evidence is only ever accepted under the real
+ * NVIDIA root; the synthetic root is added for the simulated and fixture providers alone.
+ */
+export const selectProviders = async (
+  config: Config,
+  logger: Logger,
+  fetchImpl?: typeof fetch,
+): Promise<Providers> => {
+  const quotes = await quoteProvider(config, logger);
+  const gpus = gpuProvider(config);
+  const synthetic = gpus.kind === 'simulated' || gpus.kind === 'fixture';
+  const pinnedRoots = synthetic
+    ? [NVIDIA_DEVICE_IDENTITY_CA_SHA256, (await loadSyntheticGpuFixtures()).rootFingerprint]
+    : undefined;
+  const checkGpuEvidence = (list: readonly GpuEvidence[], nonce: Uint8Array): void =>
+    assertGpuEvidence(list, {
+      nonce,
+      now: new Date(),
+      ...(pinnedRoots === undefined ? {} : { pinnedRoots }),
+    });
+  if (config.NRAS_SELF_CHECK) {
+    const result = await nrasSelfCheck(gpus, {
+      baseUrl: config.NRAS_URL,
+      ...(fetchImpl ? { fetch: fetchImpl } : {}),
+    });
+    if (!result.verification.ok) {
+      throw new SidecarError(
+        `NRAS rejected this machine's GPU evidence at start-up (NRAS_SELF_CHECK=true): ${result.verification.failures.join(', ')}`,
+        { status: 503, code: 'nras_self_check_failed' },
+      );
+    }
+    logger.info("NRAS accepted this machine's GPU evidence");
+  }
+  return { quotes, gpus, keys: keySource(config), checkGpuEvidence };
+};

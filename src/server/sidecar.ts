@@ -1,0 +1,155 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { AttestationService } from '../attestation/index.js';
+import type { Config } from '../config/index.js';
+import { type DemoUpstream, startDemoUpstream } from '../demo-upstream/index.js';
+import { createSigners } from '../keys/index.js';
+import type { Logger } from '../log/index.js';
+import { Metrics } from '../metrics/index.js';
+import { Upstream } from '../proxy/index.js';
+import { MemorySignatureStore, PendingSignatures, type SignatureStore } from '../signatures/index.js';
+import { createApp } from './app.js';
+import { type Providers, selectProviders } from './providers.js';
+import { VERSION } from './version.js';
+
+export interface Sidecar {
+  url: string;
+  server: Server;
+  signingAddress: string;
+  simulated: boolean;
+  close(): Promise<void>;
+}
+
+export interface SidecarOverrides {
+  /** Replace what configuration would choose (tests inject doubles this way). */
+  providers?: Partial<Providers>;
+  store?: SignatureStore;
+  /** `fetch` used by the NRAS self-check. */
+  fetch?: typeof fetch;
+}
+
+/**
+ * The composition root: builds every part from the frozen config, starts the HTTP server and, with
+ * no UPSTREAM_URL, the demo upstream. Refuses to start when a configured TEE, GPU or key source
+ * fails; never falls back to simulation unless configuration says so.
+ */
+export const startSidecar = async (
+  config: Config,
+  logger: Logger,
+  overrides: SidecarOverrides = {},
+): Promise<Sidecar> => {
+  const providers = { ...(await selectProviders(config, logger, overrides.fetch)), ...overrides.providers };
+  const signers = createSigners(await providers.keys.load());
+  const metrics = new Metrics();
+  let demo: DemoUpstream | undefined;
+  if (config.demoUpstream) {
+    demo = await startDemoUpstream();
+    logger.warn(
+      { upstream: demo.url },
+      'DEMO UPSTREAM: no UPSTREAM_URL is set, completions come from the built-in demo model server, not a real model',
+    );
+  }
+  const simulated = providers.quotes.simulated || providers.gpus.kind === 'simulated';
+  if (simulated) {
+    logger.warn(
+      { tee: providers.quotes.platform, gpu: providers.gpus.kind },
+      'SIMULATED ATTESTATION: reports are not backed by a TEE; verifiers reject them. Never use this in production',
+    );
+  }
+  const store =
+    overrides.store ??
+    new MemorySignatureStore({
+      ttlMs: config.SIGNATURE_TTL_SECONDS * 1000,
+      capacity: config.SIGNATURE_CAPACITY,
+      onEarlyEviction: ({ ageMs, evictedTotal }) => {
+        metrics.storeEarlyEvictions.inc();
+        // One line per 1000 evictions: enough to notice, not enough to flood.
+        if (evictedTotal === 1 || evictedTotal % 1000 === 0) {
+          logger.warn({ ageMs, evictedTotal }, 'signature store full: evicting records before their TTL');
+        }
+      },
+    });
+  const pending = new PendingSignatures();
+  const upstream = new Upstream({
+    baseUrl: demo?.url ?? (config.UPSTREAM_URL as string),
+    apiKey: config.UPSTREAM_API_KEY,
+  });
+  const attestation = new AttestationService({
+    quotes: providers.quotes,
+    gpus: providers.gpus,
+    signers,
+    checkGpuEvidence: providers.checkGpuEvidence,
+    cacheTtlMs: config.REPORT_CACHE_TTL_SECONDS * 1000,
+    timeoutMs: config.ATTESTATION_TIMEOUT_MS,
+    maxConcurrent: config.ATTESTATION_MAX_CONCURRENT,
+    maxQueue: config.ATTESTATION_MAX_QUEUE,
+    logger,
+    metrics,
+  });
+  const app = createApp({
+    signers,
+    store,
+    pending,
+    attestation,
+    logger,
+    metrics,
+    authToken: config.AUTH_TOKEN,
+    proxy: {
+      upstream,
+      signers,
+      store,
+      pending,
+      logger,
+      metrics,
+      maxBodyBytes: config.MAX_BODY_BYTES,
+      maxUpstreamBodyBytes: config.MAX_UPSTREAM_BODY_BYTES,
+      upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+      adminToken: config.ADMIN_TOKEN,
+    },
+    status: {
+      simulated,
+      demoUpstream: demo !== undefined,
+      platform: providers.quotes.platform,
+      gpu: providers.gpus.kind,
+      version: VERSION,
+    },
+  });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 0; // streams may run long; the upstream idle timeout bounds them
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  logger.info(
+    {
+      url,
+      signingAddress: signers.ecdsa.address,
+      tee: providers.quotes.platform,
+      gpu: providers.gpus.kind,
+      version: VERSION,
+    },
+    'teeml-sidecar listening',
+  );
+  return {
+    url,
+    server,
+    signingAddress: signers.ecdsa.address,
+    simulated,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      upstream.close();
+      await demo?.close();
+      await store.close?.();
+      await providers.quotes.close?.();
+      await providers.gpus.close?.();
+    },
+  };
+};

@@ -1,0 +1,116 @@
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/log/index.js';
+import { type Sidecar, type SidecarOverrides, startSidecar } from '../../src/server/index.js';
+
+/** Every log line written by sidecars in this test process (the secrets test greps them). */
+export const capturedLogs: string[] = [];
+
+export interface TestSidecar extends Sidecar {
+  logs: string[];
+}
+
+/** Starts the real sidecar on a free loopback port with the given environment on top of test defaults. */
+export const startTestSidecar = async (
+  env: Record<string, string> = {},
+  overrides: SidecarOverrides = {},
+): Promise<TestSidecar> => {
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'debug', ...env });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const line = chunk.toString('utf8');
+      logs.push(line);
+      capturedLogs.push(line);
+      done();
+    },
+  });
+  const sidecar = await startSidecar(config, createLogger(config.LOG_LEVEL, sink), overrides);
+  return Object.assign(sidecar, { logs });
+};
+
+export type Handler = (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
+
+export interface TestUpstream {
+  url: string;
+  server: Server;
+  requests: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: Buffer }>;
+  close(): Promise<void>;
+}
+
+/** A real HTTP server standing in for vLLM; `handler` scripts its behaviour per test. */
+export const startUpstream = (handler: Handler): Promise<TestUpstream> =>
+  new Promise((resolve) => {
+    const requests: TestUpstream['requests'] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+        handler(req, body, res);
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        server,
+        requests,
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+/** An HTTP request that returns the exact bytes received (no decoding, no parsing). */
+export const rawRequest = (
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<RawResponse> =>
+  new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+
+export const postJson = (
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> => {
+  const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return rawRequest(url, {
+    method: 'POST',
+    body: bytes,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+};
+
+export const json = <T = Record<string, unknown>>(res: RawResponse): T =>
+  JSON.parse(res.body.toString('utf8')) as T;
+
+/** Writes SSE events from an upstream one by one, then ends (or not). */
+export const writeSse = (res: ServerResponse, events: string[], end = true): void => {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  for (const e of events) res.write(e);
+  if (end) res.end();
+};

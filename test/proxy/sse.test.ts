@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { SseParser, SseTap } from '../../src/proxy/index.js';
+
+const enc = new TextEncoder();
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+const vllmStream = (id: string, crlf = false): Uint8Array => {
+  const nl = crlf ? '\r\n' : '\n';
+  const parts = [
+    `: ping${nl}${nl}`,
+    `data: {"id":"${id}","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}${nl}${nl}`,
+    `data:{"id":"${id}","choices":[{"index":0,"delta":{"content":"héllo ✓ 😀"}}]}${nl}${nl}`,
+    `data: {"id":"${id}","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}${nl}${nl}`,
+    `data: [DONE]${nl}${nl}`,
+  ];
+  return enc.encode(parts.join(''));
+};
+
+/** Splits bytes into chunks at the given cut points. */
+const cut = (bytes: Uint8Array, points: number[]): Uint8Array[] => {
+  const sorted = [...new Set(points.filter((p) => p > 0 && p < bytes.length))].sort((a, b) => a - b);
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (const p of sorted) {
+    out.push(bytes.subarray(start, p));
+    start = p;
+  }
+  out.push(bytes.subarray(start));
+  return out;
+};
+
+const runTap = (chunks: Uint8Array[]) => {
+  const tap = new SseTap(() => 'chatcmpl-generated');
+  const sent: Uint8Array[] = [];
+  for (const c of chunks) sent.push(...tap.push(c));
+  const { rest, outcome } = tap.end();
+  sent.push(...rest);
+  return { sent: Buffer.concat(sent), outcome };
+};
+
+describe('SseParser', () => {
+  it('handles LF, CRLF and CR line endings, data with and without a space, comments, multi-line data', () => {
+    const p = new SseParser();
+    const events = p.push(enc.encode(': c\r\ndata: a\rdata:b\n\nevent: x\ndata: [DONE]\r\n\r\n'));
+    expect(events).toEqual([
+      { data: 'a\nb', event: undefined },
+      { data: '[DONE]', event: 'x' },
+    ]);
+  });
+
+  it('holds a CR at the end of a chunk until it knows whether LF follows', () => {
+    const p = new SseParser();
+    expect(p.push(enc.encode('data: a\r'))).toEqual([]);
+    // "\r\n" then a lone "\r" (a blank line): the event is dispatched; the next "\n" completes that CRLF.
+    expect(p.push(enc.encode('\n\r'))).toEqual([{ data: 'a', event: undefined }]);
+    expect(p.push(enc.encode('\n'))).toEqual([]);
+    expect(p.push(enc.encode('data: b\n\n'))).toEqual([{ data: 'b', event: undefined }]);
+  });
+
+  it('never splits a multi-byte character across chunks', () => {
+    const bytes = enc.encode('data: 😀é\n\n');
+    for (let i = 1; i < bytes.length; i++) {
+      const p = new SseParser();
+      const events = [...p.push(bytes.subarray(0, i)), ...p.push(bytes.subarray(i))];
+      expect(events).toEqual([{ data: '😀é', event: undefined }]);
+    }
+  });
+
+  it('refuses a line longer than its bound', () => {
+    const p = new SseParser(16);
+    expect(() => p.push(enc.encode(`data: ${'x'.repeat(32)}`))).toThrow(/maximum length/);
+  });
+});
+
+describe('SseTap', () => {
+  const body = vllmStream('chatcmpl-abc');
+
+  it('gives one digest for whole, 1-byte and random chunkings, and passes bytes through unchanged', () => {
+    const whole = runTap([body]);
+    expect(whole.sent.equals(Buffer.from(body))).toBe(true);
+    expect(whole.outcome).toEqual({
+      complete: true,
+      id: 'chatcmpl-abc',
+      responseHash: sha(body),
+      injected: false,
+    });
+    const bytewise = runTap(
+      cut(
+        body,
+        Array.from({ length: body.length }, (_, i) => i),
+      ),
+    );
+    expect(bytewise.outcome.responseHash).toBe(sha(body));
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: body.length - 1 }), { maxLength: 40 }), (points) => {
+        const r = runTap(cut(body, points));
+        expect(r.sent.equals(Buffer.from(body))).toBe(true);
+        expect(r.outcome.responseHash).toBe(sha(body));
+        expect(r.outcome.id).toBe('chatcmpl-abc');
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('handles CRLF streams', () => {
+    const crlf = vllmStream('chatcmpl-crlf', true);
+    const r = runTap(cut(crlf, [3, 50, 51, 120]));
+    expect(r.outcome).toMatchObject({ complete: true, id: 'chatcmpl-crlf', responseHash: sha(crlf) });
+  });
+
+  it('holds bytes until the first data event decides the id', () => {
+    const tap = new SseTap();
+    expect(tap.push(enc.encode(': keep-alive\n\ndata: {"id":"cmpl-1",'))).toEqual([]);
+    expect(tap.decided).toBe(false);
+    const out = tap.push(enc.encode('"choices":[]}\n\n'));
+    expect(tap.decided).toBe(true);
+    expect(tap.responseId).toBe('cmpl-1');
+    expect(Buffer.concat(out).toString()).toBe(': keep-alive\n\ndata: {"id":"cmpl-1","choices":[]}\n\n');
+  });
+
+  it('is incomplete without [DONE] or with an in-band error event', () => {
+    const noDone = enc.encode('data: {"id":"chatcmpl-a","choices":[]}\n\n');
+    expect(runTap([noDone]).outcome.complete).toBe(false);
+    const errored = enc.encode(
+      'data: {"id":"chatcmpl-a","choices":[]}\n\ndata: {"error":{"message":"oom","code":500}}\n\ndata: [DONE]\n\n',
+    );
+    expect(runTap([errored]).outcome.complete).toBe(false);
+    const mentionsError = enc.encode(
+      'data: {"id":"chatcmpl-a","choices":[{"delta":{"content":"\\"error\\""}}]}\n\ndata: [DONE]\n\n',
+    );
+    expect(runTap([mentionsError]).outcome.complete).toBe(true);
+  });
+
+  it('injects a generated id into every event when the upstream gives none, hashing what it sends', () => {
+    const noId = enc.encode(
+      'data: {"object":"chunk","choices":[1]}\n\ndata: {"choices":[2]}\n\ndata: [DONE]\n\n',
+    );
+    const r = runTap(cut(noId, [5, 40]));
+    const text = r.sent.toString();
+    expect(text).toBe(
+      'data: {"id":"chatcmpl-generated","object":"chunk","choices":[1]}\n\n' +
+        'data: {"id":"chatcmpl-generated","choices":[2]}\n\ndata: [DONE]\n\n',
+    );
+    expect(r.outcome).toEqual({
+      complete: true,
+      id: 'chatcmpl-generated',
+      responseHash: sha(r.sent),
+      injected: true,
+    });
+  });
+});

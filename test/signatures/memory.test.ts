@@ -1,0 +1,86 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MemorySignatureStore, PendingSignatures, type SignatureRecord } from '../../src/signatures/index.js';
+
+const record = (n: number): SignatureRecord => ({
+  text: `${'a'.repeat(64)}:${n.toString(16).padStart(64, '0')}`,
+  ecdsa: { signature: `0x${'1'.repeat(130)}`, address: '0xabc' },
+  ed25519: { signature: '2'.repeat(128), address: 'def' },
+});
+
+describe('MemorySignatureStore', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(1_000_000);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it('finds records case-insensitively and forgets them after the TTL', async () => {
+    const store = new MemorySignatureStore({ ttlMs: 20 * 60_000, capacity: 10 });
+    await store.put('chatcmpl-AbC', record(1));
+    expect(await store.get('CHATCMPL-abc')).toEqual(record(1));
+    vi.advanceTimersByTime(20 * 60_000 - 1);
+    expect(await store.get('chatcmpl-abc')).toBeDefined();
+    vi.advanceTimersByTime(1);
+    expect(await store.get('chatcmpl-abc')).toBeUndefined();
+    await store.put('other', record(2));
+    expect(store.size).toBe(1);
+  });
+
+  it('evicts the oldest at capacity and reports each early eviction', async () => {
+    const evictions: Array<{ ageMs: number; evictedTotal: number }> = [];
+    const store = new MemorySignatureStore({
+      ttlMs: 60_000,
+      capacity: 3,
+      onEarlyEviction: (e) => evictions.push(e),
+    });
+    for (let i = 0; i < 5; i++) {
+      await store.put(`id-${i}`, record(i));
+      vi.advanceTimersByTime(10);
+    }
+    expect(store.size).toBe(3);
+    expect(await store.get('id-0')).toBeUndefined();
+    expect(await store.get('id-1')).toBeUndefined();
+    expect(await store.get('id-2')).toEqual(record(2));
+    expect(evictions).toEqual([
+      { ageMs: 30, evictedTotal: 1 },
+      { ageMs: 30, evictedTotal: 2 },
+    ]);
+    expect(store.earlyEvictions).toBe(2);
+  });
+
+  it('re-putting an id refreshes it instead of duplicating it', async () => {
+    const store = new MemorySignatureStore({ ttlMs: 60_000, capacity: 2 });
+    await store.put('a', record(1));
+    await store.put('b', record(2));
+    await store.put('A', record(3));
+    await store.put('c', record(4));
+    expect(await store.get('b')).toBeUndefined();
+    expect(await store.get('a')).toEqual(record(3));
+  });
+});
+
+describe('PendingSignatures', () => {
+  it('wakes a waiter when the id settles, and times out otherwise', async () => {
+    vi.useFakeTimers();
+    try {
+      const pending = new PendingSignatures();
+      pending.begin('Chat-1');
+      let woke = false;
+      const w = pending.wait('chat-1', 5000).then(() => {
+        woke = true;
+      });
+      await vi.advanceTimersByTimeAsync(100);
+      expect(woke).toBe(false);
+      pending.settle('CHAT-1');
+      await w;
+      expect(woke).toBe(true);
+      pending.begin('x');
+      const t = pending.wait('x', 50);
+      await vi.advanceTimersByTimeAsync(50);
+      await t;
+      expect(pending.size).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
