@@ -81,6 +81,8 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   readonly #queue = new SerialQueue();
   #nvml: NvmlBindings | undefined;
   #initialised = false;
+  /** The deadline of the collection now running (the queue runs one at a time). */
+  #deadline: AbortSignal | undefined;
 
   constructor(options: NvmlGpuEvidenceOptions = {}) {
     this.#libraryPath = options.libraryPath ?? 'libnvidia-ml.so.1';
@@ -99,6 +101,7 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   /** Shuts NVML down once in-flight work has finished. */
   async close(): Promise<void> {
     await this.#queue.run(async () => {
+      this.#deadline = undefined;
       if (this.#nvml !== undefined && this.#initialised) {
         this.#initialised = false;
         await this.#nvml.shutdown();
@@ -112,7 +115,7 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
       this.#nvml = this.#load(this.#libraryPath);
     } catch (cause) {
       throw unavailable(
-        `could not load ${this.#libraryPath} with the confidential-computing API (NVIDIA driver ≥ 535 needed)`,
+        'could not load NVML with the confidential-computing API (NVIDIA driver ≥ 535 needed)',
         'nvml_unavailable',
         { library: this.#libraryPath },
         cause,
@@ -121,8 +124,12 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
     return this.#nvml;
   }
 
-  /** Runs one NVML call; a non-success nvmlReturn_t becomes a 503 naming the function. */
+  /**
+   * Runs one NVML call; a non-success nvmlReturn_t becomes a 503 naming the function. A collection
+   * whose deadline has passed makes no further calls.
+   */
   async #call(nvml: NvmlBindings, fn: string, run: () => Promise<number>): Promise<void> {
+    if (this.#deadline?.aborted) throw this.#deadline.reason;
     let rc: number;
     try {
       rc = await run();
@@ -138,10 +145,8 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   }
 
   async #collect(nonce: Uint8Array, deadline: AbortSignal): Promise<GpuEvidenceResult> {
-    const stillWanted = () => {
-      if (deadline.aborted) throw deadline.reason;
-    };
-    stillWanted();
+    if (deadline.aborted) throw deadline.reason;
+    this.#deadline = deadline;
     const nvml = this.#bind();
     if (!this.#initialised) {
       await this.#call(nvml, 'nvmlInit_v2', () => nvml.init());
@@ -172,7 +177,6 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
 
     const gpus: GpuEvidence[] = [];
     for (let index = 0; index < count; index++) {
-      stillWanted();
       gpus.push(await this.#gpu(nvml, index, nonce, driverVersion));
     }
     return { gpus, ccState, simulated: false };
