@@ -68,6 +68,24 @@ export const envSchema = z.object({
   ADMIN_TOKEN: token,
   /** When set, proxy routes require `Authorization: Bearer <token>`. */
   AUTH_TOKEN: token,
+  /**
+   * Abuse limits (issue: reliability). Per-client limits key on the TCP peer address, or on the first
+   * X-Forwarded-For hop when TRUST_PROXY_HEADERS=true. Behind the 0G broker every request comes from
+   * the broker, so per-client proxy limits default to off (0).
+   */
+  RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
+  /** Fresh attestation reports (with a nonce) per client per minute; they cost a quote and GPU evidence. */
+  ATTESTATION_RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(60),
+  /** Proxied requests in flight across all clients; beyond it new ones get 429. */
+  MAX_CONCURRENT_REQUESTS: int(1, 1_000_000).default(4096),
+  TRUST_PROXY_HEADERS: bool.default(false),
+  /** Largest request header block (Node's maxHeaderSize); beyond it Node answers 431. */
+  MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(16 * 1024),
+  /** Slowloris: time allowed to receive a request's headers, and the whole request. */
+  HEADERS_TIMEOUT_MS: int(1000, 600_000).default(15_000),
+  REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(120_000),
+  /** SIGTERM: how long in-flight requests and streams may take to finish before the process exits. */
+  SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

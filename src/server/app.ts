@@ -10,6 +10,8 @@ import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type ProxyContext, proxyRequest, RESPONSE_ID_PATTERN, tokenMatches } from '../proxy/index.js';
 import type { PendingSignatures, SignatureStore } from '../signatures/index.js';
+import type { ClientLimit } from './client-limits.js';
+import type { InFlight } from './in-flight.js';
 
 export interface AppDeps {
   signers: Signers;
@@ -21,6 +23,14 @@ export interface AppDeps {
   metrics: Metrics;
   /** When set, proxy routes require `Authorization: Bearer <token>`. */
   authToken?: string | undefined;
+  limits: {
+    proxy: ClientLimit;
+    /** Fresh reports (with a nonce) only; cached ones cost nothing. */
+    attestation: ClientLimit;
+    /** Requests in flight across all clients before new ones get 429. */
+    maxConcurrent: number;
+  };
+  inFlight: InFlight;
   /** How long `GET /signature/{id}` waits for a response that is still being sent. */
   pendingWaitMs?: number;
   /** Shown by /health. */
@@ -72,7 +82,25 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
     const id = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
     c.set('requestId', id);
     c.env.outgoing.setHeader('x-request-id', id);
-    await next();
+    if (deps.inFlight.draining) {
+      c.header('connection', 'close');
+      throw new SidecarError('shutting down; retry on another instance', {
+        status: 503,
+        code: 'shutting_down',
+      });
+    }
+    if (deps.inFlight.size >= deps.limits.maxConcurrent) {
+      throw new SidecarError('too many requests in flight; retry shortly', {
+        status: 429,
+        code: 'concurrency_limit',
+      });
+    }
+    deps.inFlight.enter();
+    try {
+      await next();
+    } finally {
+      deps.inFlight.leave();
+    }
   });
 
   app.onError((err, c) => {
@@ -81,6 +109,8 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
       const log = err.status >= 500 ? deps.logger.warn.bind(deps.logger) : deps.logger.info.bind(deps.logger);
       log({ reqId: requestId, status: err.status, code: err.code, ...err.details }, err.message);
       if (err.status === 413) c.header('connection', 'close');
+      const retryAfter = err.details?.retryAfterSeconds;
+      if (typeof retryAfter === 'number') c.header('retry-after', String(retryAfter));
       return c.json(err.toBody(), err.status as 400);
     }
     // Unknown errors: log the class and message (never request content), answer a generic 500.
@@ -129,6 +159,7 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
       nonceParam === undefined
         ? undefined
         : parseHex('nonce', nonceParam, { bytes: 32, code: 'invalid_nonce' });
+    if (nonce !== undefined) await deps.limits.attestation.take(c.env.incoming);
     const wanted = c.req.query('signing_address');
     if (wanted !== undefined && wanted.toLowerCase() !== deps.signers.get(algo).address.toLowerCase()) {
       // Load balancers probe replicas with signing_address to find the one holding that key.
@@ -163,8 +194,9 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
     });
   };
 
-  const proxyTo = (method: 'GET' | 'POST', openAiPath: string, sign: boolean, c: Context<Env>) => {
+  const proxyTo = async (method: 'GET' | 'POST', openAiPath: string, sign: boolean, c: Context<Env>) => {
     requireAuth(c);
+    await deps.limits.proxy.take(c.env.incoming);
     const url = c.req.url;
     const q = url.indexOf('?');
     return proxyRequest(deps.proxy, c.env.incoming, c.env.outgoing, {

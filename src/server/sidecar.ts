@@ -10,6 +10,8 @@ import { Metrics } from '../metrics/index.js';
 import { Upstream } from '../proxy/index.js';
 import { MemorySignatureStore, PendingSignatures, type SignatureStore } from '../signatures/index.js';
 import { createApp } from './app.js';
+import { ClientLimit } from './client-limits.js';
+import { InFlight } from './in-flight.js';
 import { type Providers, selectProviders } from './providers.js';
 import { VERSION } from './version.js';
 
@@ -18,7 +20,8 @@ export interface Sidecar {
   server: Server;
   signingAddress: string;
   simulated: boolean;
-  close(): Promise<void>;
+  /** Graceful: stops accepting, waits up to `graceMs` (default SHUTDOWN_GRACE_MS) for requests in flight. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export interface SidecarOverrides {
@@ -87,7 +90,22 @@ export const startSidecar = async (
     logger,
     metrics,
   });
+  const inFlight = new InFlight();
   const app = createApp({
+    inFlight,
+    limits: {
+      proxy: new ClientLimit({
+        name: 'proxy',
+        perMinute: config.RATE_LIMIT_PER_MINUTE,
+        trustProxy: config.TRUST_PROXY_HEADERS,
+      }),
+      attestation: new ClientLimit({
+        name: 'attestation',
+        perMinute: config.ATTESTATION_RATE_LIMIT_PER_MINUTE,
+        trustProxy: config.TRUST_PROXY_HEADERS,
+      }),
+      maxConcurrent: config.MAX_CONCURRENT_REQUESTS,
+    },
     signers,
     store,
     pending,
@@ -115,9 +133,15 @@ export const startSidecar = async (
       version: VERSION,
     },
   });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 0; // streams may run long; the upstream idle timeout bounds them
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: { maxHeaderSize: config.MAX_HEADER_BYTES },
+  }) as Server;
+  // Slowloris: a client must send its headers, and its whole request, in bounded time (Node answers
+  // 408 itself). Response time is not bounded here: streams may run long, the upstream idle timeout
+  // bounds them.
+  server.headersTimeout = config.HEADERS_TIMEOUT_MS;
+  server.requestTimeout = config.REQUEST_TIMEOUT_MS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());
@@ -140,11 +164,16 @@ export const startSidecar = async (
     server,
     signingAddress: signers.ecdsa.address,
     simulated,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+    close: async (graceMs = config.SHUTDOWN_GRACE_MS) => {
+      // Stop accepting; let in-flight requests (streams included) finish and be signed; then close.
+      inFlight.draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const drained = await inFlight.idle(graceMs);
+      if (!drained)
+        logger.warn({ inFlight: inFlight.size }, 'shutdown grace period over; closing open connections');
+      server.closeAllConnections();
+      await closed;
       upstream.close();
       await demo?.close();
       await store.close?.();
