@@ -1,0 +1,80 @@
+import type { Collateral } from '../tdx/index.js';
+
+/**
+ * The verifier's vocabulary: every check is reported separately, by a stable id, so a person (or a
+ * script reading `--json`) sees exactly which property of the provider held and which did not.
+ */
+export type CheckStatus = 'pass' | 'fail' | 'skip';
+
+export interface CheckResult {
+  /** Stable, dotted id, e.g. `tdx.quote`, `signature.stream.signer` (README, "Verifying a provider"). */
+  id: string;
+  title: string;
+  status: CheckStatus;
+  /** Why it passed, failed or was skipped. Never holds prompts, completions, tokens or keys. */
+  detail: string;
+  /** Set when the check only passed because simulation was explicitly allowed. */
+  simulated?: true;
+}
+
+export interface VerificationResult {
+  /** `pass` only when no check failed. */
+  verdict: 'pass' | 'fail';
+  ok: boolean;
+  checks: CheckResult[];
+  /** The nonce the report was checked against (64 lowercase hex). */
+  nonce: string;
+  /** Verification time, Unix seconds. */
+  at: number;
+  /** The attested signing address (ecdsa) or public key (ed25519), when the report had one. */
+  signingAddress?: string;
+}
+
+/** Allow-lists of measurements (lowercase or uppercase hex; compared case-insensitively). */
+export interface MeasurementAllowLists {
+  mrtd?: readonly string[];
+  rtmr0?: readonly string[];
+  rtmr1?: readonly string[];
+  rtmr2?: readonly string[];
+  /** Dstack `os-image-hash` runtime event (RTMR3). */
+  osImageHash?: readonly string[];
+}
+
+export type SigningAlgo = 'ecdsa' | 'ed25519';
+
+/** What `verifyReport` needs besides the report: everything is injected, nothing is global. */
+export interface ReportContext {
+  /** The nonce we asked for: 32 bytes, or 64 hex characters. */
+  nonce: Uint8Array | string;
+  /** Verification time, Unix seconds (quote TCB windows, GPU certificates, NRAS tokens). */
+  nowSeconds: number;
+  /** The algorithm we asked for; a report naming another fails `report.signing-key`. */
+  signingAlgo?: SigningAlgo;
+  /** Collateral for the quote (offline). Otherwise `getCollateral` is asked. */
+  collateral?: Collateral;
+  /** PCCS for the default `getCollateral` (default: dcap-qvl's, Phala's PCCS). */
+  pccsUrl?: string;
+  /** Fetches collateral for a quote (default: dcap-qvl `getCollateral` from `pccsUrl`). */
+  getCollateral?: (quote: Uint8Array) => Promise<Collateral>;
+  /** TCB statuses that pass `tdx.quote`; default `['UpToDate']`. */
+  acceptTcb?: readonly string[];
+  /** Accept simulated reports (quote, GPU evidence); the checks that rely on it say so. */
+  allowSimulated?: boolean;
+  /** Do not consult NRAS (the `gpu.nras` check is skipped). */
+  offline?: boolean;
+  /** `fetch` for NRAS. */
+  fetch?: typeof globalThis.fetch;
+  nrasUrl?: string;
+  /** Expected Dstack compose hash (64 hex), or the exact bytes of app-compose.json. */
+  expectedComposeHash?: string;
+  composeFile?: Uint8Array;
+  allow?: MeasurementAllowLists;
+  /** 0G's on-chain `targetTeeAddress`: the attested address must equal it (case-insensitive). */
+  expectAddress?: string;
+  /** Accept a report without GPU evidence (CPU-only deployments). Default: GPU evidence required. */
+  allowNoGpu?: boolean;
+  /** Accept published sample nonces in GPU evidence: only to replay public captures in tests. */
+  allowSampleNonces?: boolean;
+  /** Extra GPU roots accepted with `allowSimulated` (default: the synthetic test root's fingerprint). */
+  simulatedGpuRoots?: readonly string[];
+}
