@@ -20,17 +20,15 @@ const entry = evidenceEntrySchema.extend({
   version: z.string().max(16).optional(),
 });
 
-const documentSchema = z.union([
-  z.array(entry).min(1).max(64),
-  z.object({
-    evidence_list: z.array(entry).min(1).max(64),
-    nonce: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/)
-      .optional(),
-    arch: z.enum(['HOPPER', 'BLACKWELL']).optional(),
-  }),
-]);
+const arraySchema = z.array(entry).min(1).max(64);
+const objectSchema = z.object({
+  evidence_list: z.array(entry).min(1).max(64),
+  nonce: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  arch: z.enum(['HOPPER', 'BLACKWELL']).optional(),
+});
 
 export interface EvidenceDocument {
   gpus: GpuEvidence[];
@@ -47,7 +45,8 @@ const malformed = (source: string, message: string, cause?: unknown) =>
 
 /** Validates a parsed JSON document and decodes it into GpuEvidence in list (= index) order. */
 export const parseEvidenceDocument = (json: unknown, source: string): EvidenceDocument => {
-  const parsed = documentSchema.safeParse(json);
+  // Pick the form first so that errors name the field rather than "no union member matched".
+  const parsed = Array.isArray(json) ? arraySchema.safeParse(json) : objectSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw malformed(source, `"${issue?.path.join('.') || '(root)'}" ${issue?.message ?? 'invalid'}`);
