@@ -1,9 +1,12 @@
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { hashMessage as ethersHashMessage, recoverAddress as ethersRecoverAddress, getAddress } from 'ethers';
+import fc from 'fast-check';
 import { recoverMessageAddress } from 'viem';
 import { describe, expect, it } from 'vitest';
-import { checksumAddress, createSigners, EphemeralKeySource } from '../../src/keys/index.js';
+import { checksumAddress, createSigners, EphemeralKeySource, hashMessage } from '../../src/keys/index.js';
 
 interface Vectors {
   secp256k1_key: string;
@@ -105,6 +108,29 @@ describe('signers', () => {
     ]) {
       expect(checksumAddress(Buffer.from(a.slice(2), 'hex'))).toBe(a);
     }
+  });
+});
+
+describe('signers against noble (an independent implementation of both curves)', () => {
+  it('give the same bytes as noble for random keys and texts', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.string({ maxLength: 200 }),
+        (k, seed, text) => {
+          fc.pre(secp256k1.utils.isValidSecretKey(k));
+          const s = createSigners({ secp256k1: Uint8Array.from(k), ed25519: Uint8Array.from(seed) });
+          const rec = secp256k1.sign(hashMessage(text), k, { prehash: false, format: 'recovered' });
+          const expected = `0x${Buffer.from(rec.subarray(1)).toString('hex')}${(27 + (rec[0] ?? 0)).toString(16)}`;
+          expect(s.ecdsa.sign(text)).toBe(expected);
+          expect(s.ed25519.sign(text)).toBe(
+            Buffer.from(ed25519.sign(new TextEncoder().encode(text), seed)).toString('hex'),
+          );
+        },
+      ),
+      { numRuns: 50 },
+    );
   });
 });
 
