@@ -1,0 +1,21 @@
+// The public surface of src/verifier (STYLE.md 1): re-exports only. test/verifier/index.test.ts pins the list.
+export { CheckList } from './check-list.js';
+export type { AttestedSigner, SimulationFacts } from './report-checks.js';
+export type { AttestationView } from './report-shape.js';
+export { attestationSchema, parseAttestation, selectAttestation } from './report-shape.js';
+export { responseIdOf } from './signed-exchange.js';
+export { simulatedQuoteMarkers } from './simulated-markers.js';
+export { DEFAULT_ACCEPTED_TCB } from './tdx-checks.js';
+export type {
+  CheckResult,
+  CheckStatus,
+  MeasurementAllowLists,
+  ReportContext,
+  SigningAlgo,
+  VerificationResult,
+} from './types.js';
+export type { VerifyProviderOptions } from './verify-provider.js';
+export { apiRoot, verifyProvider } from './verify-provider.js';
+export type { ReportFacts } from './verify-report.js';
+export { normalizeNonce, verifyReport } from './verify-report.js';
+export { recoverEip191Address, verifySignedText } from './verify-signed-text.js';
