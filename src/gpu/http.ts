@@ -4,7 +4,7 @@ import { withDeadline } from './deadline.js';
 import { parseGpuEvidence } from './evidence.js';
 import { parseEvidenceDocument } from './evidence-document.js';
 import type { GpuEvidenceProvider, GpuEvidenceResult } from './gpu-evidence-provider.js';
-import { readCapped } from './read-capped.js';
+import { discard, readCapped } from './read-capped.js';
 
 /**
  * GPU evidence from a local HTTP evidence service (PLATFORMS.md: NVIDIA ships none; small helper
@@ -76,7 +76,7 @@ export class HttpGpuEvidenceProvider implements GpuEvidenceProvider {
       throw unavailable('evidence service could not be reached', 'gpu_evidence_unavailable', {}, cause);
     }
     if (response.status !== 200) {
-      await response.body?.cancel();
+      discard(response);
       throw unavailable(`evidence service answered HTTP ${response.status}`, 'gpu_evidence_unavailable', {
         status: response.status,
       });

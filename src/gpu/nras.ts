@@ -3,7 +3,7 @@ import { createLocalJWKSet, type JSONWebKeySet, type JWTPayload, jwtVerify } fro
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.js';
 import { withDeadline } from './deadline.js';
-import { readCapped } from './read-capped.js';
+import { discard, readCapped } from './read-capped.js';
 
 /**
  * NVIDIA Remote Attestation Service client (PLATFORMS.md, "NRAS"; CONTRACT.md, nvidia_payload).
@@ -74,7 +74,7 @@ const request = async (
         throw nrasError(`${what} failed: NRAS could not be reached`, 'nras_unavailable', {}, cause);
       }
       if (response.status !== 200) {
-        await response.body?.cancel();
+        discard(response);
         throw nrasError(`${what} answered HTTP ${response.status}`, 'nras_unavailable', {
           status: response.status,
         });

@@ -9,7 +9,7 @@ export const readCapped = async (
 ): Promise<Uint8Array> => {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    await response.body?.cancel();
+    discard(response);
     throw tooLarge();
   }
   const reader = response.body?.getReader();
@@ -21,10 +21,18 @@ export const readCapped = async (
     if (done) break;
     total += value.length;
     if (total > maxBytes) {
-      await reader.cancel();
+      void reader.cancel().catch(() => undefined);
       throw tooLarge();
     }
     chunks.push(value);
   }
   return new Uint8Array(Buffer.concat(chunks));
+};
+
+/**
+ * Drops an unread body without waiting: awaiting cancel() can stall on some fetch implementations
+ * (msw's interceptor), and nothing depends on its completion.
+ */
+export const discard = (response: Response): void => {
+  void response.body?.cancel().catch(() => undefined);
 };
