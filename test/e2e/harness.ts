@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -24,6 +25,10 @@ export const startTestSidecar = async (
       const line = chunk.toString('utf8');
       logs.push(line);
       capturedLogs.push(line);
+      // Every line of the whole suite also goes to one file per worker; test/global-setup.ts greps
+      // them all for secrets, prompts and completions when the run ends.
+      const dir = process.env.TEEML_TEST_LOG_DIR;
+      if (dir !== undefined) appendFileSync(`${dir}/${process.pid}.log`, line);
       done();
     },
   });

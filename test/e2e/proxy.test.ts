@@ -4,6 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { hashMessage, recoverAddress } from 'ethers';
 import { recoverMessageAddress } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SECRET_MARKERS } from '../secrets.js';
 import {
   json,
   postJson,
@@ -16,7 +17,7 @@ import {
 } from './harness.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-const ADMIN = 'admin-token-0123456789abcdef';
+const ADMIN = SECRET_MARKERS.adminToken;
 
 interface SignatureBody {
   text: string;
@@ -27,7 +28,7 @@ interface SignatureBody {
 
 const chatBody = {
   model: 'Qwen/Qwen2.5-7B-Instruct',
-  messages: [{ role: 'user', content: 'secret prompt 7f3a' }],
+  messages: [{ role: 'user', content: SECRET_MARKERS.prompt }],
 };
 
 const sseEvents = (id: string) => [
@@ -109,7 +110,7 @@ beforeAll(async () => {
   });
   sidecar = await startTestSidecar({
     UPSTREAM_URL: upstream.url,
-    UPSTREAM_API_KEY: 'upstream-key-123',
+    UPSTREAM_API_KEY: SECRET_MARKERS.upstreamKey,
     ADMIN_TOKEN: ADMIN,
     UPSTREAM_TIMEOUT_MS: '300',
     MAX_BODY_BYTES: '4096',
