@@ -136,8 +136,10 @@ export const checkGpuEvidence = (gpu: EvidenceInput, options: LocalCheckOptions)
 
   const ok = failures.length === 0 && Object.values(checks).every((c) => c === true);
   const result: LocalCheckResult = { ok, checks };
+  // A check that could not run (null) fails closed too; name it when nothing else failed.
+  const unrun = (Object.keys(checks) as LocalCheckName[]).find((name) => checks[name] === null);
   const first =
-    failures[0] ?? (ok ? undefined : { check: 'signature' as const, reason: 'could not be checked' });
+    failures[0] ?? (unrun === undefined ? undefined : { check: unrun, reason: 'could not be checked' });
   if (first) result.failure = first;
   if (parsed) result.parsed = parsed;
   return result;

@@ -94,7 +94,15 @@ export const submitToNras = async (payload: string, options: NrasOptions = {}): 
   const version = options.version ?? 'v3';
   let body = payload;
   if (version === 'v4') {
-    const parsed = JSON.parse(payload) as Record<string, unknown>;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(payload);
+    } catch {
+      throw new TypeError('"payload" expected a nvidia_payload JSON object');
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new TypeError('"payload" expected a nvidia_payload JSON object');
+    }
     body = JSON.stringify({ ...parsed, claims_version: '3.0' });
   }
   const json = await request(
