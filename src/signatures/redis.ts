@@ -1,0 +1,231 @@
+import { createClient } from '@redis/client';
+import { z } from 'zod';
+import type { SignatureRecord, SignatureStore } from './signature-store.js';
+
+/**
+ * A signature store in Redis, so records outlive a sidecar restart and every replica behind a load
+ * balancer finds the records the others made (CONTRACT.md: a client may fetch `/signature/{id}`
+ * from any replica).
+ *
+ * Client library: `@redis/client`, the core of node-redis, maintained by Redis itself and the
+ * client Redis recommends for new projects (ioredis is in best-effort maintenance). We take the core
+ * package rather than `redis`, which adds the search/JSON/bloom/time-series modules we do not use;
+ * it has no runtime dependencies (STYLE.md 9).
+ *
+ * Layout: one string key per record, `<prefix><lower-cased id>`, value = the record as JSON, expiry
+ * `SET … PX <ttl ms>` so Redis's own clock expires it and no sweeper is needed.
+ *
+ * This store fails loudly: a command that errors or outlives `commandTimeoutMs` rejects. The sidecar
+ * does not use it alone but behind TieredSignatureStore (tiered.ts), which turns a down Redis into
+ * buffered writes and local reads.
+ */
+
+/** What this store needs of a Redis client; node-redis's client satisfies it, tests may inject one. */
+export interface RedisClientLike {
+  readonly isReady: boolean;
+  connect(): Promise<unknown>;
+  /** Graceful: waits for replies to commands already sent. */
+  close(): Promise<void>;
+  /** Immediate: drops the socket and fails whatever is still waiting. */
+  destroy(): void;
+  on(event: 'ready' | 'error' | 'end', listener: (arg: unknown) => void): unknown;
+  set(key: string, value: string, options: { expiration: { type: 'PX'; value: number } }): Promise<unknown>;
+  get(key: string): Promise<string | null>;
+  ping(): Promise<unknown>;
+}
+
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS). Never logged: it may hold a password. */
+  url?: string;
+  /** An already built client (tests); when given, `url` is ignored and this store owns the client. */
+  client?: RedisClientLike;
+  /** Prepended to every key, so one Redis can serve several deployments. */
+  keyPrefix?: string;
+  ttlMs: number;
+  /**
+   * Upper bound on one command, reply included. node-redis's own `timeout` option only covers the
+   * wait before a command is written, not the wait for its reply (a hung Redis keeps the socket open
+   * and never answers), so the bound is enforced here.
+   */
+  commandTimeoutMs?: number;
+  /**
+   * Connection errors, as node-redis reports them (messages carry host:port, never the password).
+   * While down the client retries every ≤ 2 s; each distinct message is reported once until the next
+   * successful connection, so a long outage does not flood the log.
+   */
+  onError?: (error: Error) => void;
+}
+
+export const DEFAULT_REDIS_KEY_PREFIX = 'teeml-sidecar:sig:';
+const DEFAULT_COMMAND_TIMEOUT_MS = 250;
+
+export class RedisCommandTimeoutError extends Error {
+  override readonly name = 'RedisCommandTimeoutError';
+}
+
+/** A record read back from Redis is data from outside this process: check its shape before serving it. */
+const HEX64 = '[0-9a-f]{64}';
+const recordSchema = z.object({
+  text: z.string().regex(new RegExp(`^${HEX64}:${HEX64}$`)),
+  ecdsa: z.object({
+    signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/),
+    address: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  }),
+  ed25519: z.object({
+    signature: z.string().regex(/^[0-9a-fA-F]{128}$/),
+    address: z.string().regex(/^[0-9a-fA-F]{64}$/),
+  }),
+});
+
+/**
+ * Reconnect forever, backing off to 2 s: a Redis restart must not need a sidecar restart. Meanwhile
+ * commands fail at once (offline queue disabled) instead of piling up.
+ */
+const reconnectDelay = (retries: number): number => Math.min(50 * 2 ** Math.min(retries, 10), 2000);
+
+const createNodeRedisClient = (url: string, commandTimeoutMs: number): RedisClientLike =>
+  createClient({
+    url,
+    // A command issued while disconnected fails immediately: the caller buffers it, the request
+    // path never waits for a reconnect.
+    disableOfflineQueue: true,
+    // A hung Redis must not grow an unbounded backlog of unsent commands.
+    commandsQueueMaxLength: 1000,
+    socket: {
+      connectTimeout: Math.max(commandTimeoutMs * 4, 1000),
+      reconnectStrategy: reconnectDelay,
+    },
+  }) as unknown as RedisClientLike;
+
+export class RedisSignatureStore implements SignatureStore {
+  private readonly client: RedisClientLike;
+  private readonly prefix: string;
+  private readonly commandTimeoutMs: number;
+  private connecting: Promise<unknown> | undefined;
+  private closed = false;
+  private readonly readyListeners: Array<() => void> = [];
+  private readonly reported = new Set<string>();
+
+  constructor(private readonly options: RedisStoreOptions) {
+    if (!(options.ttlMs >= 1)) throw new RangeError('ttlMs must be ≥ 1');
+    this.prefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
+    this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    if (options.client !== undefined) {
+      this.client = options.client;
+    } else if (options.url !== undefined) {
+      this.client = createNodeRedisClient(options.url, this.commandTimeoutMs);
+    } else {
+      throw new TypeError('RedisSignatureStore needs a url or a client');
+    }
+    // node-redis emits 'error' on every failed (re)connect; an EventEmitter without an 'error'
+    // listener would crash the process.
+    this.client.on('error', (error) => {
+      const err = error instanceof Error ? error : new Error(String(error));
+      if (this.reported.has(err.message) || this.reported.size > 100) return;
+      this.reported.add(err.message);
+      options.onError?.(err);
+    });
+    this.client.on('ready', () => {
+      this.reported.clear();
+      for (const listener of this.readyListeners) listener();
+    });
+  }
+
+  /** True when connected: a command sent now can succeed; false means it would fail at once. */
+  get ready(): boolean {
+    return this.client.isReady;
+  }
+
+  /** Called when connected, the first time and after every reconnect. */
+  onReady(listener: () => void): void {
+    this.readyListeners.push(listener);
+  }
+
+  get keyPrefix(): string {
+    return this.prefix;
+  }
+
+  /**
+   * Starts connecting and returns at once; the client keeps reconnecting in the background. Resolves
+   * when first connected (callers may ignore it: it never rejects).
+   */
+  connect(): Promise<void> {
+    this.connecting ??= this.client.connect().catch(() => undefined);
+    return this.connecting.then(() => undefined);
+  }
+
+  key(id: string): string {
+    return this.prefix + id.toLowerCase();
+  }
+
+  async put(id: string, record: SignatureRecord): Promise<void> {
+    await this.putFor(id, record, this.options.ttlMs);
+  }
+
+  /** Writes with an explicit lifetime: a replayed write keeps only what is left of its TTL. */
+  async putFor(id: string, record: SignatureRecord, ttlMs: number): Promise<void> {
+    const px = Math.max(1, Math.ceil(ttlMs));
+    await this.bounded(
+      this.client.set(this.key(id), JSON.stringify(record), { expiration: { type: 'PX', value: px } }),
+    );
+  }
+
+  async get(id: string): Promise<SignatureRecord | undefined> {
+    const raw = await this.bounded(this.client.get(this.key(id)));
+    if (raw === null) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      this.options.onError?.(new Error('redis: a stored signature record is not JSON; ignored'));
+      return undefined;
+    }
+    const parsed = recordSchema.safeParse(value);
+    if (!parsed.success) {
+      this.options.onError?.(new Error('redis: a stored signature record is malformed; ignored'));
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  async ping(): Promise<void> {
+    await this.bounded(this.client.ping());
+  }
+
+  /** Closes gracefully within `graceMs`, then drops the socket (a hung Redis must not hang shutdown). */
+  async close(graceMs = this.commandTimeoutMs * 4): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.client.isReady) {
+      try {
+        await withDeadline(this.client.close(), graceMs);
+        return;
+      } catch {
+        // Hung or gone: fall through and drop the socket.
+      }
+    }
+    try {
+      this.client.destroy();
+    } catch {
+      // Never connected, or already closed: nothing to drop.
+    }
+  }
+
+  private bounded<T>(command: Promise<T>): Promise<T> {
+    return withDeadline(command, this.commandTimeoutMs);
+  }
+}
+
+/**
+ * Races a promise against a timer. The loser's later rejection is swallowed on purpose: a command
+ * that times out may still fail afterwards, and that must not become an unhandled rejection.
+ */
+const withDeadline = <T>(promise: Promise<T>, ms: number): Promise<T> => {
+  promise.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RedisCommandTimeoutError(`redis: no answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+};

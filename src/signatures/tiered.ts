@@ -1,0 +1,248 @@
+import type { Logger } from '../log/index.js';
+import type { SignatureRecord, SignatureStore } from './signature-store.js';
+
+/** What the tiered store needs of its shared tier (RedisSignatureStore in production). */
+export interface RemoteSignatureStore extends SignatureStore {
+  /** Connected now: a command can succeed. False means it would fail at once. */
+  readonly ready: boolean;
+  /** Writes with an explicit lifetime in ms (a replayed write keeps only what is left of its TTL). */
+  putFor(id: string, record: SignatureRecord, ttlMs: number): Promise<void>;
+  ping(): Promise<void>;
+  /** Registers a listener for (re)connection. */
+  onReady(listener: () => void): void;
+  connect?(): Promise<void>;
+}
+
+export interface TieredStoreOptions {
+  /** This replica's own records (MemorySignatureStore): always written, read first. */
+  local: SignatureStore;
+  /** Shared by every replica (Redis): written through, read on a local miss. */
+  remote: RemoteSignatureStore;
+  ttlMs: number;
+  /** Writes kept for replay while the remote tier is down; the oldest are dropped beyond it. 0: none. */
+  retryBufferSize: number;
+  /** How often a down remote tier is probed (besides at once on reconnect). */
+  retryIntervalMs?: number;
+  now?: () => number;
+  logger?: Pick<Logger, 'info' | 'warn'>;
+}
+
+interface Buffered {
+  id: string;
+  record: SignatureRecord;
+  /** On this process's clock (`now`). */
+  expiresAt: number;
+}
+
+/** Replayed writes in flight at once: enough to drain thousands in a few round trips, bounded memory. */
+const REPLAY_BATCH = 64;
+
+/**
+ * Write-through, two tiers: this replica's memory, and a shared remote store.
+ *
+ * Why: the memory tier answers this replica's clients even when the remote is down, and a client that
+ * races the end of a stream (CONTRACT.md) is answered from memory without a network round trip; the
+ * remote tier makes records survive a restart and lets any replica behind a load balancer answer.
+ *
+ * When the remote tier is down (refused, disconnected, or slower than its command timeout):
+ * - `put` still succeeds: the record is in memory, and the remote write goes to a bounded FIFO retry
+ *   buffer, replayed in order when the remote answers again (on reconnect at once, else every
+ *   `retryIntervalMs`), each with the TTL it has left; expired ones are dropped. When the buffer is
+ *   full the oldest write is dropped (it stays in memory here, but other replicas will not find it).
+ * - `get` answers from memory only; records other replicas made are not found (404) until it is back.
+ * - After one failure the store stops sending until a probe succeeds, so a hung Redis costs at most
+ *   one command timeout on the request path, not one per request.
+ * - Nothing here rejects for a remote failure, and every remote promise is awaited or caught.
+ *
+ * Not covered: a remote that restarts without persistence loses what it held before; this replica
+ * still serves those records from memory, other replicas do not (run Redis with `appendonly yes`).
+ */
+export class TieredSignatureStore implements SignatureStore {
+  private readonly buffer: Buffered[] = [];
+  private readonly now: () => number;
+  private readonly retryIntervalMs: number;
+  private remoteUp: boolean;
+  private probing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private dropped = 0;
+  private replayed = 0;
+
+  constructor(private readonly options: TieredStoreOptions) {
+    if (options.retryBufferSize < 0) throw new RangeError('retryBufferSize must be ≥ 0');
+    this.now = options.now ?? Date.now;
+    this.retryIntervalMs = options.retryIntervalMs ?? 1000;
+    this.remoteUp = options.remote.ready;
+    options.remote.onReady(() => this.probeSoon(0));
+    // Not awaited: the sidecar serves from memory while the remote tier connects.
+    void options.remote.connect?.();
+  }
+
+  /** True while writes go straight to the remote tier. */
+  get remoteAvailable(): boolean {
+    return this.remoteUp;
+  }
+
+  /** Writes waiting for the remote tier. */
+  get buffered(): number {
+    return this.buffer.length;
+  }
+
+  /** Writes dropped because the buffer was full. */
+  get droppedWrites(): number {
+    return this.dropped;
+  }
+
+  /** Buffered writes that reached the remote tier later. */
+  get replayedWrites(): number {
+    return this.replayed;
+  }
+
+  async put(id: string, record: SignatureRecord): Promise<void> {
+    await this.options.local.put(id, record);
+    const expiresAt = this.now() + this.options.ttlMs;
+    if (this.remoteUp) {
+      try {
+        await this.options.remote.putFor(id, record, this.options.ttlMs);
+        return;
+      } catch (error) {
+        this.markDown(error);
+      }
+    }
+    this.enqueue({ id, record, expiresAt });
+    this.probeSoon(this.retryIntervalMs);
+  }
+
+  async get(id: string): Promise<SignatureRecord | undefined> {
+    const local = await this.options.local.get(id);
+    if (local !== undefined || !this.remoteUp) return local;
+    try {
+      return await this.options.remote.get(id);
+    } catch (error) {
+      this.markDown(error);
+      return undefined;
+    }
+  }
+
+  /**
+   * Stops probing, makes one last bounded attempt to hand buffered writes over (so a replica shutting
+   * down during a Redis hiccup loses as little as it can), then closes both tiers.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.probing;
+    if (this.buffer.length > 0 && this.options.remote.ready) await this.drain();
+    if (this.buffer.length > 0) {
+      this.options.logger?.warn(
+        { lost: this.buffer.length },
+        'signature store closing with writes the shared store never received; other replicas will not find them',
+      );
+    }
+    await this.options.remote.close?.();
+    await this.options.local.close?.();
+  }
+
+  private enqueue(entry: Buffered): void {
+    if (this.options.retryBufferSize === 0) {
+      this.countDrop();
+      return;
+    }
+    while (this.buffer.length >= this.options.retryBufferSize) {
+      this.buffer.shift();
+      this.countDrop();
+    }
+    this.buffer.push(entry);
+  }
+
+  private countDrop(): void {
+    this.dropped++;
+    // First and every 1000th: enough to notice, not enough to flood.
+    if (this.dropped === 1 || this.dropped % 1000 === 0) {
+      this.options.logger?.warn(
+        { dropped: this.dropped },
+        'signature retry buffer full: dropping the oldest write (kept in this replica only)',
+      );
+    }
+  }
+
+  private markDown(error: unknown): void {
+    if (!this.remoteUp) return;
+    this.remoteUp = false;
+    this.options.logger?.warn(
+      { err: error instanceof Error ? error.message : String(error) },
+      'shared signature store unavailable: writes are buffered for replay, reads served from this replica',
+    );
+    this.probeSoon(this.retryIntervalMs);
+  }
+
+  private probeSoon(delayMs: number): void {
+    if (this.closed) return;
+    if (this.remoteUp && this.buffer.length === 0) return;
+    if (delayMs === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    } else if (this.timer !== undefined) {
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.probe();
+    }, delayMs);
+    // A probe must never keep the process alive on its own.
+    this.timer.unref();
+  }
+
+  /** Single flight: drains the buffer (or pings), then marks the remote tier up; reschedules on failure. */
+  private probe(): Promise<void> {
+    this.probing ??= (async () => {
+      try {
+        if (!this.options.remote.ready) return;
+        const wasDown = !this.remoteUp;
+        const before = this.replayed;
+        // Nothing to replay: a ping tells whether the remote answers again.
+        if (this.buffer.length === 0) await this.options.remote.ping();
+        // drain() returns true only with the buffer empty, writes buffered meanwhile included.
+        if (!(await this.drain())) return;
+        this.remoteUp = true;
+        if (wasDown) {
+          this.options.logger?.info(
+            { replayed: this.replayed - before },
+            'shared signature store available again; buffered writes replayed',
+          );
+        }
+      } catch {
+        // The ping failed or timed out: stay down, try again later.
+      } finally {
+        this.probing = undefined;
+        this.probeSoon(this.retryIntervalMs);
+      }
+    })();
+    return this.probing;
+  }
+
+  /** Replays buffered writes in order, in batches. False when the remote failed (the rest stays buffered). */
+  private async drain(): Promise<boolean> {
+    while (this.buffer.length > 0) {
+      const batch = this.buffer.splice(0, REPLAY_BATCH);
+      const now = this.now();
+      const live = batch.filter((entry) => entry.expiresAt > now);
+      const results = await Promise.allSettled(
+        live.map((entry) => this.options.remote.putFor(entry.id, entry.record, entry.expiresAt - now)),
+      );
+      const failed = live.filter((_, i) => results[i]?.status === 'rejected');
+      this.replayed += live.length - failed.length;
+      if (failed.length > 0) {
+        this.buffer.unshift(...failed);
+        while (this.buffer.length > this.options.retryBufferSize) {
+          this.buffer.shift();
+          this.countDrop();
+        }
+        return false;
+      }
+    }
+    return true;
+  }
+}

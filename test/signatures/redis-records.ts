@@ -1,0 +1,13 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createSigners, EphemeralKeySource, type Signers } from '../../src/keys/index.js';
+import { type SignatureRecord, signPair } from '../../src/signatures/index.js';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Real signers, so the records have exactly the shape the proxy stores (and Redis must give back). */
+export const testSigners = async (): Promise<Signers> => createSigners(await new EphemeralKeySource().load());
+
+export const signedRecord = (signers: Signers): SignatureRecord =>
+  signPair(signers, sha(randomBytes(16)), sha(randomBytes(16)));
+
+export const responseId = (): string => `chatcmpl-${randomBytes(12).toString('hex')}`;
