@@ -195,32 +195,38 @@ export class TieredSignatureStore implements SignatureStore {
     this.timer.unref();
   }
 
-  /** Single flight: drains the buffer (or pings), then marks the remote tier up; reschedules on failure. */
+  /**
+   * Single flight: one probe at a time; when it ends (in a later microtask, so after `probing` is
+   * set even when it ends at once) the next is scheduled if still needed.
+   */
   private probe(): Promise<void> {
-    this.probing ??= (async () => {
-      try {
-        if (!this.options.remote.ready) return;
-        const wasDown = !this.remoteUp;
-        const before = this.replayed;
-        // Nothing to replay: a ping tells whether the remote answers again.
-        if (this.buffer.length === 0) await this.options.remote.ping();
-        // drain() returns true only with the buffer empty, writes buffered meanwhile included.
-        if (!(await this.drain())) return;
-        this.remoteUp = true;
-        if (wasDown) {
-          this.options.logger?.info(
-            { replayed: this.replayed - before },
-            'shared signature store available again; buffered writes replayed',
-          );
-        }
-      } catch {
-        // The ping failed or timed out: stay down, try again later.
-      } finally {
-        this.probing = undefined;
-        this.probeSoon(this.retryIntervalMs);
-      }
-    })();
+    this.probing ??= this.tryRemote().finally(() => {
+      this.probing = undefined;
+      this.probeSoon(this.retryIntervalMs);
+    });
     return this.probing;
+  }
+
+  /** Drains the buffer (or pings when it is empty), then marks the remote tier up. Never rejects. */
+  private async tryRemote(): Promise<void> {
+    if (!this.options.remote.ready) return;
+    const wasDown = !this.remoteUp;
+    const before = this.replayed;
+    try {
+      // Nothing to replay: a ping tells whether the remote answers again.
+      if (this.buffer.length === 0) await this.options.remote.ping();
+    } catch {
+      return; // still down (refused or timed out): try again later
+    }
+    // drain() returns true only with the buffer empty, writes buffered meanwhile included.
+    if (!(await this.drain())) return;
+    this.remoteUp = true;
+    if (wasDown) {
+      this.options.logger?.info(
+        { replayed: this.replayed - before },
+        'shared signature store available again; buffered writes replayed',
+      );
+    }
   }
 
   /** Replays buffered writes in order, in batches. False when the remote failed (the rest stays buffered). */
