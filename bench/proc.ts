@@ -1,0 +1,111 @@
+/**
+ * Child processes and what /proc says about them: CPU time (utime + stime, summed over a process
+ * and its children, e.g. nginx's master and worker) and resident memory.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+const statFields = (pid: number): string[] | undefined => {
+  try {
+    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (comm) may contain spaces; everything after the last ')' is space-separated.
+    return raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+};
+
+/** The process and every descendant. */
+export const processTree = (root: number): number[] => {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    const f = statFields(pid);
+    if (f !== undefined) parentOf.set(pid, Number(f[1]));
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    for (const [pid, ppid] of parentOf) if (ppid === out[i]) out.push(pid);
+  }
+  return out;
+};
+
+/** CPU seconds (user + system) used so far by the process tree. */
+export const cpuSeconds = (root: number): number => {
+  let ticks = 0;
+  for (const pid of processTree(root)) {
+    const f = statFields(pid);
+    // After comm: state(0) ppid(1) … utime(11) stime(12).
+    if (f !== undefined) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / TICKS_PER_SECOND;
+};
+
+/** Resident set size in bytes, summed over the process tree. */
+export const rssBytes = (root: number): number => {
+  let kb = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m !== null) kb += Number(m[1]);
+    } catch {
+      // gone
+    }
+  }
+  return kb * 1024;
+};
+
+export interface Child {
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  /** Request/reply over IPC (only the sidecar child answers). */
+  ask<T>(msg: Record<string, unknown>): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/** Starts a TypeScript child through tsx and waits for it to report its port over IPC. */
+export const startTsChild = (
+  file: string,
+  env: Record<string, string>,
+  nodeFlags: string[] = [],
+): Promise<Child> =>
+  new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', file], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const timer = setTimeout(() => reject(new Error(`${file} did not start`)), 30_000);
+    proc.once('error', reject);
+    proc.once('message', (msg: { port: number }) => {
+      clearTimeout(timer);
+      resolve({
+        proc,
+        pid: proc.pid as number,
+        port: msg.port,
+        ask: <T>(m: Record<string, unknown>) =>
+          new Promise<T>((done) => {
+            proc.once('message', (reply: T) => done(reply));
+            proc.send(m);
+          }),
+        stop: () => stopProcess(proc),
+      });
+    });
+  });
+
+export const stopProcess = (proc: ChildProcess): Promise<void> =>
+  new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      resolve();
+      return;
+    }
+    const kill = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    proc.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });

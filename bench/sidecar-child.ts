@@ -1,0 +1,55 @@
+/**
+ * Runs the real sidecar (startSidecar, the same composition root as `serve`) in its own process,
+ * so the load generator and the stub do not share its event loop. A side channel over IPC reports
+ * event-loop delay and memory, and can run a full GC before a memory reading.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../src/config/index.js';
+import { createLogger } from '../src/log/index.js';
+import { startSidecar } from '../src/server/index.js';
+
+const config = loadConfig({
+  HOST: '127.0.0.1',
+  PORT: '0',
+  UPSTREAM_URL: `http://127.0.0.1:${process.env.BENCH_UPSTREAM_PORT}`,
+  TEE_PROVIDER: 'simulated',
+  GPU_EVIDENCE: 'simulated',
+  KEY_SOURCE: 'ephemeral',
+  // The bench is one client hammering the sidecar: per-client limits off, room for every stream.
+  RATE_LIMIT_PER_MINUTE: '0',
+  ATTESTATION_RATE_LIMIT_PER_MINUTE: '0',
+  ATTESTATION_MAX_QUEUE: '10000',
+  MAX_CONCURRENT_REQUESTS: '100000',
+  SIGNATURE_CAPACITY: '200000',
+  // The info line per request is part of what a provider runs; it goes to a sink, not a terminal.
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+});
+const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+const sidecar = await startSidecar(config, createLogger(config.LOG_LEVEL, sink));
+
+const delay = monitorEventLoopDelay({ resolution: 1 });
+delay.enable();
+
+process.on('message', (msg: { cmd: string; gc?: boolean }) => {
+  if (msg.cmd === 'reset') {
+    delay.reset();
+    process.send?.({ ok: true });
+  } else if (msg.cmd === 'stats') {
+    // With --expose-gc: collect first, so the reading is what is live, not what is garbage.
+    if (msg.gc === true) (globalThis as { gc?: () => void }).gc?.();
+    const mem = process.memoryUsage();
+    process.send?.({
+      // Histogram values are ns.
+      eldP50Ms: delay.percentile(50) / 1e6,
+      eldP99Ms: delay.percentile(99) / 1e6,
+      eldMaxMs: delay.max / 1e6,
+      rss: mem.rss,
+      heapUsed: mem.heapUsed,
+    });
+  }
+});
+process.on('disconnect', () => {
+  void sidecar.close().then(() => process.exit(0));
+});
+process.send?.({ port: Number(new URL(sidecar.url).port) });
