@@ -120,7 +120,8 @@ describe('deploy/dstack/app-compose.json', () => {
 });
 
 describe('referencedEnvNames', () => {
-  it('finds ${A}, ${B:-x} and ${C:?y}, but not $${D} or names in comment lines', () => {
+  it('finds plain, :- and :? references, but not $$-escaped ones or names in comment lines', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose references, not a template
     const yaml = '# ${COMMENTED}\nenv:\n  - A=${A}\n  - B=${B:-x}\n  - C=${C:?y}\n  - D=$${D}\n';
     expect(referencedEnvNames(yaml)).toEqual(['A', 'B', 'C']);
   });

@@ -123,7 +123,7 @@ describe.each(platforms)('$file', ({ file, socket, env }) => {
     expect(config.demoUpstream).toBe(false);
   });
 
-  it('holds no secret in plain text: tokens and keys are ${VAR} references only', () => {
+  it('holds no secret in plain text: tokens and keys are compose references only', () => {
     for (const [name, service] of services) {
       for (const [key, value] of environment(service)) {
         if (SECRET_NAME.test(key)) expect(value, `${name}.${key}`).toMatch(REFERENCE);

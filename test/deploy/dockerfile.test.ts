@@ -88,6 +88,7 @@ describe('Dockerfile.tdx', () => {
 
   it('labels the version from a build argument, never from a version typed into the Dockerfile', () => {
     const version = JSON.parse(readFileSync(repoFile('package.json'), 'utf8')).version as string;
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a Dockerfile ARG reference, not a template
     expect(text).toContain('org.opencontainers.image.version="${VERSION}"');
     expect(text).not.toContain(version);
     // version.ts reads package.json at run time: the runtime stage must ship it.
