@@ -63,6 +63,19 @@ export const envSchema = z.object({
 
   SIGNATURE_TTL_SECONDS: int(60, 7 * 86_400).default(1800),
   SIGNATURE_CAPACITY: int(1, 10_000_000).default(100_000),
+  /**
+   * Shared signature store: `redis://[user:password@]host:port[/db]` or `rediss://…`. Set it when
+   * several replicas sit behind one load balancer or records must survive a restart; records are
+   * then written to this replica's memory and to Redis. Unset: memory only. May hold a password, so
+   * it is never logged.
+   */
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** Key prefix, so one Redis can hold several deployments' records apart. */
+  REDIS_KEY_PREFIX: z.string().min(1).max(256).default('teeml-sidecar:sig:'),
+  /** Longest wait for one Redis command, reply included; beyond it Redis counts as down. */
+  REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(250),
+  /** Writes kept for replay while Redis is down (oldest dropped beyond it; they stay in memory here). */
+  REDIS_RETRY_BUFFER: int(0, 10_000_000).default(10_000),
 
   /** Holders of this token may send X-Request-Hash (a gateway that re-serialized the user's body). */
   ADMIN_TOKEN: token,

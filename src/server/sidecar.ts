@@ -8,7 +8,13 @@ import { createSigners } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import { Metrics } from '../metrics/index.js';
 import { Upstream } from '../proxy/index.js';
-import { MemorySignatureStore, PendingSignatures, type SignatureStore } from '../signatures/index.js';
+import {
+  MemorySignatureStore,
+  PendingSignatures,
+  RedisSignatureStore,
+  type SignatureStore,
+  TieredSignatureStore,
+} from '../signatures/index.js';
 import { createApp } from './app.js';
 import { ClientLimit } from './client-limits.js';
 import { InFlight } from './in-flight.js';
@@ -60,19 +66,45 @@ export const startSidecar = async (
       'SIMULATED ATTESTATION: reports are not backed by a TEE; verifiers reject them. Never use this in production',
     );
   }
-  const store =
+  // REDIS_URL set: write-through to this replica's memory and a shared Redis (signatures/tiered.ts
+  // says what happens while Redis is down); unset: memory only.
+  const store: SignatureStore =
     overrides.store ??
-    new MemorySignatureStore({
-      ttlMs: config.SIGNATURE_TTL_SECONDS * 1000,
-      capacity: config.SIGNATURE_CAPACITY,
-      onEarlyEviction: ({ ageMs, evictedTotal }) => {
-        metrics.storeEarlyEvictions.inc();
-        // One line per 1000 evictions: enough to notice, not enough to flood.
-        if (evictedTotal === 1 || evictedTotal % 1000 === 0) {
-          logger.warn({ ageMs, evictedTotal }, 'signature store full: evicting records before their TTL');
-        }
-      },
-    });
+    (await (async () => {
+      const ttlMs = config.SIGNATURE_TTL_SECONDS * 1000;
+      const memory = new MemorySignatureStore({
+        ttlMs,
+        capacity: config.SIGNATURE_CAPACITY,
+        onEarlyEviction: ({ ageMs, evictedTotal }) => {
+          metrics.storeEarlyEvictions.inc();
+          // One line per 1000 evictions: enough to notice, not enough to flood.
+          if (evictedTotal === 1 || evictedTotal % 1000 === 0) {
+            logger.warn({ ageMs, evictedTotal }, 'signature store full: evicting records before their TTL');
+          }
+        },
+      });
+      if (config.REDIS_URL === undefined) return memory;
+      const tiered = new TieredSignatureStore({
+        local: memory,
+        remote: new RedisSignatureStore({
+          url: config.REDIS_URL,
+          keyPrefix: config.REDIS_KEY_PREFIX,
+          ttlMs,
+          commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+          // node-redis messages name host:port, never the URL's password.
+          onError: (err) => logger.warn({ err: err.message }, 'redis signature store: connection error'),
+        }),
+        ttlMs,
+        retryBufferSize: config.REDIS_RETRY_BUFFER,
+        logger,
+      });
+      // Serving before Redis answers would 404 records other replicas made: wait a little, then
+      // serve from memory (and buffer writes) if Redis is not there.
+      if (!(await tiered.whenAvailable(2_000))) {
+        logger.warn('redis signature store not reachable at start: serving from memory, buffering writes');
+      }
+      return tiered;
+    })());
   const pending = new PendingSignatures();
   const upstream = new Upstream({
     baseUrl: demo?.url ?? (config.UPSTREAM_URL as string),

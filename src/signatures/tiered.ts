@@ -67,12 +67,15 @@ export class TieredSignatureStore implements SignatureStore {
   private closed = false;
   private dropped = 0;
   private replayed = 0;
+  private waiters: Array<() => void> = [];
+  private everUp = false;
 
   constructor(private readonly options: TieredStoreOptions) {
     if (options.retryBufferSize < 0) throw new RangeError('retryBufferSize must be ≥ 0');
     this.now = options.now ?? Date.now;
     this.retryIntervalMs = options.retryIntervalMs ?? 1000;
     this.remoteUp = options.remote.ready;
+    this.everUp = this.remoteUp;
     options.remote.onReady(() => this.probeSoon(0));
     // Not awaited: the sidecar serves from memory while the remote tier connects.
     void options.remote.connect?.();
@@ -81,6 +84,27 @@ export class TieredSignatureStore implements SignatureStore {
   /** True while writes go straight to the remote tier. */
   get remoteAvailable(): boolean {
     return this.remoteUp;
+  }
+
+  /**
+   * Resolves true once the remote tier is connected and answering, false after `timeoutMs`. A replica
+   * that starts serving before this would answer 404 for records other replicas made; the sidecar
+   * waits a bounded time at start and serves from memory if Redis is not there.
+   */
+  whenAvailable(timeoutMs: number): Promise<boolean> {
+    if (this.remoteUp) return Promise.resolve(true);
+    this.probeSoon(0);
+    return new Promise((resolve) => {
+      const done = (up: boolean) => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== wake);
+        resolve(up);
+      };
+      const wake = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      timer.unref();
+      this.waiters.push(wake);
+    });
   }
 
   /** Writes waiting for the remote tier. */
@@ -221,12 +245,16 @@ export class TieredSignatureStore implements SignatureStore {
     // drain() returns true only with the buffer empty, writes buffered meanwhile included.
     if (!(await this.drain())) return;
     this.remoteUp = true;
+    for (const wake of this.waiters.splice(0)) wake();
     if (wasDown) {
       this.options.logger?.info(
         { replayed: this.replayed - before },
-        'shared signature store available again; buffered writes replayed',
+        this.everUp
+          ? 'shared signature store available again; buffered writes replayed'
+          : 'shared signature store connected',
       );
     }
+    this.everUp = true;
   }
 
   /** Replays buffered writes in order, in batches. False when the remote failed (the rest stays buffered). */

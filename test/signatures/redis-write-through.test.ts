@@ -158,6 +158,19 @@ describe('TieredSignatureStore (scripted remote)', () => {
     await store.close();
   });
 
+  it('tells the sidecar at start whether the remote answers, within a bound', async () => {
+    const remote = new FakeRemote();
+    remote.ready = false;
+    const store = tiered(remote);
+    expect(await store.whenAvailable(30)).toBe(false);
+    const waiting = store.whenAvailable(5_000);
+    remote.comeBack();
+    expect(await waiting).toBe(true);
+    expect(await store.whenAvailable(0)).toBe(true);
+    expect(remote.pings).toBeGreaterThanOrEqual(1);
+    await store.close();
+  });
+
   it('drops the oldest buffered writes beyond the buffer size, and counts them', async () => {
     const remote = new FakeRemote();
     remote.ready = false;
