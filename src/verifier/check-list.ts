@@ -21,21 +21,6 @@ export class CheckList {
     this.results.push(result);
   }
 
-  /** Runs a check body; an unexpected throw fails the check (fail closed) with the error's message. */
-  async guard(id: string, title: string, body: () => Promise<void> | void): Promise<void> {
-    try {
-      await body();
-    } catch (error) {
-      if (!this.results.some((r) => r.id === id)) {
-        this.fail(
-          id,
-          title,
-          `could not be checked: ${error instanceof Error ? error.message : 'unknown error'}`,
-        );
-      }
-    }
-  }
-
   get ok(): boolean {
     return this.results.length > 0 && this.results.every((r) => r.status !== 'fail');
   }

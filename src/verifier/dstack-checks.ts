@@ -200,7 +200,13 @@ const checkOsImage = (
     list.fail(id, OS_TITLE, 'the event log is not bound to the quote (RTMR3)');
     return;
   }
-  const hash = dstackIdentity(events).osImageHash;
+  let hash: string | undefined;
+  try {
+    hash = dstackIdentity(events).osImageHash;
+  } catch (error) {
+    list.fail(id, OS_TITLE, errorText(error));
+    return;
+  }
   if (hash === undefined) list.fail(id, OS_TITLE, 'no os-image-hash event in RTMR3');
   else if (allowed.map(normalizeHex).includes(hash)) list.pass(id, OS_TITLE, `os-image-hash ${hash} allowed`);
   else list.fail(id, OS_TITLE, `os-image-hash ${hash} not allowed`);

@@ -1,5 +1,5 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { Wallet } from 'ethers';
+import { hashMessage, recoverAddress, Wallet } from 'ethers';
 import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { createSigners } from '../../src/keys/index.js';
@@ -22,6 +22,8 @@ describe('recoverEip191Address (noble, cross-checked with ethers and viem)', () 
     });
     const signature = signers.ecdsa.sign(TEXT);
     expect(recoverEip191Address(TEXT, signature)).toBe(signers.ecdsa.address);
+    // The 0G SDK's own recovery agrees.
+    expect(recoverAddress(hashMessage(TEXT), signature)).toBe(recoverEip191Address(TEXT, signature));
     const v = Number.parseInt(signature.slice(130), 16);
     const raw = `${signature.slice(0, 130)}0${v - 27}`;
     expect(recoverEip191Address(TEXT, raw)).toBe(signers.ecdsa.address);
