@@ -4,7 +4,7 @@
  * Every row runs in this one invocation against the same stub upstream (bench/stub.ts): direct to the
  * stub, nginx (when installed), a minimal Node pass-through (bench/node-proxy.ts) and the sidecar
  * (bench/sidecar-child.ts). Each server is its own process; autocannon runs in this one. The
- * figures are printed and written to bench/out/latest.md (BENCHMARKS.md is written from them).
+ * figures are printed and written to .bench-out/latest.md (BENCHMARKS.md is written from them).
  * Not part of `npm test`; nothing here asserts a timing.
  */
 import { execSync } from 'node:child_process';
@@ -344,8 +344,8 @@ const main = async (): Promise<void> => {
   }
   log('');
   log(`Total bench time: ${fmt((Date.now() - started) / 1000)} s.`);
-  mkdirSync(`${here}out`, { recursive: true });
-  writeFileSync(`${here}out/latest${quick ? '-quick' : ''}.md`, `${out.join('\n')}\n`);
+  mkdirSync(`${here}../.bench-out`, { recursive: true });
+  writeFileSync(`${here}../.bench-out/latest${quick ? '-quick' : ''}.md`, `${out.join('\n')}\n`);
 };
 
 // Bound the whole run: a wedged child must not hold the terminal forever.

@@ -50,6 +50,30 @@ describe('SseParser', () => {
     ]);
   });
 
+  it('gives the same events for any chunking of any mix of CR, LF and CRLF', () => {
+    const piece = fc.constantFrom('data: a', 'data:b', 'event: e', ': c', 'data: [DONE]', 'id: 1', 'x', '');
+    const eol = fc.constantFrom('\n', '\r', '\r\n');
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(piece, eol), { maxLength: 30 }),
+        fc.array(fc.integer({ min: 0, max: 400 }), { maxLength: 12 }),
+        (lines, cuts) => {
+          const bytes = enc.encode(lines.map(([l, e]) => l + e).join(''));
+          const whole = new SseParser().push(bytes);
+          const p = new SseParser();
+          const chunked = [];
+          let at = 0;
+          for (const cut of [...cuts.map((c) => c % (bytes.length + 1))].sort((a, b) => a - b)) {
+            chunked.push(...p.push(bytes.subarray(at, cut)));
+            at = cut;
+          }
+          chunked.push(...p.push(bytes.subarray(at)));
+          expect(chunked).toEqual(whole);
+        },
+      ),
+    );
+  });
+
   it('holds a CR at the end of a chunk until it knows whether LF follows', () => {
     const p = new SseParser();
     expect(p.push(enc.encode('data: a\r'))).toEqual([]);
