@@ -10,7 +10,7 @@
 import { execSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { type LoadResult, load } from './load.js';
 import { findNginx, nginxVersion, startNginx } from './nginx.js';
 import { type Child, rssBytes, startTsChild } from './proc.js';
@@ -73,6 +73,9 @@ const machine = (): string[] => {
     // keep os.cpus()
   }
   return [
+    `- load average at start (1/5/15 min): ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')} — other work on the machine skews every row alike`,
     `- nproc: ${nproc}; CPU: ${model}`,
     `- memory: ${fmt(totalmem() / 1024 ** 3, 1)} GiB`,
     `- node ${process.version}; kernel ${execSync('uname -r', { encoding: 'utf8' }).trim()}`,
@@ -343,7 +346,11 @@ const main = async (): Promise<void> => {
     log(`| ${r.name} | ${fmt(r.perSecond)} | ${fmt(r.usPerOp, 1)} | ${r.note} |`);
   }
   log('');
-  log(`Total bench time: ${fmt((Date.now() - started) / 1000)} s.`);
+  log(
+    `Total bench time: ${fmt((Date.now() - started) / 1000)} s; load average at end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}.`,
+  );
   mkdirSync(`${here}../.bench-out`, { recursive: true });
   writeFileSync(`${here}../.bench-out/latest${quick ? '-quick' : ''}.md`, `${out.join('\n')}\n`);
 };

@@ -47,7 +47,7 @@ declare module 'autocannon' {
   }
   function autocannon(opts: Options, cb: (err: Error | null, result: Result) => void): Instance;
   export default autocannon;
-  export type { Instance, Options, Result };
+  export type { Instance, Options, RequestSpec, Result };
 }
 
 declare module 'secp256k1' {
