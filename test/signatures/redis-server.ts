@@ -43,6 +43,9 @@ export const redisSkipReason = (needsBinary: boolean): string | undefined => {
   return reason;
 };
 
+/** For a single test that freezes or kills its own server while the rest use REDIS_TEST_URL. */
+export const noBinaryOutsideCi = REDIS_BINARY === undefined && !IN_CI;
+
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = createServer();
