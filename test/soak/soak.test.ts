@@ -100,7 +100,9 @@ const one = (i: number): Promise<Outcome> => {
 };
 
 describe('soak', () => {
-  it('loses no signature for completed responses, signs no dropped ones, and stays flat', async () => {
+  it('loses no signature for completed responses, signs no dropped ones, and stays flat', {
+    timeout: 180_000,
+  }, async () => {
     const outcomes: Outcome[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
