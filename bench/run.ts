@@ -176,8 +176,9 @@ const main = async (): Promise<void> => {
   // --- Latency at a fixed rate: 32 connections, well below saturation. -----------------------------
   log(`## Added latency at 32 concurrent connections, fixed ${LATENCY_RATE} req/s (small JSON)`);
   log('');
-  log('Closed-loop p50 at saturation is queueing (32 / throughput); at a fixed rate below every');
-  log("row's capacity it is the time each hop adds to one request.");
+  log('Closed-loop p50 at saturation is queueing (32 / throughput). autocannon paces a fixed rate');
+  log('in bursts across the 32 connections, so here up to 32 requests still arrive together and a');
+  log("row's added p50 is roughly its CPU per request times half the burst.");
   log('');
   log('| target | p50 ms | p99 ms | p50 added over direct ms | p99 added over direct ms |');
   log('|---|---:|---:|---:|---:|');
@@ -202,6 +203,23 @@ const main = async (): Promise<void> => {
     const direct = name === 'direct (stub)';
     log(
       `| ${name} | ${fmt(r.p50Us / 1000, 3)} | ${fmt(r.p99Us / 1000, 3)} | ${direct ? '—' : fmt((r.p50Us - d0.p50Us) / 1000, 3)} | ${direct ? '—' : fmt((r.p99Us - d0.p99Us) / 1000, 3)} |`,
+    );
+  }
+  log('');
+
+  log('One connection, one request at a time (no queueing: the cost of the hop itself):');
+  log('');
+  log('| target | req/s | p50 ms | p99 ms | p50 added over direct ms | server CPU µs/req |');
+  log('|---|---:|---:|---:|---:|---:|');
+  const seq = new Map<string, LoadResult>();
+  for (const t of targets) {
+    const url = `http://127.0.0.1:${t.port}/v1/chat/completions?case=small`;
+    seq.set(t.name, await load({ url, connections: 1, duration: D / 2, body: SMALL_BODY, pid: t.pid }));
+  }
+  const s0 = seq.get('direct (stub)') as LoadResult;
+  for (const [name, r] of seq) {
+    log(
+      `| ${name} | ${fmt(r.rps)} | ${fmt(r.p50Us / 1000, 3)} | ${fmt(r.p99Us / 1000, 3)} | ${name === 'direct (stub)' ? '—' : fmt((r.p50Us - s0.p50Us) / 1000, 3)} | ${fmt(r.cpuUsPerReq)} |`,
     );
   }
   log('');
