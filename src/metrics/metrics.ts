@@ -51,4 +51,40 @@ export class Metrics {
     help: 'Proxied requests in flight',
     registers: [this.registry],
   });
+
+  /**
+   * Exposes a shared (Redis-backed) store's health: gauges read at scrape time, so the store keeps
+   * no reference to the metrics.
+   */
+  observeSharedStore(stats: {
+    readonly remoteAvailable: boolean;
+    readonly buffered: number;
+    readonly droppedWrites: number;
+    readonly replayedWrites: number;
+  }): void {
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    };
+    gauge('teeml_signature_store_remote_available', '1 while Redis answers', () =>
+      stats.remoteAvailable ? 1 : 0,
+    );
+    gauge('teeml_signature_store_retry_buffered', 'Signature writes waiting for Redis', () => stats.buffered);
+    gauge(
+      'teeml_signature_store_dropped_writes',
+      'Writes dropped from a full retry buffer since start',
+      () => stats.droppedWrites,
+    );
+    gauge(
+      'teeml_signature_store_replayed_writes',
+      'Buffered writes replayed to Redis since start',
+      () => stats.replayedWrites,
+    );
+  }
 }

@@ -33,6 +33,12 @@ export interface AppDeps {
   inFlight: InFlight;
   /** How long `GET /signature/{id}` waits for a response that is still being sent. */
   pendingWaitMs?: number;
+  /**
+   * The store is shared by replicas (Redis): a stream's record is written after its last byte, so a
+   * client that asks another replica at once may be a few ms early. Such lookups re-read the store
+   * a few times before answering 404.
+   */
+  sharedStore?: boolean;
   /** Shown by /health. */
   status: { simulated: boolean; demoUpstream: boolean; platform: string; gpu: string; version: string };
 }
@@ -58,6 +64,12 @@ const ROOT_PROXY_PATHS = [
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Re-reads of a shared store before a 404 (see AppDeps.sharedStore): about 1 s in all. */
+const SHARED_STORE_RETRIES_MS = [50, 200, 750];
+
+/** Encoded separators in a raw path: never part of an OpenAI route, refused before proxying. */
+const ENCODED_SEPARATOR = /%2f|%5c/i;
 
 const parseAlgo = (value: string | undefined): SigningAlgo => {
   if (value === undefined || value === '') return 'ecdsa';
@@ -154,7 +166,15 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
 
   const report = async (c: Context<Env>) => {
     const algo = parseAlgo(c.req.query('signing_algo'));
-    const nonceParam = c.req.query('nonce');
+    const nonces = c.req.queries('nonce') ?? [];
+    if (nonces.length > 1) {
+      throw new SidecarError('"nonce" given more than once', {
+        status: 400,
+        code: 'invalid_nonce',
+        param: 'nonce',
+      });
+    }
+    const nonceParam = nonces[0];
     const nonce =
       nonceParam === undefined
         ? undefined
@@ -180,6 +200,14 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
     let record = await deps.store.get(id);
     if (record === undefined) {
       await deps.pending.wait(id, pendingWaitMs);
+      record = await deps.store.get(id);
+    }
+    for (
+      let i = 0;
+      record === undefined && deps.sharedStore === true && i < SHARED_STORE_RETRIES_MS.length;
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, SHARED_STORE_RETRIES_MS[i]));
       record = await deps.store.get(id);
     }
     if (record === undefined) {
@@ -218,7 +246,9 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
   for (const path of ROOT_PROXY_PATHS) app.post(path, (c) => proxyTo('POST', path, true, c));
   app.post('/v1/*', (c) => {
     const path = c.req.path.slice(3);
-    if (path.includes('..') || path.includes('//')) throw notFoundRoute();
+    const raw = c.env.incoming.url ?? '';
+    const rawPath = raw.split('?')[0] ?? '';
+    if (path.includes('..') || path.includes('//') || ENCODED_SEPARATOR.test(rawPath)) throw notFoundRoute();
     return proxyTo('POST', path, true, c);
   });
   return app;

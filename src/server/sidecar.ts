@@ -1,5 +1,6 @@
-import type { Server } from 'node:http';
+import { type Server, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createAdaptorServer } from '@hono/node-server';
 import { AttestationService } from '../attestation/index.js';
 import type { Config } from '../config/index.js';
@@ -29,6 +30,30 @@ export interface Sidecar {
   /** Graceful: stops accepting, waits up to `graceMs` (default SHUTDOWN_GRACE_MS) for requests in flight. */
   close(graceMs?: number): Promise<void>;
 }
+
+/**
+ * Requests Node's HTTP parser refuses before any route sees them (malformed request lines or
+ * headers, oversized headers, slow clients) still get the OpenAI error shape, then the connection
+ * closes. Nothing from the request is echoed.
+ */
+const answerClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large', 'request headers exceed the size limit']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout', 'request not received in time']
+        : [400, 'malformed_request', 'malformed HTTP request'];
+  const type = status === 408 ? 'timeout_error' : 'invalid_request_error';
+  const body = JSON.stringify({ error: { message, type, param: null, code } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+};
 
 export interface SidecarOverrides {
   /** Replace what configuration would choose (tests inject doubles this way). */
@@ -103,6 +128,7 @@ export const startSidecar = async (
       if (!(await tiered.whenAvailable(2_000))) {
         logger.warn('redis signature store not reachable at start: serving from memory, buffering writes');
       }
+      metrics.observeSharedStore(tiered);
       return tiered;
     })());
   const pending = new PendingSignatures();
@@ -124,6 +150,7 @@ export const startSidecar = async (
   });
   const inFlight = new InFlight();
   const app = createApp({
+    sharedStore: config.REDIS_URL !== undefined && overrides.store === undefined,
     inFlight,
     limits: {
       proxy: new ClientLimit({
@@ -174,6 +201,7 @@ export const startSidecar = async (
   // bounds them.
   server.headersTimeout = config.HEADERS_TIMEOUT_MS;
   server.requestTimeout = config.REQUEST_TIMEOUT_MS;
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { json, postJson, rawRequest, startTestSidecar, startUpstream, type TestUpstream } from './harness.js';
 
@@ -140,3 +141,34 @@ const waitFor = async (cond: () => boolean, ms = 5000): Promise<void> => {
     await new Promise((r) => setImmediate(r));
   }
 };
+
+describe('requests the HTTP parser refuses', () => {
+  it('answer in the OpenAI error shape: malformed header, oversized headers, bad paths and encoded slashes', async () => {
+    const s = await startTestSidecar({ MAX_HEADER_BYTES: '2048' });
+    cleanups.push(() => s.close());
+    const { port } = new URL(s.url);
+    const rawExchange = (text: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(text));
+        const chunks: Buffer[] = [];
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+      });
+    const badHeader = await rawExchange('GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: a\rb\r\n\r\n');
+    expect(badHeader).toMatch(/^HTTP\/1\.1 400 /);
+    expect(badHeader).toContain(
+      '{"error":{"message":"malformed HTTP request","type":"invalid_request_error","param":null,"code":"malformed_request"}}',
+    );
+    const big = await rawRequest(`${s.url}/health`, { headers: { 'x-pad': 'a'.repeat(4096) } });
+    expect(big.status).toBe(431);
+    expect(json(big)).toMatchObject({ error: { code: 'headers_too_large' } });
+    const encoded = await postJson(`${s.url}/v1/chat/%2f%2fadmin`, chat);
+    expect(encoded.status).toBe(404);
+    expect(json(encoded)).toMatchObject({ error: { code: 'route_not_found', type: 'not_found' } });
+    const twoNonces = await rawRequest(
+      `${s.url}/attestation/report?nonce=${'aa'.repeat(32)}&nonce=${'bb'.repeat(32)}`,
+    );
+    expect(twoNonces.status).toBe(400);
+    expect((await rawRequest(`${s.url}/health`)).status).toBe(200);
+  });
+});
