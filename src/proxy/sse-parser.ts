@@ -30,6 +30,8 @@ export class SseParser {
   /** Feeds bytes; returns the events completed by them, in order. */
   push(chunk: Uint8Array): SseEvent[] {
     const events: SseEvent[] = [];
+    // An empty chunk must not touch the pending-CR state: the LF that completes a CRLF may come next.
+    if (chunk.length === 0) return events;
     let start = 0;
     let i = 0;
     if (this.pendingCr) {

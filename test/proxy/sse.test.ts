@@ -74,6 +74,14 @@ describe('SseParser', () => {
     );
   });
 
+  it('keeps a pending CR across an empty chunk (the LF completing the CRLF may come after it)', () => {
+    const p = new SseParser();
+    expect(p.push(enc.encode('event: e\n\ndata: a\r'))).toEqual([{ data: undefined, event: 'e' }]);
+    expect(p.push(new Uint8Array(0))).toEqual([]);
+    expect(p.push(enc.encode('\n'))).toEqual([]);
+    expect(p.push(enc.encode('\n'))).toEqual([{ data: 'a', event: undefined }]);
+  });
+
   it('holds a CR at the end of a chunk until it knows whether LF follows', () => {
     const p = new SseParser();
     expect(p.push(enc.encode('data: a\r'))).toEqual([]);
