@@ -1,3 +1,4 @@
+import { type PackedRecord, packRecord, unpackRecord } from './packed-record.js';
 import type { SignatureRecord, SignatureStore } from './signature-store.js';
 
 export interface MemoryStoreOptions {
@@ -9,9 +10,12 @@ export interface MemoryStoreOptions {
 }
 
 interface Entry {
-  record: SignatureRecord;
+  /** Packed when canonical (always, for records our signers make); kept as given otherwise. */
+  record: PackedRecord | SignatureRecord;
   expiresAt: number;
 }
+
+const isPacked = (r: PackedRecord | SignatureRecord): r is PackedRecord => 'packed' in r;
 
 /**
  * A bounded in-memory store. A Map keeps insertion order and every entry has the same TTL, so the
@@ -53,14 +57,14 @@ export class MemorySignatureStore implements SignatureStore {
         evictedTotal: this.evictedEarly,
       });
     }
-    this.entries.set(key, { record, expiresAt: now + this.options.ttlMs });
+    this.entries.set(key, { record: packRecord(record) ?? record, expiresAt: now + this.options.ttlMs });
   }
 
   async get(id: string): Promise<SignatureRecord | undefined> {
     const entry = this.entries.get(id.toLowerCase());
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= this.now()) return undefined;
-    return entry.record;
+    return isPacked(entry.record) ? unpackRecord(entry.record) : entry.record;
   }
 
   async close(): Promise<void> {

@@ -84,3 +84,25 @@ describe('PendingSignatures', () => {
     }
   });
 });
+
+describe('packed records', () => {
+  it('round-trip canonical records exactly and keep non-canonical ones as given', async () => {
+    const { packRecord, unpackRecord } = await import('../../src/signatures/packed-record.js');
+    const hex = (n: number, seed: number) =>
+      Array.from({ length: n }, (_, i) => ((i * 7 + seed) % 16).toString(16)).join('');
+    const canonical: SignatureRecord = {
+      text: `${hex(64, 1)}:${hex(64, 2)}`,
+      ecdsa: { signature: `0x${hex(128, 3)}1b`, address: '0x2c7536E3605D9C16a7a3D7b1898e529396a65c23' },
+      ed25519: { signature: hex(128, 4), address: hex(64, 5) },
+    };
+    const packed = packRecord(canonical);
+    expect(packed?.packed.length).toBe(193);
+    expect(unpackRecord(packed as NonNullable<typeof packed>)).toEqual(canonical);
+    expect(packRecord({ ...canonical, text: canonical.text.toUpperCase() })).toBeUndefined();
+    const store = new MemorySignatureStore({ ttlMs: 60_000, capacity: 10 });
+    await store.put('a', canonical);
+    await store.put('b', record(1));
+    expect(await store.get('a')).toEqual(canonical);
+    expect(await store.get('b')).toEqual(record(1));
+  });
+});
