@@ -67,14 +67,18 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Starts a TypeScript child through tsx and waits for it to report its port over IPC. */
-export const startTsChild = (
+/**
+ * Starts a child and waits for it to report its port over IPC: a `.ts` file through tsx, a `.mjs`
+ * file (the sidecar, from dist/) with plain node.
+ */
+export const startChild = (
   file: string,
   env: Record<string, string>,
   nodeFlags: string[] = [],
 ): Promise<Child> =>
   new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', file], {
+    const loader = file.endsWith('.ts') ? ['--import', 'tsx'] : [];
+    const proc = spawn(process.execPath, [...nodeFlags, ...loader, file], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -1,16 +1,18 @@
+import { execSync } from 'node:child_process';
 /**
  * `npx tsx bench/profile.ts [small|large|stream]`: a V8 CPU profile of the sidecar under one case
  * (written to .bench-out/), with the top self-time functions printed. For finding what to fix.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { load } from './load.js';
-import { startTsChild } from './proc.js';
+import { startChild } from './proc.js';
 
 const kase = process.argv[2] ?? 'small';
 const dir = new URL('../.bench-out/', import.meta.url).pathname;
 const here = new URL('.', import.meta.url).pathname;
-const stub = await startTsChild(`${here}stub.ts`, {});
-const sidecar = await startTsChild(`${here}sidecar-child.ts`, { BENCH_UPSTREAM_PORT: String(stub.port) }, [
+execSync('npm run build --silent', { stdio: 'inherit' });
+const stub = await startChild(`${here}stub.ts`, {});
+const sidecar = await startChild(`${here}sidecar-child.mjs`, { BENCH_UPSTREAM_PORT: String(stub.port) }, [
   '--cpu-prof',
   `--cpu-prof-dir=${dir}`,
 ]);

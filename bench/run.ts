@@ -3,7 +3,7 @@
  *
  * Every row runs in this one invocation against the same stub upstream (bench/stub.ts): direct to the
  * stub, nginx (when installed), a minimal Node pass-through (bench/node-proxy.ts) and the sidecar
- * (bench/sidecar-child.ts). Each server is its own process; autocannon runs in this one. The
+ * (bench/sidecar-child.mjs). Each server is its own process; autocannon runs in this one. The
  * figures are printed and written to .bench-out/latest.md (BENCHMARKS.md is written from them).
  * Not part of `npm test`; nothing here asserts a timing.
  */
@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { type LoadResult, load } from './load.js';
 import { findNginx, nginxVersion, startNginx } from './nginx.js';
-import { type Child, rssBytes, startTsChild } from './proc.js';
+import { type Child, rssBytes, startChild } from './proc.js';
 import { runSigning } from './signing.js';
 
 const quick = process.argv.includes('--quick');
@@ -89,11 +89,13 @@ const main = async (): Promise<void> => {
   log(`command: \`npm run bench${quick ? ' -- --quick' : ''}\``);
   log('');
   for (const l of machine()) log(l);
+  // The sidecar runs from dist/, as in production: build it first.
+  execSync('npm run build --silent', { stdio: 'inherit' });
 
-  const stub = await startTsChild(`${here}stub.ts`, {});
+  const stub = await startChild(`${here}stub.ts`, {});
   const upstream = { BENCH_UPSTREAM_PORT: String(stub.port) };
-  const nodeProxy = await startTsChild(`${here}node-proxy.ts`, upstream);
-  const sidecar = await startTsChild(`${here}sidecar-child.ts`, upstream);
+  const nodeProxy = await startChild(`${here}node-proxy.ts`, upstream);
+  const sidecar = await startChild(`${here}sidecar-child.mjs`, upstream);
   const nginxBin = findNginx();
   const nginx = nginxBin === undefined ? undefined : await startNginx(nginxBin, stub.port, await freePort());
   log(`- nginx: ${nginxBin === undefined ? 'not installed — row skipped' : nginxVersion(nginxBin)}`);
@@ -307,7 +309,7 @@ const main = async (): Promise<void> => {
   // --- Signature store: fill a fresh sidecar, look up, measure memory. ------------------------------
   await sidecar.stop();
   children.splice(children.indexOf(sidecar), 1);
-  const fresh2: Child = await startTsChild(`${here}sidecar-child.ts`, upstream, ['--expose-gc']);
+  const fresh2: Child = await startChild(`${here}sidecar-child.mjs`, upstream, ['--expose-gc']);
   children.push(fresh2);
   const base = await fresh2.ask<{ rss: number; heapUsed: number }>({ cmd: 'stats', gc: true });
   let fillSeq = 0;

@@ -1,13 +1,15 @@
 /**
- * Runs the real sidecar (startSidecar, the same composition root as `serve`) in its own process,
- * so the load generator and the stub do not share its event loop. A side channel over IPC reports
- * event-loop delay and memory, and can run a full GC before a memory reading.
+ * Runs the real sidecar (startSidecar, the same composition root as `serve`) from the compiled
+ * dist/ build, as production runs it (no TypeScript loader in the process), so the load generator
+ * and the stub do not share its event loop and its memory reading is what an operator would see.
+ * A side channel over IPC reports event-loop delay and memory, and can run a full GC first.
+ * bench/run.ts builds dist/ before starting it.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
-import { loadConfig } from '../src/config/index.js';
-import { createLogger } from '../src/log/index.js';
-import { startSidecar } from '../src/server/index.js';
+import { loadConfig } from '../dist/config/index.js';
+import { createLogger } from '../dist/log/index.js';
+import { startSidecar } from '../dist/server/index.js';
 
 const config = loadConfig({
   HOST: '127.0.0.1',
@@ -31,13 +33,13 @@ const sidecar = await startSidecar(config, createLogger(config.LOG_LEVEL, sink))
 const delay = monitorEventLoopDelay({ resolution: 1 });
 delay.enable();
 
-process.on('message', (msg: { cmd: string; gc?: boolean }) => {
+process.on('message', (msg) => {
   if (msg.cmd === 'reset') {
     delay.reset();
     process.send?.({ ok: true });
   } else if (msg.cmd === 'stats') {
     // With --expose-gc: collect first, so the reading is what is live, not what is garbage.
-    if (msg.gc === true) (globalThis as { gc?: () => void }).gc?.();
+    if (msg.gc === true) globalThis.gc?.();
     const mem = process.memoryUsage();
     process.send?.({
       // Histogram values are ns.
