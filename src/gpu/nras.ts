@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createLocalJWKSet, type JSONWebKeySet, type JWTPayload, jwtVerify } from 'jose';
+import type { JSONWebKeySet, JWTPayload } from 'jose';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.js';
 import { withDeadline } from './deadline.js';
@@ -175,6 +175,8 @@ export const verifyNrasResult = async (
   options: NrasVerifyOptions,
 ): Promise<NrasVerification> => {
   const errors: Record<string, string> = {};
+  // jose is needed only when NRAS answers are checked (self-check, verifier): loaded here.
+  const { createLocalJWKSet, jwtVerify } = await import('jose');
   const keys = createLocalJWKSet(options.jwks);
   const verify = async (name: string, token: string | undefined): Promise<JWTPayload | undefined> => {
     if (token === undefined) {

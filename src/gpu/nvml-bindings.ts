@@ -1,5 +1,8 @@
 import type { LibraryHandle } from 'koffi';
-import koffi from 'koffi';
+import { lazyRequire } from '../lazy/index.js';
+
+/** koffi (a native addon) is loaded only when an FFI provider is used. */
+const ffi = lazyRequire<typeof import('koffi')>('koffi');
 
 /**
  * Raw koffi bindings of the NVML functions the NVML provider needs (nvml.h; PLATFORMS.md, "NVIDIA
@@ -97,7 +100,7 @@ const callAsync =
 
 /** dlopens NVML and declares the functions; throws if the library or a required symbol is missing. */
 export const loadNvml = (libraryPath: string): NvmlBindings => {
-  const lib = koffi.load(libraryPath);
+  const lib = ffi().load(libraryPath);
   const f = (proto: string) => callAsync(lib.func(proto));
   let settings: Func | undefined;
   try {

@@ -1,6 +1,9 @@
-import { createClient } from '@redis/client';
 import { z } from 'zod';
+import { lazyRequire } from '../lazy/index.js';
 import type { SignatureRecord, SignatureStore } from './signature-store.js';
+
+/** The Redis client is only needed with REDIS_URL: loaded when a store is made. */
+const redis = lazyRequire<typeof import('@redis/client')>('@redis/client');
 
 /**
  * A signature store in Redis, so records outlive a sidecar restart and every replica behind a load
@@ -84,7 +87,7 @@ const recordSchema = z.object({
 const reconnectDelay = (retries: number): number => Math.min(50 * 2 ** Math.min(retries, 10), 2000);
 
 const createNodeRedisClient = (url: string, commandTimeoutMs: number): RedisClientLike =>
-  createClient({
+  redis().createClient({
     url,
     // A command issued while disconnected fails immediately: the caller buffers it, the request
     // path never waits for a reconnect.

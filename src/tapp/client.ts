@@ -1,15 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import {
-  type CallOptions,
-  type Client,
-  credentials,
-  loadPackageDefinition,
-  type ServiceError,
-  status,
-} from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import type { CallOptions, Client, ServiceError } from '@grpc/grpc-js';
 import { SidecarError } from '../errors/index.js';
+import { lazyRequire } from '../lazy/index.js';
 import { TAPP_MAX_NONCE_BYTES } from './runtime-data.js';
+
+/** The gRPC stack is only needed on 0G Tapp: loaded when a client is first made. */
+const grpc = lazyRequire<typeof import('@grpc/grpc-js')>('@grpc/grpc-js');
+const protoLoader = lazyRequire<typeof import('@grpc/proto-loader')>('@grpc/proto-loader');
 
 /**
  * gRPC client for 0G Tapp's `tapp_service.TappService` (PLATFORMS.md, 0G Tapp row), over
@@ -53,11 +50,16 @@ type Unary = (
   callback: (error: ServiceError | null, response?: Record<string, unknown>) => void,
 ) => { cancel(): void };
 
-const STATUS_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(status)
-    .filter(([, v]) => typeof v === 'number')
-    .map(([k, v]) => [v as number, k]),
-);
+let statusNames: Record<number, string> | undefined;
+/** gRPC status code → name, built on first use (the gRPC module loads lazily). */
+const statusName = (code: number): string | undefined => {
+  statusNames ??= Object.fromEntries(
+    Object.entries(grpc().status)
+      .filter(([, v]) => typeof v === 'number')
+      .map(([k, v]) => [v as number, k]),
+  );
+  return statusNames[code];
+};
 
 const failure = (rpc: Rpc, reason: string, code: string, cause?: unknown): SidecarError =>
   new SidecarError(`tapp ${rpc} failed: ${reason}`, {
@@ -77,19 +79,24 @@ export class TappClient {
   constructor(options: TappClientOptions) {
     this.endpoint = options.endpoint;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const definition = loadSync(options.protoPath ?? TAPP_PROTO_PATH, {
+    const definition = protoLoader().loadSync(options.protoPath ?? TAPP_PROTO_PATH, {
       keepCase: true,
       longs: String,
       enums: String,
       defaults: true,
     });
-    const pkg = loadPackageDefinition(definition) as unknown as {
+    const pkg = grpc().loadPackageDefinition(definition) as unknown as {
       tapp_service: {
-        TappService: new (target: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+        TappService: new (
+          target: string,
+          creds: ReturnType<ReturnType<typeof grpc>['credentials']['createInsecure']>,
+        ) => Client;
       };
     };
-    this.client = new pkg.tapp_service.TappService(options.endpoint, credentials.createInsecure()) as Client &
-      Record<Rpc, Unary>;
+    this.client = new pkg.tapp_service.TappService(
+      options.endpoint,
+      grpc().credentials.createInsecure(),
+    ) as Client & Record<Rpc, Unary>;
   }
 
   /** Evidence whose runtime_data carries `nonce` (≤ 64 bytes). */
@@ -144,11 +151,11 @@ export class TappClient {
           signal?.removeEventListener('abort', onAbort);
           if (error) {
             if (aborted) return reject(failure(rpc, 'aborted', 'tapp_aborted', signal?.reason));
-            if (error.code === status.DEADLINE_EXCEEDED) {
+            if (error.code === grpc().status.DEADLINE_EXCEEDED) {
               return reject(failure(rpc, `no answer within ${this.timeoutMs} ms`, 'tapp_timeout', error));
             }
-            const name = STATUS_NAMES[error.code] ?? String(error.code);
-            const code = error.code === status.UNAVAILABLE ? 'tapp_unavailable' : 'tapp_error';
+            const name = statusName(error.code) ?? String(error.code);
+            const code = error.code === grpc().status.UNAVAILABLE ? 'tapp_unavailable' : 'tapp_error';
             return reject(failure(rpc, `gRPC status ${name}`, code, error));
           }
           if (response === undefined || response['success'] !== true) {

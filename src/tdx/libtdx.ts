@@ -1,9 +1,12 @@
 import type { LibraryHandle } from 'koffi';
-import koffi from 'koffi';
 import { assertBytes } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
+import { lazyRequire } from '../lazy/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 import { expectQuoteReportData } from './report-data.js';
+
+/** koffi (a native addon) is loaded only when an FFI provider is used. */
+const ffi = lazyRequire<typeof import('koffi')>('koffi');
 
 /**
  * TDX quotes through Intel's `libtdx_attest.so.1` (DCAP `tdx_attest.h`; PLATFORMS.md "Getting a
@@ -100,7 +103,7 @@ export class LibTdxQuoteProvider implements QuoteProvider {
     if (this.binding !== undefined) return this.binding;
     let lib: LibraryHandle;
     try {
-      lib = koffi.load(this.libraryPath);
+      lib = ffi().load(this.libraryPath);
     } catch (err) {
       throw failure(
         `could not load ${this.libraryPath} (Intel DCAP libtdx-attest not installed?)`,
@@ -157,7 +160,7 @@ export class LibTdxQuoteProvider implements QuoteProvider {
         throw failure('tdx_att_get_quote returned an implausible quote size', { size });
       }
       // Copy out of the library's buffer before freeing it.
-      quote = new Uint8Array(koffi.view(ptr, size)).slice();
+      quote = new Uint8Array(ffi().view(ptr, size)).slice();
     } finally {
       if (!isNull(ptr)) binding.freeQuote(ptr);
     }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Collateral, TcbStatus } from '@phala/dcap-qvl';
-import { verify } from '@phala/dcap-qvl';
 import { z } from 'zod';
+import { lazyRequire } from '../lazy/index.js';
 import { type ParsedQuote, parseQuote } from './quote.js';
 
 /**
@@ -9,6 +9,9 @@ import { type ParsedQuote, parseQuote } from './quote.js';
  * chain to Intel's root, TCB status against the given collateral, at a caller-chosen time. It does
  * NOT check MRTD, RTMRs or report_data: the caller compares `parsed.report` with what it expects.
  */
+
+/** DCAP verification is needed by verifiers, not by a serving sidecar: loaded on first use. */
+const dcap = lazyRequire<typeof import('@phala/dcap-qvl')>('@phala/dcap-qvl');
 
 export type { Collateral, TcbStatus } from '@phala/dcap-qvl';
 
@@ -44,9 +47,9 @@ export const verifyQuote = (
     throw new TypeError('"nowSeconds" expected a non-negative integer number of seconds');
   }
   const parsed = parseQuote(quote);
-  let verified: ReturnType<typeof verify>;
+  let verified: ReturnType<ReturnType<typeof dcap>['verify']>;
   try {
-    verified = verify(quote, collateral, nowSeconds);
+    verified = dcap().verify(quote, collateral, nowSeconds);
   } catch (err) {
     throw new QuoteVerificationError(err instanceof Error ? err.message : 'unknown error', err);
   }
