@@ -88,6 +88,7 @@ const notFoundRoute = (): SidecarError =>
 export const createApp = (deps: AppDeps): Hono<Env> => {
   const app = new Hono<Env>();
   const pendingWaitMs = deps.pendingWaitMs ?? 5000;
+  const serializedReports = new WeakMap<object, string>();
 
   app.use(async (c, next) => {
     const given = c.req.header('x-request-id');
@@ -188,7 +189,14 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
         code: 'signing_address_not_found',
       });
     }
-    return c.json(await deps.attestation.report(algo, nonce));
+    const result = await deps.attestation.report(algo, nonce);
+    // A cached report is served many times: serialize it once (it is ~20 KB of hex).
+    let body = serializedReports.get(result);
+    if (body === undefined) {
+      body = JSON.stringify(result);
+      serializedReports.set(result, body);
+    }
+    return c.body(body, 200, { 'content-type': 'application/json' });
   };
 
   const signature = async (c: Context<Env>) => {
