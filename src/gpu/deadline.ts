@@ -41,23 +41,3 @@ export const withDeadline = async <T>(
     if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 };
-
-/**
- * One-at-a-time execution (PLATFORMS.md: NVML calls must be serialized). A task's slot is released
- * only when the task itself settles, even if its caller gave up on it after a deadline: a native
- * call that is still running keeps the next one waiting.
- */
-export class SerialQueue {
-  #tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(task);
-    this.#tail = result.catch(() => undefined);
-    return result;
-  }
-
-  /** Settles when everything queued so far has finished. */
-  idle(): Promise<void> {
-    return this.#tail.then(() => undefined);
-  }
-}

@@ -1,6 +1,7 @@
 import { assertBytes, equalBytes } from '../bytes/index.js';
+import { SerialQueue } from '../concurrency/index.js';
 import { SidecarError } from '../errors/index.js';
-import { SerialQueue, withDeadline } from './deadline.js';
+import { withDeadline } from './deadline.js';
 import { parseGpuEvidence } from './evidence.js';
 import type {
   ConfComputeState,

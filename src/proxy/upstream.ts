@@ -45,25 +45,25 @@ const connectionListed = (headers: IncomingHttpHeaders): Set<string> => {
   return out;
 };
 
-export const forwardRequestHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> => {
+/** Copies a header map without hop-by-hop fields, those named in Connection, and `drop`. */
+const filterHeaders = (
+  headers: IncomingHttpHeaders,
+  drop: ReadonlySet<string>,
+): Record<string, string | string[]> => {
   const listed = connectionListed(headers);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || REQUEST_DROP.has(name) || listed.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || listed.has(name)) continue;
     out[name] = value;
   }
   return out;
 };
 
-export const forwardResponseHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> => {
-  const listed = connectionListed(headers);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || RESPONSE_DROP.has(name) || listed.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
-};
+export const forwardRequestHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> =>
+  filterHeaders(headers, REQUEST_DROP);
+
+export const forwardResponseHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> =>
+  filterHeaders(headers, RESPONSE_DROP);
 
 export interface UpstreamOptions {
   /** Base URL; OpenAI paths are appended after `/v1` (added when the base does not end in it). */

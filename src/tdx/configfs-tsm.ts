@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { posix } from 'node:path';
 import { assertBytes } from '../bytes/index.js';
+import { SerialQueue } from '../concurrency/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 import { expectQuoteReportData } from './report-data.js';
@@ -136,7 +137,7 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
   /** Requests run one at a time: the kernel serves one per guest anyway, and EBUSY retries are costly. */
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(options: ConfigfsTsmOptions = {}) {
     this.root = options.root ?? '/sys/kernel/config/tsm/report';
@@ -154,9 +155,7 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
   getQuote(reportData: Uint8Array, signal?: AbortSignal): Promise<QuoteResult> {
     assertBytes('reportData', reportData, 64);
     const input = reportData.slice();
-    const run = this.tail.then(() => this.quoteWithRetries(input, signal));
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.queue.run(() => this.quoteWithRetries(input, signal));
   }
 
   private async quoteWithRetries(reportData: Uint8Array, signal?: AbortSignal): Promise<QuoteResult> {

@@ -1,5 +1,6 @@
 import type { LibraryHandle } from 'koffi';
 import { assertBytes } from '../bytes/index.js';
+import { SerialQueue } from '../concurrency/index.js';
 import { SidecarError } from '../errors/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
@@ -84,7 +85,7 @@ export class LibTdxQuoteProvider implements QuoteProvider {
   private readonly libraryPath: string;
   private binding: Binding | undefined;
   /** One native call at a time: the library talks to one QGS over one vsock and is not re-entrant. */
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(options: LibTdxOptions = {}) {
     this.libraryPath = options.libraryPath ?? 'libtdx_attest.so.1';
@@ -93,9 +94,7 @@ export class LibTdxQuoteProvider implements QuoteProvider {
   getQuote(reportData: Uint8Array, signal?: AbortSignal): Promise<QuoteResult> {
     assertBytes('reportData', reportData, 64);
     const input = reportData.slice();
-    const run = this.tail.then(() => this.call(input, signal));
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.queue.run(() => this.call(input, signal));
   }
 
   /** dlopen on first use, so configuring libtdx on a machine without it fails per request (503), not at import. */
