@@ -9,5 +9,7 @@ export default defineConfig({
     // Every test must assert something: a test that cannot fail is a defect.
     expect: { requireAssertions: true },
     pool: 'forks',
+    // The soak test reads live memory after a real garbage collection.
+    execArgv: ['--expose-gc'],
   },
 });
