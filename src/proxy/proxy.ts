@@ -178,7 +178,8 @@ export const proxyRequest = async (
       outgoing.off('close', onClientClose);
     }
   } catch (err) {
-    if (err instanceof ClientGone) {
+    // The client left (before or during the answer): nothing to send, nothing signed; 499 in logs.
+    if (err instanceof ClientGone || (outgoing.destroyed && !outgoing.writableFinished)) {
       status = 499;
       return;
     }
@@ -336,7 +337,7 @@ const proxyStream = async (
     return outcome.id;
   } catch (err) {
     ctx.metrics.unsigned.inc({
-      reason: err instanceof ClientGone ? 'client_disconnected' : 'upstream_failed',
+      reason: err instanceof ClientGone || outgoing.destroyed ? 'client_disconnected' : 'upstream_failed',
     });
     throw err;
   } finally {

@@ -119,14 +119,23 @@ export class Upstream {
     if (body !== undefined) outHeaders['content-length'] = String(body.length);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(url, { method, headers: outHeaders, agent: this.agent });
+    // When we abort (client gone, timeout), the request fails with our reason: keep it as it is
+    // rather than reporting the upstream as unreachable.
+    let abortedWith: Error | undefined;
     const response = new Promise<IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
-      req.once('error', (err: NodeJS.ErrnoException) => reject(upstreamError(err)));
+      req.once('error', (err: NodeJS.ErrnoException) => reject(abortedWith ?? upstreamError(err)));
     });
     // The rejection is observed by whoever awaits `response`; keep an unawaited abort from crashing.
     response.catch(() => undefined);
     req.end(body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-    return { response, abort: (reason) => req.destroy(reason) };
+    return {
+      response,
+      abort: (reason) => {
+        abortedWith ??= reason;
+        req.destroy(reason);
+      },
+    };
   }
 
   close(): void {

@@ -160,6 +160,9 @@ describe('faults', () => {
     });
     await upstreamGone;
     await stillServing();
+    // A client that left before the upstream answered is not reported as an unreachable upstream.
+    expect(sidecar.logs.some((l) => l.includes('upstream model server unreachable'))).toBe(false);
+    expect(sidecar.logs.some((l) => l.includes('"status":499'))).toBe(true);
   });
 
   it('never writes keys, tokens, prompts or completions to its logs, even at trace level', async () => {

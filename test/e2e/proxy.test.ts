@@ -308,6 +308,11 @@ describe('signed proxy, streaming', () => {
     });
     await upstreamClosed;
     expect((await fetchSignature('chatcmpl-slow')).status).toBe(404);
+    // Logged as the client leaving (499), not as an upstream failure.
+    const line = sidecar.logs.find((l) => l.includes('"responseId"') === false && l.includes('"status":499'));
+    expect(line).toBeDefined();
+    const metrics = (await rawRequest(`${sidecar.url}/metrics`)).body.toString();
+    expect(metrics).toMatch(/teeml_unsigned_responses_total\{reason="client_disconnected"\} [1-9]/);
   });
 });
 
