@@ -68,6 +68,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Re-reads of a shared store before a 404 (see AppDeps.sharedStore): about 1 s in all. */
 const SHARED_STORE_RETRIES_MS = [50, 200, 750];
 
+/** The sidecar's own read-only routes: a POST to them is a mistake, never something to proxy. */
+const OWN_GET_ROUTES = /^\/(attestation|signature|health|models|metrics)(\/|$)/;
+
 /** Encoded separators in a raw path: never part of an OpenAI route, refused before proxying. */
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
@@ -257,6 +260,9 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
     const raw = c.env.incoming.url ?? '';
     const rawPath = raw.split('?')[0] ?? '';
     if (path.includes('..') || path.includes('//') || ENCODED_SEPARATOR.test(rawPath)) throw notFoundRoute();
+    if (OWN_GET_ROUTES.test(path)) {
+      throw new SidecarError('method not allowed on this route', { status: 405, code: 'method_not_allowed' });
+    }
     return proxyTo('POST', path, true, c);
   });
   return app;

@@ -165,6 +165,9 @@ describe('requests the HTTP parser refuses', () => {
     const encoded = await postJson(`${s.url}/v1/chat/%2f%2fadmin`, chat);
     expect(encoded.status).toBe(404);
     expect(json(encoded)).toMatchObject({ error: { code: 'route_not_found', type: 'not_found' } });
+    const posted = await postJson(`${s.url}/v1/attestation/report`, {});
+    expect(posted.status).toBe(405);
+    expect(json(posted)).toMatchObject({ error: { code: 'method_not_allowed' } });
     const twoNonces = await rawRequest(
       `${s.url}/attestation/report?nonce=${'aa'.repeat(32)}&nonce=${'bb'.repeat(32)}`,
     );
