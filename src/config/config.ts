@@ -61,7 +61,8 @@ export const envSchema = z.object({
   ATTESTATION_MAX_CONCURRENT: int(1, 64).default(2),
   ATTESTATION_MAX_QUEUE: int(0, 10_000).default(32),
 
-  SIGNATURE_TTL_SECONDS: int(60, 7 * 86_400).default(1800),
+  /** CONTRACT.md: records live at least 20 minutes (the 0G broker's own default). */
+  SIGNATURE_TTL_SECONDS: int(1200, 7 * 86_400).default(1800),
   SIGNATURE_CAPACITY: int(1, 10_000_000).default(100_000),
   /**
    * Shared signature store: `redis://[user:password@]host:port[/db]` or `rediss://…`. Set it when

@@ -62,6 +62,7 @@ describe('TEE_PROVIDER=auto', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
     expect(() => loadConfig({ ADMIN_TOKEN: 'short' })).toThrow(/ADMIN_TOKEN/);
     expect(() => loadConfig({ ADMIN_TOKEN: 'short' })).not.toThrow(/short/);
+    expect(() => loadConfig({ SIGNATURE_TTL_SECONDS: '600' })).toThrow(/SIGNATURE_TTL_SECONDS/);
   });
 });
 
