@@ -31,6 +31,7 @@ Options:
   --mrtd <hex,...>            allowed MRTD values (also --rtmr0, --rtmr1, --rtmr2, --os-image-hash)
   --signing-algo <algo>       ecdsa (default) or ed25519
   --model <name>              model for the test completions (default: first of /v1/models)
+  --api-key <token>           bearer token for providers that require one (AUTH_TOKEN); never printed
   --no-completion             skip the test completions and their signature checks
   --allow-no-gpu              accept a report without GPU evidence
   -h, --help                  this text
@@ -110,6 +111,7 @@ const parse = (argv: string[]) =>
       'os-image-hash': { type: 'string', multiple: true },
       'signing-algo': { type: 'string' },
       model: { type: 'string' },
+      'api-key': { type: 'string' },
       'no-completion': { type: 'boolean' },
       'allow-no-gpu': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -203,6 +205,7 @@ const buildOptions = async (
     ...(composeHash?.[0] === undefined ? {} : { expectedComposeHash: composeHash[0] }),
     ...(composeFile === undefined ? {} : { composeFile }),
     ...(values.model === undefined ? {} : { model: values.model }),
+    ...(values['api-key'] === undefined ? {} : { headers: { authorization: `Bearer ${values['api-key']}` } }),
   };
 };
 

@@ -101,3 +101,20 @@ describe('teeml-sidecar verify', () => {
     expect(parseAt('2026-06-29T02:26:40Z')).toBe(1782700000);
   });
 });
+
+describe('teeml-sidecar verify --api-key', () => {
+  it('verifies a provider that requires a bearer token, and never prints the token', async () => {
+    const token = 'verify-cli-token-0123456789';
+    const guarded = await startTestSidecar({ AUTH_TOKEN: token });
+    try {
+      const without = await run([guarded.url, '--allow-simulated']);
+      expect(without.code).toBe(1);
+      expect(without.out).toMatch(/^FAIL\s+signature\.json\.text\s/m);
+      const withKey = await run([guarded.url, '--allow-simulated', '--api-key', token]);
+      expect(withKey.code).toBe(0);
+      expect(withKey.out + withKey.err).not.toContain(token);
+    } finally {
+      await guarded.close();
+    }
+  });
+});
