@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { assertBytes } from '../bytes/index.js';
+import { runWithDeadline } from '../concurrency/index.js';
+import { SidecarError } from '../errors/index.js';
 import type { GpuEvidence, GpuEvidenceProvider } from '../gpu/gpu-evidence-provider.js';
 import { buildNvidiaPayload } from '../gpu/index.js';
 import type { Signers, SigningAlgo } from '../keys/index.js';
@@ -9,7 +11,6 @@ import { buildReportData } from '../tdx/index.js';
 import type { QuoteProvider } from '../tdx/quote-provider.js';
 import { Limiter } from './limiter.js';
 import { type AttestationReport, buildAttestation } from './report.js';
-import { withTimeout } from './with-timeout.js';
 
 export interface AttestationServiceOptions {
   quotes: QuoteProvider;
@@ -104,8 +105,18 @@ export class AttestationService {
         : buildReportData({ algo, publicKey: signer.addressBytes, nonce });
     const started = performance.now();
     try {
-      const [quote, gpu] = await withTimeout(this.options.timeoutMs, 'the TEE or GPU', (signal) =>
-        Promise.all([quotes.getQuote(reportData, signal), gpus.collect(nonce, signal)]),
+      const timeoutMs = this.options.timeoutMs;
+      const [quote, gpu] = await runWithDeadline(
+        (signal) => Promise.all([quotes.getQuote(reportData, signal), gpus.collect(nonce, signal)]),
+        {
+          timeoutMs,
+          // The providers are told to stop through the signal.
+          timeoutError: () =>
+            new SidecarError(`the TEE or GPU did not answer within ${timeoutMs} ms`, {
+              status: 503,
+              code: 'attestation_timeout',
+            }),
+        },
       );
       if (gpu.gpus.length > 0) this.options.checkGpuEvidence(gpu.gpus, nonce);
       const attestation = buildAttestation({

@@ -1,1 +1,3 @@
+export type { DeadlineOptions } from './run-with-deadline.js';
+export { runWithDeadline } from './run-with-deadline.js';
 export { SerialQueue } from './serial-queue.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { runWithDeadline } from '../concurrency/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import type { SignatureRecord, SignatureStore } from './signature-store.js';
 
@@ -201,7 +202,7 @@ export class RedisSignatureStore implements SignatureStore {
     this.closed = true;
     if (this.client.isReady) {
       try {
-        await withDeadline(this.client.close(), graceMs);
+        await bounded(this.client.close(), graceMs);
         return;
       } catch {
         // Hung or gone: fall through and drop the socket.
@@ -215,20 +216,13 @@ export class RedisSignatureStore implements SignatureStore {
   }
 
   private bounded<T>(command: Promise<T>): Promise<T> {
-    return withDeadline(command, this.commandTimeoutMs);
+    return bounded(command, this.commandTimeoutMs);
   }
 }
 
-/**
- * Races a promise against a timer. The loser's later rejection is swallowed on purpose: a command
- * that times out may still fail afterwards, and that must not become an unhandled rejection.
- */
-const withDeadline = <T>(promise: Promise<T>, ms: number): Promise<T> => {
-  promise.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisCommandTimeoutError(`redis: no answer within ${ms} ms`)), ms);
-    timer.unref();
+/** A Redis promise under a deadline (the loser's later rejection is swallowed, see runWithDeadline). */
+const bounded = <T>(promise: Promise<T>, ms: number): Promise<T> =>
+  runWithDeadline(() => promise, {
+    timeoutMs: ms,
+    timeoutError: () => new RedisCommandTimeoutError(`redis: no answer within ${ms} ms`),
   });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-};
