@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { assertBytes } from '../bytes/index.js';
+import { assertBytes, toHex } from '../bytes/index.js';
 import { runWithDeadline } from '../concurrency/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { GpuEvidence, GpuEvidenceProvider } from '../gpu/gpu-evidence-provider.js';
@@ -58,7 +58,7 @@ export class AttestationService {
   async report(algo: SigningAlgo, nonce?: Uint8Array): Promise<AttestationReport> {
     if (nonce === undefined) return this.cached(algo);
     assertBytes('nonce', nonce, 32);
-    const key = `${algo}:${Buffer.from(nonce).toString('hex')}`;
+    const key = `${algo}:${toHex(nonce)}`;
     const running = this.inFlight.get(key);
     if (running !== undefined) return running;
     const task = this.limiter.run(() => this.collect(algo, nonce)).finally(() => this.inFlight.delete(key));

@@ -1,3 +1,4 @@
+import { toHex } from '../bytes/index.js';
 import type { GpuEvidenceResult } from '../gpu/gpu-evidence-provider.js';
 import type { Signer, SigningAlgo } from '../keys/index.js';
 import type { QuoteResult, ReportDataScheme, TeePlatform } from '../tdx/quote-provider.js';
@@ -52,13 +53,13 @@ export const buildAttestation = (input: {
     signing_address: input.signer.address,
     signing_algo: input.signer.algo,
     signing_public_key: input.signer.publicKey,
-    request_nonce: Buffer.from(input.nonce).toString('hex'),
-    intel_quote: Buffer.from(input.quote.quote).toString('hex'),
+    request_nonce: toHex(input.nonce),
+    intel_quote: toHex(input.quote.quote),
     nvidia_payload: input.nvidiaPayload,
     event_log: input.quote.eventLog,
     info: input.quote.info,
     platform: input.platform,
-    report_data: Buffer.from(input.reportData).toString('hex'),
+    report_data: toHex(input.reportData),
     report_data_scheme: input.quote.reportDataScheme,
     simulated,
     gpu: {

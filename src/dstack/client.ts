@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { z } from 'zod';
+import { toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
 /**
@@ -102,7 +103,7 @@ export class DstackClient {
     if (reportData.length > 64) {
       throw new RangeError(`"reportData" expected at most 64 bytes, got length=${reportData.length}`);
     }
-    const body = { report_data: Buffer.from(reportData).toString('hex') };
+    const body = { report_data: toHex(reportData) };
     return this.call('GetQuote', body, getQuoteResponseSchema, signal);
   }
 

@@ -1,4 +1,5 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
+import { toHex } from '../bytes/index.js';
 
 const encoder = new TextEncoder();
 
@@ -21,7 +22,7 @@ export const hashMessage = (message: string): Uint8Array => {
  * of keccak256(lowercase hex) is ≥ 8.
  */
 export const checksumAddress = (address: Uint8Array): string => {
-  const hex = Buffer.from(address).toString('hex');
+  const hex = toHex(address);
   const hash = keccak_256(encoder.encode(hex));
   let out = '0x';
   for (let i = 0; i < hex.length; i++) {

@@ -2,7 +2,7 @@ import { createPrivateKey, sign as nodeSign } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { signRecoverable } from 'tiny-secp256k1';
-import { assertBytes } from '../bytes/index.js';
+import { assertBytes, toHex } from '../bytes/index.js';
 import { addressOfPublicKey, checksumAddress, hashMessage } from './eip191.js';
 import type { KeyMaterial } from './key-source.js';
 
@@ -42,13 +42,13 @@ const ecdsaSigner = (secret: Uint8Array): Signer => {
     algo: 'ecdsa' as const,
     address: checksumAddress(addressBytes),
     addressBytes,
-    publicKey: Buffer.from(point.subarray(1)).toString('hex'),
+    publicKey: toHex(point.subarray(1)),
     sign(text: string): string {
       // libsecp256k1 (WebAssembly): RFC 6979 deterministic nonce, low-s, the same bytes noble gives
       // (the frozen vectors pin this) at ~4x noble's speed; BENCHMARKS.md has the figures. It zeroes
       // its copy of the key in wasm memory after every call.
       const { signature, recoveryId } = signRecoverable(hashMessage(text), key);
-      return `0x${Buffer.from(signature).toString('hex')}${(27 + recoveryId).toString(16)}`;
+      return `0x${toHex(signature)}${(27 + recoveryId).toString(16)}`;
     },
   });
 };
@@ -58,7 +58,7 @@ const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'he
 
 const ed25519Signer = (seed: Uint8Array): Signer => {
   const pub = ed25519.getPublicKey(seed);
-  const hex = Buffer.from(pub).toString('hex');
+  const hex = toHex(pub);
   // OpenSSL's Ed25519 (RFC 8032, deterministic: same bytes as noble) is ~15x faster here than pure
   // JS. The KeyObject lives only in this closure; the DER copy of the seed is zeroed at once.
   const der = Buffer.concat([ED25519_PKCS8_PREFIX, seed]);

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { parseHex } from '../bytes/index.js';
+import { parseHex, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
@@ -63,7 +63,7 @@ const requestHashOf = (ctx: ProxyContext, incoming: IncomingMessage, body: Uint8
     override !== undefined &&
     tokenMatches(headerValue(incoming.headers['x-admin-token']), ctx.adminToken)
   ) {
-    return Buffer.from(parseHex('X-Request-Hash', override.trim(), { bytes: 32 })).toString('hex');
+    return toHex(parseHex('X-Request-Hash', override.trim(), { bytes: 32 }));
   }
   return sha256hex(body);
 };

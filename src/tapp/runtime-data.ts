@@ -1,5 +1,6 @@
 import { sha512 } from '@noble/hashes/sha2.js';
 import { z } from 'zod';
+import { toHex } from '../bytes/index.js';
 
 /**
  * 0G Tapp's runtime_data scheme (PLATFORMS.md, 0G Tapp row; 0g-tapp `tapp-common/src/report_data.rs`).
@@ -31,8 +32,6 @@ export const runtimeDataSchema = z.looseObject({
 });
 export type RuntimeData = z.output<typeof runtimeDataSchema>;
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
-
 /** What Tapp serializes for a signer and nonce (its `RuntimeData::new(..).seal()`), as a string. */
 export const buildRuntimeData = (fields: {
   signer: Uint8Array;
@@ -48,10 +47,10 @@ export const buildRuntimeData = (fields: {
     );
   }
   const out: Record<string, string> = {};
-  if (nonce.length > 0) out['nonce'] = `0x${hex(nonce)}`;
-  out['signer'] = `0x${hex(fields.signer)}`;
+  if (nonce.length > 0) out['nonce'] = `0x${toHex(nonce)}`;
+  out['signer'] = `0x${toHex(fields.signer)}`;
   if (fields.tlsPublicKeySha256 !== undefined && fields.tlsPublicKeySha256.length > 0) {
-    out['tls_public_key'] = `0x${hex(fields.tlsPublicKeySha256)}`;
+    out['tls_public_key'] = `0x${toHex(fields.tlsPublicKeySha256)}`;
   }
   return JSON.stringify(out);
 };
@@ -91,6 +90,6 @@ export const checkRuntimeData = (options: {
     );
   }
   const echoed = parsed.data.nonce?.slice(2).toLowerCase();
-  if (echoed !== hex(options.nonce)) throw new RuntimeDataError('runtime_data does not carry our nonce');
+  if (echoed !== toHex(options.nonce)) throw new RuntimeDataError('runtime_data does not carry our nonce');
   return parsed.data;
 };

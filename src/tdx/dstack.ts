@@ -1,3 +1,4 @@
+import { toHex } from '../bytes/index.js';
 import { DstackClient, type DstackInfo, EventLogError, parseEventLog } from '../dstack/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
@@ -40,10 +41,7 @@ export class DstackQuoteProvider implements QuoteProvider {
     }
     const answer = await this.client.getQuote(reportData, signal);
     // Fail closed if the agent says it used other report_data than ours (it pads, never hashes).
-    if (
-      answer.report_data !== undefined &&
-      answer.report_data.toLowerCase() !== Buffer.from(reportData).toString('hex')
-    ) {
+    if (answer.report_data !== undefined && answer.report_data.toLowerCase() !== toHex(reportData)) {
       throw new SidecarError('dstack GetQuote failed: the quote was made for other report_data', {
         status: 503,
         code: 'dstack_report_data_mismatch',
