@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DstackClient } from '../../src/dstack/index.js';
-import { SidecarError } from '../../src/errors/index.js';
 import { sharedFixtures } from '../paths.js';
+import { rejection } from '../rejection.js';
 import { type FakeAgent, sendJson, startFakeAgent, tempSocketPath } from './agent-server.js';
 import { readQuoteFixture } from './fixtures.js';
 
@@ -11,15 +11,6 @@ afterEach(async () => {
   await agent?.close();
   agent = undefined;
 });
-
-const rejection = async (promise: Promise<unknown>): Promise<SidecarError> => {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(SidecarError);
-  return error as SidecarError;
-};
 
 describe('DstackClient against a real HTTP server on a unix socket', () => {
   it('GetQuote: sends hex report_data with a byte-correct Content-Length and returns the fixture', async () => {

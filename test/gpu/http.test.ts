@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SidecarError } from '../../src/errors/index.js';
 import { HttpGpuEvidenceProvider } from '../../src/gpu/http.js';
 import { checkGpuEvidence } from '../../src/gpu/local-check.js';
 import { SimulatedGpuEvidenceProvider } from '../../src/gpu/simulated.js';
+import { rejection } from '../rejection.js';
 
 /** A real loopback evidence service; each test installs its handler. */
 let server: Server;
@@ -48,16 +48,6 @@ const json =
 
 const nonceFrom = (req: IncomingMessage) =>
   new Uint8Array(Buffer.from(new URL(req.url ?? '', url).searchParams.get('nonce') ?? '', 'hex'));
-
-const rejection = async (promise: Promise<unknown>): Promise<SidecarError> => {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SidecarError);
-    return error as SidecarError;
-  }
-  throw new Error('expected a rejection');
-};
 
 describe('HttpGpuEvidenceProvider', () => {
   it('GETs /evidence?nonce=<hex> and accepts the {evidence_list} form', async () => {

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SidecarError } from '../../src/errors/index.js';
 import { checkGpuEvidence } from '../../src/gpu/local-check.js';
 import { NvmlGpuEvidenceProvider } from '../../src/gpu/nvml.js';
 import { loadNvml, NVML_LAYOUT } from '../../src/gpu/nvml-bindings.js';
@@ -12,6 +11,7 @@ import { buildNvidiaPayload, parseNvidiaPayload } from '../../src/gpu/payload.js
 import { synthesizeGpuEvidence } from '../../src/gpu/synthetic-evidence.js';
 import { loadSyntheticGpuFixtures, type SyntheticGpuFixtures } from '../../src/gpu/synthetic-fixtures.js';
 import { nativeDouble } from '../paths.js';
+import { rejection } from '../rejection.js';
 
 /**
  * The NVML provider against the C double native/doubles/libnvidia-ml.c (built by the global
@@ -81,16 +81,6 @@ afterEach(async () => {
 afterAll(() => {
   double.reset();
 });
-
-const rejection = async (promise: Promise<unknown>): Promise<SidecarError> => {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SidecarError);
-    return error as SidecarError;
-  }
-  throw new Error('expected a rejection');
-};
 
 describe('NvmlGpuEvidenceProvider with the NVML double', () => {
   it('the struct layout matches PLATFORMS.md', () => {

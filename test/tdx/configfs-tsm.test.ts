@@ -2,10 +2,10 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SidecarError } from '../../src/errors/index.js';
 import { type ConfigfsFs, ConfigfsTsmQuoteProvider, nodeConfigfsFs } from '../../src/tdx/configfs-tsm.js';
 import { parseQuote } from '../../src/tdx/quote.js';
 import { SimulatedQuoteProvider } from '../../src/tdx/simulated.js';
+import { rejection } from '../rejection.js';
 import { hex } from './fixture-quotes.js';
 
 const errno = (code: string, path: string) => Object.assign(new Error(`${code}: ${path}`), { code });
@@ -122,15 +122,6 @@ const setup = (options: { maxAttempts?: number; maxBackoffMs?: number } = {}) =>
 };
 
 const rd = (fill: number) => new Uint8Array(64).fill(fill);
-
-const rejection = async (promise: Promise<unknown>): Promise<SidecarError> => {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SidecarError);
-  return err as SidecarError;
-};
 
 const HAPPY_OPS = [
   'mkdir',

@@ -1,9 +1,9 @@
 import koffi from 'koffi';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { SidecarError } from '../../src/errors/index.js';
 import { LibTdxQuoteProvider, TDX_ATTEST_ERRORS, tdxAttestError } from '../../src/tdx/libtdx.js';
 import { parseQuote } from '../../src/tdx/quote.js';
 import { nativeDouble } from '../paths.js';
+import { rejection } from '../rejection.js';
 import { hex } from './fixture-quotes.js';
 
 /** The C double (native/doubles/libtdx_attest.c), built by test/global-setup.ts. */
@@ -25,15 +25,6 @@ const double = {
 const MODE = { normal: 0, nullQuote: 1, zeroSize: 2, rcWithQuote: 3 } as const;
 
 const rd = (fill: number) => new Uint8Array(64).fill(fill);
-
-const rejection = async (promise: Promise<unknown>): Promise<SidecarError> => {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SidecarError);
-  return err as SidecarError;
-};
 
 const expectAllFreed = () => {
   expect(Number(double.frees())).toBe(Number(double.allocations()));
