@@ -126,16 +126,10 @@ export const selectProviders = async (
 ): Promise<Providers> => {
   const quotes = await quoteProvider(config, logger);
   const gpus = gpuProvider(config);
-  // The simulated provider loads the synthetic fixtures once and keeps them; ask it for the root
-  // rather than reading the files a second time.
-  const syntheticRoot =
-    gpus instanceof SimulatedGpuEvidenceProvider
-      ? await gpus.rootFingerprint()
-      : gpus.kind === 'fixture'
-        ? (await loadSyntheticGpuFixtures()).rootFingerprint
-        : undefined;
-  const pinnedRoots =
-    syntheticRoot === undefined ? undefined : [NVIDIA_DEVICE_IDENTITY_CA_SHA256, syntheticRoot];
+  const synthetic = gpus.kind === 'simulated' || gpus.kind === 'fixture';
+  const pinnedRoots = synthetic
+    ? [NVIDIA_DEVICE_IDENTITY_CA_SHA256, (await loadSyntheticGpuFixtures()).rootFingerprint]
+    : undefined;
   const checkGpuEvidence = (list: readonly GpuEvidence[], nonce: Uint8Array): void =>
     assertGpuEvidence(list, {
       nonce,
