@@ -20,15 +20,22 @@ export const parseHex = (
   const code = options.code ?? 'invalid_hex';
   let body = value;
   if (options.allowPrefix && (body.startsWith('0x') || body.startsWith('0X'))) body = body.slice(2);
-  if (body.length % 2 !== 0 || !HEX.test(body)) {
+  if (!HEX.test(body)) {
+    const at = body.search(/[^0-9a-fA-F]/);
+    const prefix = at === 1 && (body[1] === 'x' || body[1] === 'X') && !options.allowPrefix;
     throw new SidecarError(
-      `"${field}" expected hex, got ${body.length} characters that are not even-length hex`,
-      {
-        status,
-        code,
-        param: field,
-      },
+      prefix
+        ? `"${field}" expected plain hex without a 0x prefix`
+        : `"${field}" expected hex digits only, got a non-hex character at position ${at}`,
+      { status, code, param: field },
     );
+  }
+  if (body.length % 2 !== 0) {
+    throw new SidecarError(`"${field}" expected an even number of hex digits, got ${body.length}`, {
+      status,
+      code,
+      param: field,
+    });
   }
   if (options.bytes !== undefined && body.length !== options.bytes * 2) {
     throw new SidecarError(

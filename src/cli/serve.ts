@@ -22,8 +22,11 @@ export const serve = async (env: Record<string, string | undefined>): Promise<nu
   try {
     sidecar = await startSidecar(config, logger);
   } catch (err) {
-    logger.fatal({ err: { name: (err as Error).name, message: (err as Error).message } }, 'start-up failed');
-    return 1;
+    const e = err as NodeJS.ErrnoException;
+    logger.fatal({ err: { name: e.name, code: e.code, message: e.message } }, 'start-up failed');
+    // Any start-up failure ends the process with a non-zero status, whatever is still open (a
+    // supervisor must see it and restart). Logs are written synchronously (pino to stdout).
+    process.exit(1);
   }
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

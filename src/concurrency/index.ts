@@ -1,3 +1,4 @@
+export { Budget } from './budget.js';
 export type { DeadlineOptions } from './run-with-deadline.js';
 export { runWithDeadline } from './run-with-deadline.js';
 export { SerialQueue } from './serial-queue.js';

@@ -90,8 +90,22 @@ export const envSchema = z.object({
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(0),
   /** Fresh attestation reports (with a nonce) per client per minute; they cost a quote and GPU evidence. */
   ATTESTATION_RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(60),
-  /** Proxied requests in flight across all clients; beyond it new ones get 429. */
+  /** Proxied requests at the upstream across all clients; beyond it new ones get 429. */
   MAX_CONCURRENT_REQUESTS: int(1, 1_000_000).default(4096),
+  /**
+   * Request bodies being received at once, in all and per client: a slow upload holds one of these,
+   * never a slot at the upstream. Beyond either, 429.
+   */
+  MAX_CONCURRENT_UPLOADS: int(1, 1_000_000).default(512),
+  MAX_UPLOADS_PER_CLIENT: int(1, 1_000_000).default(64),
+  /**
+   * Signature lookups waiting for a response still being sent, in all and per client; beyond either
+   * the lookup gets 429 at once. Lookups that find their record never wait and are not counted.
+   */
+  MAX_PENDING_LOOKUPS: int(1, 1_000_000).default(512),
+  MAX_PENDING_LOOKUPS_PER_CLIENT: int(1, 1_000_000).default(64),
+  /** Longest SSE line or event from the upstream, and most bytes it may send before its first event. */
+  MAX_SSE_LINE_BYTES: int(1024, 256 * 1024 * 1024).default(8 * 1024 * 1024),
   TRUST_PROXY_HEADERS: bool.default(false),
   /** Largest request header block (Node's maxHeaderSize); beyond it Node answers 431. */
   MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(16 * 1024),
@@ -143,8 +157,10 @@ export const loadConfig = (env: Record<string, string | undefined>): Config => {
       'invalid configuration:\n  GPU_EVIDENCE: "simulated" cannot be combined with a real TEE_PROVIDER; choose nvml, http or none',
     );
   }
-  if (cfg.TEE_PROVIDER === 'tapp' && cfg.TAPP_APP_ID === undefined) {
-    throw new ConfigError('invalid configuration:\n  TAPP_APP_ID: required when TEE_PROVIDER=tapp');
+  if ((cfg.TEE_PROVIDER === 'tapp' || cfg.KEY_SOURCE === 'tapp') && cfg.TAPP_APP_ID === undefined) {
+    throw new ConfigError(
+      'invalid configuration:\n  TAPP_APP_ID: required when TEE_PROVIDER=tapp or KEY_SOURCE=tapp',
+    );
   }
   return Object.freeze({ ...cfg, demoUpstream: cfg.UPSTREAM_URL === undefined });
 };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -42,8 +42,8 @@ const demoWords = (body: Uint8Array, count: number): string[] => {
   return words;
 };
 
-const idFor = (prefix: string, body: Uint8Array): string =>
-  `${prefix}-${createHash('sha256').update(body).update(String(Date.now())).digest('hex').slice(0, 24)}`;
+/** Random, as vLLM's are: two identical requests in one millisecond must not share an id. */
+const idFor = (prefix: string): string => `${prefix}-${randomBytes(12).toString('hex')}`;
 
 const send = (res: ServerResponse, status: number, value: unknown): void => {
   const text = JSON.stringify(value);
@@ -51,8 +51,17 @@ const send = (res: ServerResponse, status: number, value: unknown): void => {
   res.end(text);
 };
 
+/** OpenAI's error `code` is a string or null, never the HTTP status. */
+const DEMO_ERROR_CODES: Record<number, string> = {
+  400: 'invalid_request',
+  404: 'not_found',
+  413: 'request_too_large',
+};
+
 const error = (res: ServerResponse, status: number, message: string): void =>
-  send(res, status, { error: { message, type: 'invalid_request_error', param: null, code: status } });
+  send(res, status, {
+    error: { message, type: 'invalid_request_error', param: null, code: DEMO_ERROR_CODES[status] ?? null },
+  });
 
 const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void => {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -91,7 +100,7 @@ const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void =>
       .slice(0, 8)
       .map((b) => b / 255);
     send(res, 200, {
-      id: idFor('embd', raw),
+      id: idFor('embd'),
       object: 'list',
       model,
       data: [{ object: 'embedding', index: 0, embedding: vector }],
@@ -108,7 +117,7 @@ const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void =>
     error(res, 400, '"messages" must be an array');
     return;
   }
-  const id = idFor(chat ? 'chatcmpl' : 'cmpl', raw);
+  const id = idFor(chat ? 'chatcmpl' : 'cmpl');
   const object = chat ? 'chat.completion' : 'text_completion';
 
   if (body.stream !== true) {

@@ -24,6 +24,18 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly idReassigned = new Counter({
+    name: 'teeml_response_ids_reassigned_total',
+    help: 'Responses given a fresh id because the upstream gave none or its id was already taken',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly refused = new Counter({
+    name: 'teeml_requests_refused_total',
+    help: 'Requests refused by a concurrency budget (429), by budget',
+    labelNames: ['budget'] as const,
+    registers: [this.registry],
+  });
   readonly storeEarlyEvictions = new Counter({
     name: 'teeml_signature_store_early_evictions_total',
     help: 'Signature records dropped for capacity before their TTL',

@@ -1,10 +1,17 @@
-export { prepareJsonBody } from './json-body.js';
+export type { JsonAnswer } from './json-body.js';
+export {
+  assertJsonRequest,
+  jsonDepthExceeds,
+  MAX_JSON_DEPTH,
+  parseJsonAnswer,
+  withResponseId,
+} from './json-body.js';
 export type { ProxyContext, ProxyRoute } from './proxy.js';
 export { proxyRequest, tokenMatches } from './proxy.js';
 export { generateResponseId, idOf, RESPONSE_ID_PATTERN } from './response-id.js';
 export type { SseEvent } from './sse-parser.js';
-export { SseParser } from './sse-parser.js';
-export type { SseOutcome } from './sse-tap.js';
+export { SseLimitError, SseParser } from './sse-parser.js';
+export type { SseOutcome, SseTapLimits } from './sse-tap.js';
 export { SseTap } from './sse-tap.js';
 export type { UpstreamOptions } from './upstream.js';
 export { forwardRequestHeaders, forwardResponseHeaders, Upstream } from './upstream.js';

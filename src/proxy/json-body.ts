@@ -1,25 +1,66 @@
-import { generateResponseId, idOf } from './response-id.js';
+import { SidecarError } from '../errors/index.js';
+import { idOf } from './response-id.js';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
-export interface PreparedBody {
-  /** The exact bytes to send (and hash). */
-  body: Uint8Array;
-  id: string;
-  /** True when the upstream gave no id and one was injected (the body was serialized once). */
-  injected: boolean;
-}
+/** Deepest nesting a request body may have; OpenAI bodies are a handful of levels deep. */
+export const MAX_JSON_DEPTH = 64;
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 
 /**
- * A non-streaming JSON answer: passed through byte for byte when it has an id; otherwise parsed,
- * given a generated id as its first key, and serialized once (CONTRACT.md: the bytes hashed are the
- * bytes sent). Returns undefined for a body that is not a JSON object (sent unsigned).
+ * The deepest nesting of `{`/`[` in JSON text, stopping as soon as it passes `limit`. One pass over
+ * the bytes, no allocation: a deeply nested body is refused before JSON.parse builds it (a 10 MB body
+ * of `[` took JSON.parse over a second and half a gigabyte). Brackets inside strings do not count.
  */
-export const prepareJsonBody = (
-  bytes: Uint8Array,
-  newId: () => string = generateResponseId,
-): PreparedBody | undefined => {
+export const jsonDepthExceeds = (bytes: Uint8Array, limit: number): boolean => {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) {
+      inString = true;
+    } else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
+      if (++depth > limit) return true;
+    } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return false;
+};
+
+/** Refuses a request body that is not JSON (UTF-8, at most MAX_JSON_DEPTH deep) with a 400. */
+export const assertJsonRequest = (body: Uint8Array): void => {
+  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
+    throw new SidecarError(`request body nests deeper than ${MAX_JSON_DEPTH} levels`, {
+      status: 400,
+      code: 'json_too_deep',
+    });
+  }
+  try {
+    JSON.parse(decoder.decode(body));
+  } catch {
+    throw new SidecarError('request body is not valid JSON', { status: 400, code: 'invalid_json' });
+  }
+};
+
+export interface JsonAnswer {
+  value: Record<string, unknown>;
+  /** The upstream's own id, when it gave a usable one. */
+  id: string | undefined;
+}
+
+/** A non-streaming answer as a JSON object; undefined when it is not one (it is then sent unsigned). */
+export const parseJsonAnswer = (bytes: Uint8Array): JsonAnswer | undefined => {
   let parsed: unknown;
   try {
     parsed = JSON.parse(decoder.decode(bytes));
@@ -27,9 +68,14 @@ export const prepareJsonBody = (
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-  const id = idOf(parsed);
-  if (id !== undefined) return { body: bytes, id, injected: false };
-  const fresh = newId();
-  const { id: _dropped, ...rest } = parsed as Record<string, unknown>;
-  return { body: encoder.encode(JSON.stringify({ id: fresh, ...rest })), id: fresh, injected: true };
+  return { value: parsed as Record<string, unknown>, id: idOf(parsed) };
+};
+
+/**
+ * The answer re-serialized once with `id` as its first key (the upstream gave none, or its id was
+ * taken). The bytes returned are the bytes sent and hashed (docs/protocol.md, Signed text).
+ */
+export const withResponseId = (answer: JsonAnswer, id: string): Uint8Array => {
+  const { id: _dropped, ...rest } = answer.value;
+  return encoder.encode(JSON.stringify({ id, ...rest }));
 };

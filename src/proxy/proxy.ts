@@ -3,13 +3,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { parseHex, toHex } from '../bytes/index.js';
+import type { Budget } from '../concurrency/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
-import { type PendingSignatures, type SignatureStore, signPair } from '../signatures/index.js';
-import { prepareJsonBody } from './json-body.js';
+import {
+  type PendingSignatures,
+  type SignatureClaim,
+  type SignatureStore,
+  signPair,
+} from '../signatures/index.js';
+import { assertJsonRequest, parseJsonAnswer, withResponseId } from './json-body.js';
 import { readBody } from './read-body.js';
+import { generateResponseId } from './response-id.js';
+import { SseLimitError } from './sse-parser.js';
 import { SseTap } from './sse-tap.js';
 import { forwardRequestHeaders, forwardResponseHeaders, type Upstream } from './upstream.js';
 
@@ -22,9 +30,18 @@ export interface ProxyContext {
   metrics: Metrics;
   maxBodyBytes: number;
   maxUpstreamBodyBytes: number;
+  /** Longest SSE line or event from the upstream, and most bytes held before its first event. */
+  maxSseLineBytes?: number;
   /** Longest silence allowed from the upstream: before its headers, and between two chunks. */
   upstreamTimeoutMs: number;
   adminToken?: string | undefined;
+  /**
+   * Concurrency budgets (docs/protocol.md, Limits): request bodies being received (per client and
+   * in all), and requests at the upstream (in all). A full budget answers 429 at once.
+   */
+  budgets: { uploads: Budget; upstream: Budget };
+  /** The client a per-client budget applies to (the TCP peer, or a trusted forwarded address). */
+  clientOf: (incoming: IncomingMessage) => string;
 }
 
 export interface ProxyRoute {
@@ -49,6 +66,19 @@ export const tokenMatches = (given: string | undefined, expected: string | undef
 const upstreamTimeout = (): SidecarError =>
   new SidecarError('upstream model server timed out', { status: 504, code: 'upstream_timeout' });
 
+const badUpstream = (message: string, cause?: unknown): SidecarError =>
+  new SidecarError(message, { status: 502, code: 'upstream_bad_response', cause });
+
+const refused = (ctx: ProxyContext, budget: 'uploads' | 'upstream'): SidecarError => {
+  ctx.metrics.refused.inc({ budget });
+  return new SidecarError(
+    budget === 'uploads'
+      ? 'too many request bodies being received; retry shortly'
+      : 'too many requests in flight; retry shortly',
+    { status: 429, code: budget === 'uploads' ? 'upload_limit' : 'concurrency_limit' },
+  );
+};
+
 class ClientGone extends Error {
   override readonly name = 'ClientGone';
 }
@@ -68,6 +98,15 @@ const requestHashOf = (ctx: ProxyContext, incoming: IncomingMessage, body: Uint8
   return sha256hex(body);
 };
 
+/**
+ * Request bodies are checked as JSON unless they say they are something else: multipart uploads
+ * (`/v1/audio/transcriptions`) and other non-JSON bodies are proxied and signed over their raw bytes.
+ */
+const declaresJson = (incoming: IncomingMessage): boolean => {
+  const type = headerValue(incoming.headers['content-type'])?.toLowerCase();
+  return type === undefined || type.includes('json') || type.startsWith('text/plain');
+};
+
 /** Undo a content-encoding the upstream applied despite `Accept-Encoding: identity`. */
 const decoded = (res: IncomingMessage): Readable => {
   const encoding = headerValue(res.headers['content-encoding'])?.trim().toLowerCase();
@@ -82,6 +121,24 @@ const decoded = (res: IncomingMessage): Readable => {
   if (decoder === undefined) return res;
   return pipeline(res, decoder, () => undefined);
 };
+
+/**
+ * The upstream's body, chunk by chunk, with every failure of the upstream (a reset or truncated body,
+ * a body that does not decode) turned into a 502: the fault is the upstream's, not the sidecar's.
+ */
+async function* upstreamChunks(res: IncomingMessage, timer: NodeJS.Timeout): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of decoded(res)) {
+      timer.refresh();
+      yield chunk as Buffer;
+    }
+  } catch (err) {
+    if (err instanceof SidecarError || err instanceof ClientGone) throw err;
+    throw badUpstream('upstream response could not be read', err);
+  }
+  // A body cut short without an error event (the socket closed early): never complete.
+  if (!res.complete) throw badUpstream('upstream response ended early');
+}
 
 const waitWritable = (out: ServerResponse): Promise<void> =>
   new Promise((resolve, reject) => {
@@ -140,14 +197,27 @@ export const proxyRequest = async (
   const started = performance.now();
   let status = 0;
   let signedId: string | undefined;
+  let releaseSlot: (() => void) | undefined;
   ctx.metrics.inFlight.inc();
   try {
-    const body = route.method === 'POST' ? await readBody(incoming, ctx.maxBodyBytes) : undefined;
+    let body: Buffer | undefined;
+    if (route.method === 'POST') {
+      // A slow body holds an upload slot, never one of the upstream's.
+      const releaseUpload = ctx.budgets.uploads.tryTake(ctx.clientOf(incoming));
+      if (releaseUpload === undefined) throw refused(ctx, 'uploads');
+      try {
+        body = await readBody(incoming, ctx.maxBodyBytes);
+      } finally {
+        releaseUpload();
+      }
+    }
     let requestHash: string | undefined;
     if (body !== undefined && route.sign) {
-      assertJsonBody(body);
+      if (declaresJson(incoming)) assertJsonRequest(body);
       requestHash = requestHashOf(ctx, incoming, body);
     }
+    releaseSlot = ctx.budgets.upstream.tryTake();
+    if (releaseSlot === undefined) throw refused(ctx, 'upstream');
     const call = ctx.upstream.call(
       route.method,
       route.openAiPath,
@@ -164,7 +234,13 @@ export const proxyRequest = async (
       const res = await call.response;
       status = res.statusCode ?? 502;
       const contentType = headerValue(res.headers['content-type'])?.toLowerCase() ?? '';
-      if (requestHash === undefined || status >= 400) {
+      if (status < 200 || status > 599 || (status >= 300 && status < 400)) {
+        // Nothing the client could use: a redirect to an address behind the sidecar, or a status
+        // HTTP does not define. The body is dropped.
+        res.destroy();
+        throw badUpstream(`upstream answered with status ${status}, which the proxy does not relay`);
+      }
+      if (requestHash === undefined || !SIGNED_STATUS(status)) {
         await passThrough(res, outgoing, timer, status);
         if (route.sign)
           ctx.metrics.unsigned.inc({ reason: status >= 400 ? 'upstream_error' : 'not_signed_route' });
@@ -192,6 +268,7 @@ export const proxyRequest = async (
     status = err instanceof SidecarError ? err.status : 500;
     throw err;
   } finally {
+    releaseSlot?.();
     ctx.metrics.inFlight.dec();
     ctx.metrics.proxyRequests.inc({ route: route.openAiPath, status: String(status) });
     ctx.logger.info(
@@ -208,15 +285,12 @@ export const proxyRequest = async (
   }
 };
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
-const assertJsonBody = (body: Uint8Array): void => {
-  try {
-    JSON.parse(strictUtf8.decode(body));
-  } catch {
-    throw new SidecarError('request body is not valid JSON', { status: 400, code: 'invalid_json' });
-  }
-};
+/**
+ * Which upstream answers are signed (docs/protocol.md): 2xx with a body. 204/205 have none and 206 is
+ * a part of one; they pass through unsigned, like every 4xx/5xx.
+ */
+const SIGNED_STATUS = (status: number): boolean =>
+  status >= 200 && status < 300 && status !== 204 && status !== 205 && status !== 206;
 
 const passThrough = async (
   res: IncomingMessage,
@@ -224,28 +298,64 @@ const passThrough = async (
   timer: NodeJS.Timeout,
   status: number,
 ): Promise<void> => {
-  const source = decoded(res);
-  outgoing.writeHead(status, forwardResponseHeaders(res.headers));
-  for await (const chunk of source) {
-    timer.refresh();
-    await write(outgoing, [chunk as Buffer]);
+  let started = false;
+  for await (const chunk of upstreamChunks(res, timer)) {
+    if (!started) {
+      outgoing.writeHead(status, forwardResponseHeaders(res.headers));
+      started = true;
+    }
+    await write(outgoing, [chunk]);
   }
+  if (!started) outgoing.writeHead(status, forwardResponseHeaders(res.headers));
   await finish(outgoing);
 };
 
+/**
+ * Claims the id the client will see: the upstream's own when it is free, else a fresh one. An id
+ * already stored or still in flight (here, or on a replica sharing the store) is never reused, so no
+ * response's record can replace another's.
+ */
+const claimResponseId = async (
+  ctx: ProxyContext,
+  upstreamId: string | undefined,
+): Promise<SignatureClaim> => {
+  if (upstreamId !== undefined) {
+    const claim = await ctx.store.claim(upstreamId);
+    if (claim !== undefined) return claim;
+    ctx.metrics.idReassigned.inc({ reason: 'taken' });
+    ctx.logger.warn({ upstreamId }, 'upstream response id already taken: the response gets a fresh id');
+  } else {
+    ctx.metrics.idReassigned.inc({ reason: 'missing' });
+  }
+  // 96 random bits: a collision is not expected, but a taken id is never used, whatever happens.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const claim = await ctx.store.claim(generateResponseId());
+    if (claim !== undefined) return claim;
+  }
+  throw new SidecarError('no response id could be allocated', { status: 503, code: 'id_unavailable' });
+};
+
+/** Signs over the bytes the client received and fills the claim. Runs only after delivery. */
 const store = async (
   ctx: ProxyContext,
-  id: string,
+  claim: SignatureClaim,
   requestHash: string,
   responseHash: string,
 ): Promise<void> => {
   const record = signPair(ctx.signers, requestHash, responseHash);
   try {
-    await ctx.store.put(id, record);
-    ctx.metrics.signatures.inc({ kind: 'stored' });
+    if (await ctx.store.put(claim, record)) {
+      ctx.metrics.signatures.inc({ kind: 'stored' });
+      return;
+    }
+    ctx.metrics.unsigned.inc({ reason: 'id_conflict' });
+    ctx.logger.error(
+      { responseId: claim.id },
+      'signature not stored: the response id is held by another response',
+    );
   } catch (err) {
     ctx.metrics.storeErrors.inc();
-    ctx.logger.error({ err: (err as Error).message, responseId: id }, 'signature store write failed');
+    ctx.logger.error({ err: (err as Error).message, responseId: claim.id }, 'signature store write failed');
   }
 };
 
@@ -258,9 +368,8 @@ const proxyJson = async (
 ): Promise<string | undefined> => {
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of decoded(res)) {
-    timer.refresh();
-    total += (chunk as Buffer).length;
+  for await (const chunk of upstreamChunks(res, timer)) {
+    total += chunk.length;
     if (total > ctx.maxUpstreamBodyBytes) {
       res.destroy();
       throw new SidecarError('upstream response exceeds the size limit', {
@@ -268,30 +377,41 @@ const proxyJson = async (
         code: 'upstream_too_large',
       });
     }
-    chunks.push(chunk as Buffer);
+    chunks.push(chunk);
   }
   clearTimeout(timer);
   const raw = Buffer.concat(chunks, total);
   const status = res.statusCode ?? 200;
   const headers = forwardResponseHeaders(res.headers);
-  const prepared = prepareJsonBody(raw);
-  if (prepared === undefined) {
+  const answer = parseJsonAnswer(raw);
+  if (answer === undefined) {
     ctx.metrics.unsigned.inc({ reason: 'not_json' });
     outgoing.writeHead(status, { ...headers, 'content-length': String(raw.length) });
     await finish(outgoing, raw);
     return undefined;
   }
-  // The body is complete and will be sent whole: sign before sending, so the signature exists by the
-  // time the client could ask for it.
-  await store(ctx, prepared.id, requestHash, sha256hex(prepared.body));
-  outgoing.writeHead(status, {
-    ...headers,
-    'content-type': headerValue(res.headers['content-type']) ?? 'application/json',
-    'content-length': String(prepared.body.length),
-    'zg-res-key': prepared.id,
-  });
-  await finish(outgoing, prepared.body);
-  return prepared.id;
+  const claim = await claimResponseId(ctx, answer.id);
+  const body = claim.id === answer.id ? raw : withResponseId(answer, claim.id);
+  // Signed only once every byte is with the socket (a client that leaves half-way gets no record). A
+  // lookup that arrives meanwhile waits for the id to settle, so the signature is there within the
+  // few ms a client may be early by.
+  ctx.pending.begin(claim.id);
+  try {
+    outgoing.writeHead(status, {
+      ...headers,
+      'content-type': headerValue(res.headers['content-type']) ?? 'application/json',
+      'content-length': String(body.length),
+      'zg-res-key': claim.id,
+    });
+    if (!(await finish(outgoing, body))) {
+      ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
+      return undefined;
+    }
+    await store(ctx, claim, requestHash, sha256hex(body));
+    return claim.id;
+  } finally {
+    ctx.pending.settle(claim.id);
+  }
 };
 
 const proxyStream = async (
@@ -301,46 +421,57 @@ const proxyStream = async (
   timer: NodeJS.Timeout,
   requestHash: string,
 ): Promise<string | undefined> => {
-  const tap = new SseTap();
+  const limit = ctx.maxSseLineBytes;
+  const tap = new SseTap(limit === undefined ? {} : { maxLineBytes: limit, maxHeldBytes: limit });
   const status = res.statusCode ?? 200;
   const headers = forwardResponseHeaders(res.headers);
-  let id: string | undefined;
-  const sendHeaders = (): void => {
-    id = tap.responseId as string;
-    ctx.pending.begin(id);
+  let claim: SignatureClaim | undefined;
+  /** Claims the id, sends the headers, and returns the held bytes (as sent or rewritten). */
+  const start = async (): Promise<Uint8Array[]> => {
+    claim = await claimResponseId(ctx, tap.upstreamId);
+    ctx.pending.begin(claim.id);
     outgoing.writeHead(status, {
       ...headers,
       'cache-control': 'no-cache',
       'x-accel-buffering': 'no',
-      'zg-res-key': id,
+      'zg-res-key': claim.id,
     });
     outgoing.flushHeaders();
+    return tap.confirm(claim.id);
   };
   try {
-    for await (const chunk of decoded(res)) {
-      timer.refresh();
-      const out = tap.push(chunk as Buffer);
-      if (id === undefined && tap.decided) sendHeaders();
-      await write(outgoing, out);
+    try {
+      for await (const chunk of upstreamChunks(res, timer)) {
+        const out = tap.push(chunk);
+        await write(outgoing, tap.proposed ? await start() : out);
+      }
+    } catch (err) {
+      if (err instanceof SseLimitError) {
+        throw new SidecarError('upstream event stream exceeds the size limits', {
+          status: 502,
+          code: 'upstream_bad_stream',
+        });
+      }
+      throw err;
     }
     clearTimeout(timer);
-    const { rest, outcome } = tap.end();
-    if (id === undefined) sendHeaders();
-    await write(outgoing, rest);
+    tap.endOfInput();
+    if (tap.proposed) await write(outgoing, await start());
+    const outcome = tap.end();
     const delivered = await finish(outgoing);
-    if (!outcome.complete || !delivered) {
+    if (!outcome.complete || !delivered || claim === undefined) {
       ctx.metrics.unsigned.inc({ reason: delivered ? 'stream_incomplete' : 'client_disconnected' });
       return undefined;
     }
     // Every byte is with the socket: sign over exactly what was sent.
-    await store(ctx, outcome.id, requestHash, outcome.responseHash);
-    return outcome.id;
+    await store(ctx, claim, requestHash, outcome.responseHash);
+    return claim.id;
   } catch (err) {
     ctx.metrics.unsigned.inc({
       reason: err instanceof ClientGone || outgoing.destroyed ? 'client_disconnected' : 'upstream_failed',
     });
     throw err;
   } finally {
-    if (id !== undefined) ctx.pending.settle(id);
+    if (claim !== undefined) ctx.pending.settle(claim.id);
   }
 };

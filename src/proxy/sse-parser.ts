@@ -7,6 +7,10 @@
  *   decodes on its own and no chunk boundary can split a character.
  * - `data:` with or without one leading space; multiple data lines join with "\n"; a blank line
  *   dispatches the event; lines starting with ":" are comments.
+ * - Bounded: a line longer than `maxLineBytes`, or an event whose data lines add up to more, throws
+ *   SseLimitError (the upstream is broken or hostile; the proxy cuts the stream, unsigned). A line
+ *   that arrives in many pieces is kept as a list of pieces and joined once when it ends, so
+ *   assembling it costs time linear in its length, not quadratic.
  */
 export interface SseEvent {
   /** The event's data (data lines joined with "\n"); undefined when the event had no data line. */
@@ -14,12 +18,19 @@ export interface SseEvent {
   event: string | undefined;
 }
 
+export class SseLimitError extends RangeError {
+  override readonly name = 'SseLimitError';
+}
+
 const CR = 0x0d;
 const LF = 0x0a;
 const decoder = new TextDecoder();
 
 export class SseParser {
-  private carry: Uint8Array | undefined;
+  /** The pieces of a line not yet ended, and their total length. */
+  private carry: Uint8Array[] = [];
+  private carryBytes = 0;
+  private eventBytes = 0;
   private pendingCr = false;
   private dataLines: string[] = [];
   private hasData = false;
@@ -63,16 +74,28 @@ export class SseParser {
     }
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
-      this.carry = this.carry === undefined ? Uint8Array.from(rest) : concat(this.carry, rest);
-      if (this.carry.length > this.maxLineBytes) throw new RangeError('SSE line exceeds the maximum length');
+      this.carryBytes += rest.length;
+      if (this.carryBytes > this.maxLineBytes) throw new SseLimitError('SSE line exceeds the maximum length');
+      // A copy: the caller may reuse the chunk's memory once push returns.
+      this.carry.push(Uint8Array.from(rest));
     }
     return events;
   }
 
+  /** Bytes held for a line not yet ended (bounded by maxLineBytes). */
+  get pendingBytes(): number {
+    return this.carryBytes + this.eventBytes;
+  }
+
   private takeLine(tail: Uint8Array): string {
-    if (this.carry === undefined) return decoder.decode(tail);
-    const whole = concat(this.carry, tail);
-    this.carry = undefined;
+    if (this.carry.length === 0) return decoder.decode(tail);
+    if (this.carryBytes + tail.length > this.maxLineBytes) {
+      throw new SseLimitError('SSE line exceeds the maximum length');
+    }
+    this.carry.push(tail);
+    const whole = Buffer.concat(this.carry, this.carryBytes + tail.length);
+    this.carry = [];
+    this.carryBytes = 0;
     return decoder.decode(whole);
   }
 
@@ -84,6 +107,7 @@ export class SseParser {
       this.dataLines = [];
       this.hasData = false;
       this.eventName = undefined;
+      this.eventBytes = 0;
       return;
     }
     if (line.charCodeAt(0) === 0x3a) return; // ':' comment
@@ -92,6 +116,10 @@ export class SseParser {
     let value = colon === -1 ? '' : line.slice(colon + 1);
     if (value.charCodeAt(0) === 0x20) value = value.slice(1);
     if (field === 'data') {
+      // An event of many short data lines and no blank line must not grow without bound either.
+      this.eventBytes += value.length + 1;
+      if (this.eventBytes > this.maxLineBytes)
+        throw new SseLimitError('SSE event exceeds the maximum length');
       this.dataLines.push(value);
       this.hasData = true;
     } else if (field === 'event') {
@@ -99,10 +127,3 @@ export class SseParser {
     }
   }
 }
-
-const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-};

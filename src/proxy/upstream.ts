@@ -5,6 +5,7 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { SidecarError } from '../errors/index.js';
 
 /**
@@ -23,7 +24,11 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Request fields the sidecar sets itself or must not pass on. */
+/**
+ * Request fields the sidecar sets itself or must not pass on. `x-request-id` is the client's to
+ * correlate its own logs with ours; it is not forwarded, because vLLM derives completion ids from it
+ * and a client must not choose the id under which a response is signed (docs/protocol.md).
+ */
 const REQUEST_DROP = new Set([
   'host',
   'content-length',
@@ -32,11 +37,38 @@ const REQUEST_DROP = new Set([
   'cookie',
   'x-request-hash',
   'x-admin-token',
+  'x-request-id',
   'expect',
 ]);
 
-/** Response fields the sidecar sets itself (length and encoding of the bytes it sends). */
-const RESPONSE_DROP = new Set(['content-length', 'content-encoding', 'date', 'server']);
+/**
+ * Response fields never relayed from the model server:
+ * - the sidecar's own: length and encoding of the bytes it sends, `zg-res-key` (the id it signed
+ *   under), `x-request-id`, the stream headers it sets, and any `x-teeml-*`;
+ * - fields that make no sense from a model server behind this proxy and could act on the client in
+ *   the sidecar's name: cookies, HSTS and alternative services (the sidecar's own TLS decides
+ *   those), redirection targets, and authentication challenges (the upstream's credentials are the
+ *   sidecar's business, not the client's).
+ */
+const RESPONSE_DROP = new Set([
+  'content-length',
+  'content-encoding',
+  'date',
+  'server',
+  'zg-res-key',
+  'x-request-id',
+  'x-accel-buffering',
+  'set-cookie',
+  'set-cookie2',
+  'strict-transport-security',
+  'alt-svc',
+  'location',
+  'content-location',
+  'refresh',
+  'www-authenticate',
+  'clear-site-data',
+  'public-key-pins',
+]);
 
 const connectionListed = (headers: IncomingHttpHeaders): Set<string> => {
   const value = headers.connection;
@@ -53,7 +85,15 @@ const filterHeaders = (
   const listed = connectionListed(headers);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || listed.has(name)) continue;
+    if (
+      value === undefined ||
+      HOP_BY_HOP.has(name) ||
+      drop.has(name) ||
+      listed.has(name) ||
+      name.startsWith('x-teeml-')
+    ) {
+      continue;
+    }
     out[name] = value;
   }
   return out;
@@ -122,9 +162,33 @@ export class Upstream {
     // When we abort (client gone, timeout), the request fails with our reason: keep it as it is
     // rather than reporting the upstream as unreachable.
     let abortedWith: Error | undefined;
+    let fail: (err: Error) => void = () => undefined;
     const response = new Promise<IncomingMessage>((resolve, reject) => {
+      fail = reject;
       req.once('response', resolve);
       req.once('error', (err: NodeJS.ErrnoException) => reject(abortedWith ?? upstreamError(err)));
+      // 101 Switching Protocols to a plain request: Node hands the socket to an 'upgrade' listener,
+      // or destroys it and emits neither 'response' nor 'error'. Either way nothing can be relayed:
+      // settle with a 502 rather than never (an unsettled request held its slot forever).
+      req.once('upgrade', (_res, socket: Duplex) => {
+        socket.destroy();
+        reject(
+          new SidecarError('upstream switched protocols; the proxy does not relay that', {
+            status: 502,
+            code: 'upstream_bad_response',
+          }),
+        );
+      });
+      // Any other way the request can end without an answer (a settled promise ignores this).
+      req.once('close', () =>
+        reject(
+          abortedWith ??
+            new SidecarError('upstream closed the connection without an answer', {
+              status: 502,
+              code: 'upstream_bad_response',
+            }),
+        ),
+      );
     });
     // The rejection is observed by whoever awaits `response`; keep an unawaited abort from crashing.
     response.catch(() => undefined);
@@ -134,6 +198,8 @@ export class Upstream {
       abort: (reason) => {
         abortedWith ??= reason;
         req.destroy(reason);
+        // A request already destroyed emits no second 'error': settle here too (no-op if settled).
+        fail(abortedWith);
       },
     };
   }

@@ -4,19 +4,19 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
 import type { AttestationService } from '../attestation/index.js';
 import { parseHex } from '../bytes/index.js';
+import type { Budget } from '../concurrency/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { Signers, SigningAlgo } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type ProxyContext, proxyRequest, RESPONSE_ID_PATTERN, tokenMatches } from '../proxy/index.js';
-import type { PendingSignatures, SignatureStore } from '../signatures/index.js';
+import type { SignatureLookup } from '../signatures/index.js';
 import type { ClientLimit } from './client-limits.js';
 import type { InFlight } from './in-flight.js';
 
 export interface AppDeps {
   signers: Signers;
-  store: SignatureStore;
-  pending: PendingSignatures;
+  signatures: SignatureLookup;
   attestation: AttestationService;
   proxy: ProxyContext;
   logger: Logger;
@@ -27,18 +27,15 @@ export interface AppDeps {
     proxy: ClientLimit;
     /** Fresh reports (with a nonce) only; cached ones cost nothing. */
     attestation: ClientLimit;
-    /** Requests in flight across all clients before new ones get 429. */
-    maxConcurrent: number;
+    /**
+     * Signature lookups that wait (for a response still being sent, or a shared store's re-reads),
+     * per client and in all. Lookups that find their record at once are not counted.
+     */
+    lookups: Budget;
   };
+  /** The client a per-client limit applies to. */
+  clientOf: (incoming: HttpBindings['incoming']) => string;
   inFlight: InFlight;
-  /** How long `GET /signature/{id}` waits for a response that is still being sent. */
-  pendingWaitMs?: number;
-  /**
-   * The store is shared by replicas (Redis): a stream's record is written after its last byte, so a
-   * client that asks another replica at once may be a few ms early. Such lookups re-read the store
-   * a few times before answering 404.
-   */
-  sharedStore?: boolean;
   /** Shown by /health. */
   status: { simulated: boolean; demoUpstream: boolean; platform: string; gpu: string; version: string };
 }
@@ -65,8 +62,11 @@ const ROOT_PROXY_PATHS = [
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Re-reads of a shared store before a 404 (see AppDeps.sharedStore): about 1 s in all. */
-const SHARED_STORE_RETRIES_MS = [50, 200, 750];
+/**
+ * Routes still served during a SIGTERM drain: a stream that finishes in the grace period is signed,
+ * and its client must still be able to fetch the signature.
+ */
+const OPEN_WHILE_DRAINING = /^(\/v1)?\/signature\//;
 
 /** The sidecar's own read-only routes: a POST to them is a mistake, never something to proxy. */
 const OWN_GET_ROUTES = /^\/(attestation|signature|health|models|metrics)(\/|$)/;
@@ -90,7 +90,6 @@ const notFoundRoute = (): SidecarError =>
 
 export const createApp = (deps: AppDeps): Hono<Env> => {
   const app = new Hono<Env>();
-  const pendingWaitMs = deps.pendingWaitMs ?? 5000;
   const serializedReports = new WeakMap<object, string>();
 
   app.use(async (c, next) => {
@@ -98,19 +97,15 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
     const id = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
     c.set('requestId', id);
     c.env.outgoing.setHeader('x-request-id', id);
-    if (deps.inFlight.draining) {
+    if (deps.inFlight.draining && !OPEN_WHILE_DRAINING.test(c.req.path)) {
       c.header('connection', 'close');
       throw new SidecarError('shutting down; retry on another instance', {
         status: 503,
         code: 'shutting_down',
       });
     }
-    if (deps.inFlight.size >= deps.limits.maxConcurrent) {
-      throw new SidecarError('too many requests in flight; retry shortly', {
-        status: 429,
-        code: 'concurrency_limit',
-      });
-    }
+    // No global cap here: each kind of work has its own budget (proxy: uploads and upstream slots;
+    // lookups; fresh reports: the attestation queue), so /health and the cached report always answer.
     deps.inFlight.enter();
     try {
       await next();
@@ -208,18 +203,20 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
     if (!RESPONSE_ID_PATTERN.test(id)) {
       throw new SidecarError('malformed chat id', { status: 400, code: 'invalid_chat_id', param: 'id' });
     }
-    let record = await deps.store.get(id);
-    if (record === undefined) {
-      await deps.pending.wait(id, pendingWaitMs);
-      record = await deps.store.get(id);
-    }
-    for (
-      let i = 0;
-      record === undefined && deps.sharedStore === true && i < SHARED_STORE_RETRIES_MS.length;
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, SHARED_STORE_RETRIES_MS[i]));
-      record = await deps.store.get(id);
+    let record = await deps.signatures.get(id);
+    if (record === undefined && deps.signatures.mayAppear(id)) {
+      const release = deps.limits.lookups.tryTake(deps.clientOf(c.env.incoming));
+      if (release === undefined) {
+        throw new SidecarError('too many signature lookups waiting; retry shortly', {
+          status: 429,
+          code: 'lookup_limit',
+        });
+      }
+      try {
+        record = await deps.signatures.settle(id);
+      } finally {
+        release();
+      }
     }
     if (record === undefined) {
       throw new SidecarError('Chat id not found or expired', { status: 404, code: 'chat_id_not_found' });

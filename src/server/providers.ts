@@ -15,6 +15,13 @@ import {
 } from '../gpu/index.js';
 import { DstackKeySource, EphemeralKeySource, type KeySource, TappKeySource } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
+import type { Metrics } from '../metrics/index.js';
+import {
+  MemorySignatureStore,
+  RedisSignatureStore,
+  type SignatureStore,
+  TieredSignatureStore,
+} from '../signatures/index.js';
 import {
   ConfigfsTsmQuoteProvider,
   DstackQuoteProvider,
@@ -150,4 +157,55 @@ export const selectProviders = async (
     logger.info("NRAS accepted this machine's GPU evidence");
   }
   return { quotes, gpus, keys: keySource(config), checkGpuEvidence };
+};
+
+export interface SelectedStore {
+  store: SignatureStore;
+  /** Other replicas write to it too: a miss is re-read before it is final (signatures/lookup.ts). */
+  shared: boolean;
+}
+
+/**
+ * The signature store configuration names. REDIS_URL set: write-through to this replica's memory and
+ * a shared Redis (signatures/tiered.ts says what happens while Redis is down); unset: memory only.
+ */
+export const selectStore = async (
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<SelectedStore> => {
+  const ttlMs = config.SIGNATURE_TTL_SECONDS * 1000;
+  const memory = new MemorySignatureStore({
+    ttlMs,
+    capacity: config.SIGNATURE_CAPACITY,
+    onEarlyEviction: ({ ageMs, evictedTotal }) => {
+      metrics.storeEarlyEvictions.inc();
+      // One line per 1000 evictions: enough to notice, not enough to flood.
+      if (evictedTotal === 1 || evictedTotal % 1000 === 0) {
+        logger.warn({ ageMs, evictedTotal }, 'signature store full: evicting records before their TTL');
+      }
+    },
+  });
+  if (config.REDIS_URL === undefined) return { store: memory, shared: false };
+  const tiered = new TieredSignatureStore({
+    local: memory,
+    remote: new RedisSignatureStore({
+      url: config.REDIS_URL,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      ttlMs,
+      commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+      // node-redis messages name host:port, never the URL's password.
+      onError: (err) => logger.warn({ err: err.message }, 'redis signature store: connection error'),
+    }),
+    ttlMs,
+    retryBufferSize: config.REDIS_RETRY_BUFFER,
+    logger,
+  });
+  // Serving before Redis answers would 404 records other replicas made: wait a little, then serve
+  // from memory (and buffer writes) if Redis is not there.
+  if (!(await tiered.whenAvailable(2_000))) {
+    logger.warn('redis signature store not reachable at start: serving from memory, buffering writes');
+  }
+  metrics.observeSharedStore(tiered);
+  return { store: tiered, shared: true };
 };

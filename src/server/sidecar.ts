@@ -1,26 +1,24 @@
-import { type Server, STATUS_CODES } from 'node:http';
+import { createServer, type Server, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createAdaptorServer } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import { AttestationService } from '../attestation/index.js';
+import { Budget } from '../concurrency/index.js';
 import type { Config } from '../config/index.js';
 import { type DemoUpstream, startDemoUpstream } from '../demo-upstream/index.js';
 import { createSigners } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import { Metrics } from '../metrics/index.js';
 import { Upstream } from '../proxy/index.js';
-import {
-  MemorySignatureStore,
-  PendingSignatures,
-  RedisSignatureStore,
-  type SignatureStore,
-  TieredSignatureStore,
-} from '../signatures/index.js';
+import { PendingSignatures, SignatureLookup, type SignatureStore } from '../signatures/index.js';
 import { createApp } from './app.js';
-import { ClientLimit } from './client-limits.js';
+import { ClientLimit, clientKey } from './client-limits.js';
 import { InFlight } from './in-flight.js';
-import { type Providers, selectProviders } from './providers.js';
+import { type Providers, selectProviders, selectStore } from './providers.js';
 import { VERSION } from './version.js';
+
+/** After a drain that waited for requests, how long signature lookups are still served. */
+const DRAIN_LOOKUP_LINGER_MS = 1_000;
 
 export interface Sidecar {
   url: string;
@@ -91,46 +89,11 @@ export const startSidecar = async (
       'SIMULATED ATTESTATION: reports are not backed by a TEE; verifiers reject them. Never use this in production',
     );
   }
-  // REDIS_URL set: write-through to this replica's memory and a shared Redis (signatures/tiered.ts
-  // says what happens while Redis is down); unset: memory only.
-  const store: SignatureStore =
-    overrides.store ??
-    (await (async () => {
-      const ttlMs = config.SIGNATURE_TTL_SECONDS * 1000;
-      const memory = new MemorySignatureStore({
-        ttlMs,
-        capacity: config.SIGNATURE_CAPACITY,
-        onEarlyEviction: ({ ageMs, evictedTotal }) => {
-          metrics.storeEarlyEvictions.inc();
-          // One line per 1000 evictions: enough to notice, not enough to flood.
-          if (evictedTotal === 1 || evictedTotal % 1000 === 0) {
-            logger.warn({ ageMs, evictedTotal }, 'signature store full: evicting records before their TTL');
-          }
-        },
-      });
-      if (config.REDIS_URL === undefined) return memory;
-      const tiered = new TieredSignatureStore({
-        local: memory,
-        remote: new RedisSignatureStore({
-          url: config.REDIS_URL,
-          keyPrefix: config.REDIS_KEY_PREFIX,
-          ttlMs,
-          commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
-          // node-redis messages name host:port, never the URL's password.
-          onError: (err) => logger.warn({ err: err.message }, 'redis signature store: connection error'),
-        }),
-        ttlMs,
-        retryBufferSize: config.REDIS_RETRY_BUFFER,
-        logger,
-      });
-      // Serving before Redis answers would 404 records other replicas made: wait a little, then
-      // serve from memory (and buffer writes) if Redis is not there.
-      if (!(await tiered.whenAvailable(2_000))) {
-        logger.warn('redis signature store not reachable at start: serving from memory, buffering writes');
-      }
-      metrics.observeSharedStore(tiered);
-      return tiered;
-    })());
+  const selected =
+    overrides.store === undefined
+      ? await selectStore(config, logger, metrics)
+      : { store: overrides.store, shared: false };
+  const store = selected.store;
   const pending = new PendingSignatures();
   const upstream = new Upstream({
     baseUrl: demo?.url ?? (config.UPSTREAM_URL as string),
@@ -149,9 +112,18 @@ export const startSidecar = async (
     metrics,
   });
   const inFlight = new InFlight();
+  const clientOf = (incoming: Parameters<typeof clientKey>[0]): string =>
+    clientKey(incoming, config.TRUST_PROXY_HEADERS);
   const app = createApp({
-    sharedStore: config.REDIS_URL !== undefined && overrides.store === undefined,
     inFlight,
+    clientOf,
+    signatures: new SignatureLookup({
+      store,
+      pending,
+      pendingWaitMs: 5_000,
+      // About 1 s in all before a 404 on a shared store (signatures/lookup.ts).
+      rereadDelaysMs: selected.shared ? [50, 200, 750] : [],
+    }),
     limits: {
       proxy: new ClientLimit({
         name: 'proxy',
@@ -163,11 +135,12 @@ export const startSidecar = async (
         perMinute: config.ATTESTATION_RATE_LIMIT_PER_MINUTE,
         trustProxy: config.TRUST_PROXY_HEADERS,
       }),
-      maxConcurrent: config.MAX_CONCURRENT_REQUESTS,
+      lookups: new Budget({
+        global: config.MAX_PENDING_LOOKUPS,
+        perKey: config.MAX_PENDING_LOOKUPS_PER_CLIENT,
+      }),
     },
     signers,
-    store,
-    pending,
     attestation,
     logger,
     metrics,
@@ -181,8 +154,14 @@ export const startSidecar = async (
       metrics,
       maxBodyBytes: config.MAX_BODY_BYTES,
       maxUpstreamBodyBytes: config.MAX_UPSTREAM_BODY_BYTES,
+      maxSseLineBytes: config.MAX_SSE_LINE_BYTES,
       upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
       adminToken: config.ADMIN_TOKEN,
+      clientOf,
+      budgets: {
+        uploads: new Budget({ global: config.MAX_CONCURRENT_UPLOADS, perKey: config.MAX_UPLOADS_PER_CLIENT }),
+        upstream: new Budget({ global: config.MAX_CONCURRENT_REQUESTS }),
+      },
     },
     status: {
       simulated,
@@ -192,20 +171,49 @@ export const startSidecar = async (
       version: VERSION,
     },
   });
-  const server = createAdaptorServer({
-    fetch: app.fetch,
-    serverOptions: { maxHeaderSize: config.MAX_HEADER_BYTES },
-  }) as Server;
+  // Requests Hono's adapter cannot turn into a URL (`POST *`, a backslash in the path, a bad Host)
+  // get the OpenAI error shape too, not an empty 400.
+  const listener = getRequestListener(app.fetch, {
+    errorHandler: (err) => {
+      const [status, type, code, message] =
+        err instanceof RequestError
+          ? [400, 'invalid_request_error', 'malformed_request', 'malformed request target']
+          : [500, 'server_error', 'internal_error', 'internal error'];
+      return new Response(JSON.stringify({ error: { message, type, param: null, code } }), {
+        status,
+        headers: { 'content-type': 'application/json', connection: 'close' },
+      });
+    },
+  });
+  const server = createServer({ maxHeaderSize: config.MAX_HEADER_BYTES }, listener);
   // Slowloris: a client must send its headers, and its whole request, in bounded time (Node answers
   // 408 itself). Response time is not bounded here: streams may run long, the upstream idle timeout
   // bounds them.
   server.headersTimeout = config.HEADERS_TIMEOUT_MS;
   server.requestTimeout = config.REQUEST_TIMEOUT_MS;
   server.on('clientError', answerClientError);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.PORT, config.HOST, () => resolve());
-  });
+  /** Everything started so far, stopped in reverse order (on close, and when start-up fails). */
+  const release = async (): Promise<void> => {
+    upstream.close();
+    await demo?.close();
+    await store.close?.();
+    await providers.quotes.close?.();
+    await providers.gpus.close?.();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT, config.HOST, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    // The port is taken (EADDRINUSE) or not ours to bind: stop what already runs, so the process
+    // can exit and a supervisor restart it.
+    await release();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
@@ -225,20 +233,27 @@ export const startSidecar = async (
     signingAddress: signers.ecdsa.address,
     simulated,
     close: async (graceMs = config.SHUTDOWN_GRACE_MS) => {
-      // Stop accepting; let in-flight requests (streams included) finish and be signed; then close.
+      // Drain: new work gets 503 (and `connection: close`), requests in flight (streams included)
+      // finish and are signed, and signature lookups keep being answered, on new connections too,
+      // so a client whose stream ended in the grace period can still fetch its signature. Once
+      // nothing is in flight the listener lingers a moment for those lookups (never past the grace
+      // period), then everything closes.
+      const deadline = performance.now() + graceMs;
+      const busy = inFlight.size > 0;
       inFlight.draining = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const drained = await inFlight.idle(graceMs);
-      if (!drained)
+      if (!drained) {
         logger.warn({ inFlight: inFlight.size }, 'shutdown grace period over; closing open connections');
+      } else if (busy) {
+        const linger = Math.min(DRAIN_LOOKUP_LINGER_MS, deadline - performance.now());
+        if (linger > 0) await new Promise((resolve) => setTimeout(resolve, linger));
+        await inFlight.idle(Math.max(0, deadline - performance.now()));
+      }
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
-      upstream.close();
-      await demo?.close();
-      await store.close?.();
-      await providers.quotes.close?.();
-      await providers.gpus.close?.();
+      await release();
     },
   };
 };

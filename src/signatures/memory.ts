@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { type PackedRecord, packRecord, unpackRecord } from './packed-record.js';
-import type { SignatureRecord, SignatureStore } from './signature-store.js';
+import type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
 
 export interface MemoryStoreOptions {
   ttlMs: number;
@@ -10,17 +11,29 @@ export interface MemoryStoreOptions {
 }
 
 interface Entry {
-  /** Packed when canonical (always, for records our signers make); kept as given otherwise. */
-  record: PackedRecord | SignatureRecord;
+  /**
+   * Packed when canonical (always, for records our signers make); kept as given otherwise; a claim
+   * token while the response that holds the id is still being sent.
+   */
+  record: PackedRecord | SignatureRecord | { claim: string };
   expiresAt: number;
 }
 
-const isPacked = (r: PackedRecord | SignatureRecord): r is PackedRecord => 'packed' in r;
+/** Not a hex token: no claim can ever match it. */
+const WITHDRAWN = 'withdrawn';
+
+const isPacked = (r: Entry['record']): r is PackedRecord => 'packed' in r;
+const isClaim = (r: Entry['record']): r is { claim: string } => 'claim' in r;
 
 /**
  * A bounded in-memory store. A Map keeps insertion order and every entry has the same TTL, so the
  * oldest entry is always first: expiry sweeps from the front and stops at the first live entry, and
  * capacity eviction drops the front. No timers, so nothing to leak or unref.
+ *
+ * A claim is an entry too (it counts against capacity and expires like a record), so an id stays
+ * taken from the moment a response claims it until the record would have expired. Filling a claim
+ * keeps the entry's place and expiry. A claim evicted for capacity cannot be filled by another
+ * response: `put` checks the claim's random token.
  */
 export class MemorySignatureStore implements SignatureStore {
   private readonly entries = new Map<string, Entry>();
@@ -41,11 +54,62 @@ export class MemorySignatureStore implements SignatureStore {
     return this.evictedEarly;
   }
 
-  async put(id: string, record: SignatureRecord): Promise<void> {
+  async claim(id: string): Promise<SignatureClaim | undefined> {
+    return this.claimNow(id);
+  }
+
+  /** Synchronous claim: the tiered store relies on it having no await between check and set. */
+  claimNow(id: string): SignatureClaim | undefined {
+    const token = randomBytes(12).toString('hex');
     const now = this.now();
     this.sweep(now);
     const key = id.toLowerCase();
+    const existing = this.entries.get(key);
+    if (existing !== undefined && existing.expiresAt > now) return undefined;
     this.entries.delete(key);
+    this.makeRoom(now);
+    this.entries.set(key, { record: { claim: token }, expiresAt: now + this.options.ttlMs });
+    return { id, token };
+  }
+
+  async put(claim: SignatureClaim, record: SignatureRecord): Promise<boolean> {
+    const now = this.now();
+    this.sweep(now);
+    const key = claim.id.toLowerCase();
+    const packed = packRecord(record) ?? record;
+    const entry = this.entries.get(key);
+    if (entry !== undefined && entry.expiresAt > now) {
+      if (!isClaim(entry.record) || entry.record.claim !== claim.token) return false;
+      entry.record = packed;
+      return true;
+    }
+    // The claim expired or was evicted and nobody took the id since: store it as a new entry.
+    this.entries.delete(key);
+    this.makeRoom(now);
+    this.entries.set(key, { record: packed, expiresAt: now + this.options.ttlMs });
+    return true;
+  }
+
+  /**
+   * Takes back the record (or claim) under `id`; the id stays taken until its expiry, with nothing
+   * to serve under it. Used when the shared tier shows another replica holds the id.
+   */
+  withdraw(id: string): void {
+    const entry = this.entries.get(id.toLowerCase());
+    if (entry !== undefined) entry.record = { claim: WITHDRAWN };
+  }
+
+  async get(id: string): Promise<SignatureRecord | undefined> {
+    const entry = this.entries.get(id.toLowerCase());
+    if (entry === undefined || entry.expiresAt <= this.now() || isClaim(entry.record)) return undefined;
+    return isPacked(entry.record) ? unpackRecord(entry.record) : entry.record;
+  }
+
+  async close(): Promise<void> {
+    this.entries.clear();
+  }
+
+  private makeRoom(now: number): void {
     while (this.entries.size >= this.options.capacity) {
       const first = this.entries.entries().next();
       if (first.done) break;
@@ -57,18 +121,6 @@ export class MemorySignatureStore implements SignatureStore {
         evictedTotal: this.evictedEarly,
       });
     }
-    this.entries.set(key, { record: packRecord(record) ?? record, expiresAt: now + this.options.ttlMs });
-  }
-
-  async get(id: string): Promise<SignatureRecord | undefined> {
-    const entry = this.entries.get(id.toLowerCase());
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt <= this.now()) return undefined;
-    return isPacked(entry.record) ? unpackRecord(entry.record) : entry.record;
-  }
-
-  async close(): Promise<void> {
-    this.entries.clear();
   }
 
   private sweep(now: number): void {

@@ -25,6 +25,10 @@ export class PendingSignatures {
     entry.settle();
   }
 
+  has(id: string): boolean {
+    return this.waiting.has(id.toLowerCase());
+  }
+
   get size(): number {
     return this.waiting.size;
   }

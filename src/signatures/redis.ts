@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { runWithDeadline } from '../concurrency/index.js';
 import { lazyRequire } from '../lazy/index.js';
-import type { SignatureRecord, SignatureStore } from './signature-store.js';
+import type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
 
 /** The Redis client is only needed with REDIS_URL: loaded when a store is made. */
 const redis = lazyRequire<typeof import('@redis/client')>('@redis/client');
@@ -16,8 +17,11 @@ const redis = lazyRequire<typeof import('@redis/client')>('@redis/client');
  * package rather than `redis`, which adds the search/JSON/bloom/time-series modules we do not use;
  * it has no runtime dependencies (STYLE.md 9).
  *
- * Layout: one string key per record, `<prefix><lower-cased id>`, value = the record as JSON, expiry
- * `SET … PX <ttl ms>` so Redis's own clock expires it and no sweeper is needed.
+ * Layout: one string key per id, `<prefix><lower-cased id>`, expiry `PX <ttl ms>` so Redis's own clock
+ * expires it and no sweeper is needed. The value is `claim:<token>` from the moment a response claims
+ * the id (`SET … NX`: atomic across every replica sharing this Redis) and the record as JSON once it
+ * is signed. A record is written only over its own claim or an absent key (one Lua script, so the
+ * check and the write are one step): no response can replace another's record.
  *
  * This store fails loudly: a command that errors or outlives `commandTimeoutMs` rejects. The sidecar
  * does not use it alone but behind TieredSignatureStore (tiered.ts), which turns a down Redis into
@@ -33,8 +37,13 @@ export interface RedisClientLike {
   /** Immediate: drops the socket and fails whatever is still waiting. */
   destroy(): void;
   on(event: 'ready' | 'error' | 'end', listener: (arg: unknown) => void): unknown;
-  set(key: string, value: string, options: { expiration: { type: 'PX'; value: number } }): Promise<unknown>;
+  set(
+    key: string,
+    value: string,
+    options: { expiration: { type: 'PX'; value: number }; condition?: 'NX' },
+  ): Promise<unknown>;
   get(key: string): Promise<string | null>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   ping(): Promise<unknown>;
 }
 
@@ -62,6 +71,20 @@ export interface RedisStoreOptions {
 
 export const DEFAULT_REDIS_KEY_PREFIX = 'teeml-sidecar:sig:';
 const DEFAULT_COMMAND_TIMEOUT_MS = 250;
+
+/** What a claimed, not yet signed id holds. */
+const CLAIM_PREFIX = 'claim:';
+
+/**
+ * Fills a claim: writes the record when the key holds this claim or nothing (the claim expired, or
+ * was made while Redis was unreachable); returns 0 and writes nothing when anything else holds it.
+ */
+const FILL_CLAIM = `local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`;
 
 export class RedisCommandTimeoutError extends Error {
   override readonly name = 'RedisCommandTimeoutError';
@@ -162,21 +185,40 @@ export class RedisSignatureStore implements SignatureStore {
     return this.prefix + id.toLowerCase();
   }
 
-  async put(id: string, record: SignatureRecord): Promise<void> {
-    await this.putFor(id, record, this.options.ttlMs);
+  async claim(id: string): Promise<SignatureClaim | undefined> {
+    return this.claimWith(id, randomBytes(12).toString('hex'));
   }
 
-  /** Writes with an explicit lifetime: a replayed write keeps only what is left of its TTL. */
-  async putFor(id: string, record: SignatureRecord, ttlMs: number): Promise<void> {
-    const px = Math.max(1, Math.ceil(ttlMs));
-    await this.bounded(
-      this.client.set(this.key(id), JSON.stringify(record), { expiration: { type: 'PX', value: px } }),
+  /** Claims with a given token (the tiered store uses the token of its local claim). */
+  async claimWith(id: string, token: string): Promise<SignatureClaim | undefined> {
+    const reply = await this.bounded(
+      this.client.set(this.key(id), CLAIM_PREFIX + token, {
+        expiration: { type: 'PX', value: this.options.ttlMs },
+        condition: 'NX',
+      }),
     );
+    return reply === null ? undefined : { id, token };
+  }
+
+  async put(claim: SignatureClaim, record: SignatureRecord): Promise<boolean> {
+    return this.putFor(claim, record, this.options.ttlMs);
+  }
+
+  /** Fills a claim with an explicit lifetime: a replayed write keeps only what is left of its TTL. */
+  async putFor(claim: SignatureClaim, record: SignatureRecord, ttlMs: number): Promise<boolean> {
+    const px = Math.max(1, Math.ceil(ttlMs));
+    const reply = await this.bounded(
+      this.client.eval(FILL_CLAIM, {
+        keys: [this.key(claim.id)],
+        arguments: [CLAIM_PREFIX + claim.token, JSON.stringify(record), String(px)],
+      }),
+    );
+    return Number(reply) === 1;
   }
 
   async get(id: string): Promise<SignatureRecord | undefined> {
     const raw = await this.bounded(this.client.get(this.key(id)));
-    if (raw === null) return undefined;
+    if (raw === null || raw.startsWith(CLAIM_PREFIX)) return undefined;
     let value: unknown;
     try {
       value = JSON.parse(raw);

@@ -1,12 +1,18 @@
 import type { Logger } from '../log/index.js';
-import type { SignatureRecord, SignatureStore } from './signature-store.js';
+import type { MemorySignatureStore } from './memory.js';
+import type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
 
 /** What the tiered store needs of its shared tier (RedisSignatureStore in production). */
 export interface RemoteSignatureStore extends SignatureStore {
   /** Connected now: a command can succeed. False means it would fail at once. */
   readonly ready: boolean;
-  /** Writes with an explicit lifetime in ms (a replayed write keeps only what is left of its TTL). */
-  putFor(id: string, record: SignatureRecord, ttlMs: number): Promise<void>;
+  /** Claims with the token of the local claim, so either tier recognises the same claim. */
+  claimWith(id: string, token: string): Promise<SignatureClaim | undefined>;
+  /**
+   * Fills a claim with an explicit lifetime in ms (a replayed write keeps only what is left of its
+   * TTL). False when another response holds the id.
+   */
+  putFor(claim: SignatureClaim, record: SignatureRecord, ttlMs: number): Promise<boolean>;
   ping(): Promise<void>;
   /** Registers a listener for (re)connection. */
   onReady(listener: () => void): void;
@@ -14,8 +20,8 @@ export interface RemoteSignatureStore extends SignatureStore {
 }
 
 export interface TieredStoreOptions {
-  /** This replica's own records (MemorySignatureStore): always written, read first. */
-  local: SignatureStore;
+  /** This replica's own records: always written, read first. */
+  local: Pick<MemorySignatureStore, 'claimNow' | 'put' | 'get' | 'withdraw' | 'close'>;
   /** Shared by every replica (Redis): written through, read on a local miss. */
   remote: RemoteSignatureStore;
   ttlMs: number;
@@ -28,7 +34,7 @@ export interface TieredStoreOptions {
 }
 
 interface Buffered {
-  id: string;
+  claim: SignatureClaim;
   record: SignatureRecord;
   /** On this process's clock (`now`). */
   expiresAt: number;
@@ -54,6 +60,13 @@ const REPLAY_BATCH = 64;
  *   one command timeout on the request path, not one per request.
  * - Nothing here rejects for a remote failure, and every remote promise is awaited or caught.
  *
+ * Ids (signature-store.ts): a claim is made locally first (synchronously, so two responses on this
+ * replica can never both take one id), then in the remote tier with the same token (`SET NX`, so two
+ * replicas cannot either). While the remote tier is down, claims are made locally only: an id is then
+ * unique on this replica, and when the buffered record is replayed it is written only if no other
+ * replica took the id meanwhile. If one did, this replica withdraws its own record too (the id then
+ * has no signature here: better none than one that another client's bytes do not match).
+ *
  * Not covered: a remote that restarts without persistence loses what it held before; this replica
  * still serves those records from memory, other replicas do not (run Redis with `appendonly yes`).
  */
@@ -66,6 +79,7 @@ export class TieredSignatureStore implements SignatureStore {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private dropped = 0;
+  private conflicted = 0;
   private replayed = 0;
   private waiters: Array<() => void> = [];
   private everUp = false;
@@ -122,19 +136,38 @@ export class TieredSignatureStore implements SignatureStore {
     return this.replayed;
   }
 
-  async put(id: string, record: SignatureRecord): Promise<void> {
-    await this.options.local.put(id, record);
+  async claim(id: string): Promise<SignatureClaim | undefined> {
+    const claim = this.options.local.claimNow(id);
+    if (claim === undefined || !this.remoteUp) return claim;
+    try {
+      // Taken on another replica: the local claim stays, so this replica never uses the id either.
+      return (await this.options.remote.claimWith(id, claim.token)) === undefined ? undefined : claim;
+    } catch (error) {
+      this.markDown(error);
+      return claim;
+    }
+  }
+
+  async put(claim: SignatureClaim, record: SignatureRecord): Promise<boolean> {
+    if (!(await this.options.local.put(claim, record))) return false;
     const expiresAt = this.now() + this.options.ttlMs;
     if (this.remoteUp) {
       try {
-        await this.options.remote.putFor(id, record, this.options.ttlMs);
-        return;
+        if (await this.options.remote.putFor(claim, record, this.options.ttlMs)) return true;
+        this.conflict(claim);
+        return false;
       } catch (error) {
         this.markDown(error);
       }
     }
-    this.enqueue({ id, record, expiresAt });
+    this.enqueue({ claim, record, expiresAt });
     this.probeSoon(this.retryIntervalMs);
+    return true;
+  }
+
+  /** Writes the remote tier refused because another replica holds the id. */
+  get conflicts(): number {
+    return this.conflicted;
   }
 
   async get(id: string): Promise<SignatureRecord | undefined> {
@@ -179,6 +212,16 @@ export class TieredSignatureStore implements SignatureStore {
       this.countDrop();
     }
     this.buffer.push(entry);
+  }
+
+  /** Another replica holds the id in the shared tier: withdraw this replica's record for it. */
+  private conflict(claim: SignatureClaim): void {
+    this.options.local.withdraw(claim.id);
+    this.conflicted++;
+    this.options.logger?.warn(
+      { responseId: claim.id, conflicts: this.conflicted },
+      'response id already held in the shared signature store by another replica: record withdrawn',
+    );
   }
 
   private countDrop(): void {
@@ -264,9 +307,13 @@ export class TieredSignatureStore implements SignatureStore {
       const now = this.now();
       const live = batch.filter((entry) => entry.expiresAt > now);
       const results = await Promise.allSettled(
-        live.map((entry) => this.options.remote.putFor(entry.id, entry.record, entry.expiresAt - now)),
+        live.map((entry) => this.options.remote.putFor(entry.claim, entry.record, entry.expiresAt - now)),
       );
       const failed = live.filter((_, i) => results[i]?.status === 'rejected');
+      live.forEach((entry, i) => {
+        const result = results[i];
+        if (result?.status === 'fulfilled' && !result.value) this.conflict(entry.claim);
+      });
       this.replayed += live.length - failed.length;
       if (failed.length > 0) {
         this.buffer.unshift(...failed);

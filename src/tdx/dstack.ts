@@ -65,7 +65,7 @@ export class DstackQuoteProvider implements QuoteProvider {
     const result: QuoteResult = {
       quote,
       eventLog,
-      info: { ...info },
+      info: withParsedTcbInfo(info),
       reportDataScheme: 'raw',
     };
     if (answer.vm_config !== undefined) result.extra = { vm_config: answer.vm_config };
@@ -88,3 +88,23 @@ export class DstackQuoteProvider implements QuoteProvider {
     return this.infoInFlight;
   }
 }
+
+/**
+ * The guest agent sends `tcb_info` as a JSON string; reports serve it parsed, as NEAR's production
+ * reports do and as the 0G SDK's compose check expects (it reads `info.tcb_info.app_compose`). The
+ * `app_compose` inside stays the exact string the agent gave: its bytes are what the compose hash
+ * covers. A string that is not a JSON object is passed on as it came.
+ */
+const withParsedTcbInfo = (info: DstackInfo): Record<string, unknown> => {
+  const tcb = info.tcb_info;
+  if (typeof tcb !== 'string') return { ...info };
+  try {
+    const parsed: unknown = JSON.parse(tcb);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+      return { ...info, tcb_info: parsed };
+    }
+  } catch {
+    // not JSON: served as the agent sent it
+  }
+  return { ...info };
+};

@@ -164,7 +164,9 @@ const checkCompose = (
     notes.push('MRCONFIGID matches');
   else problems.push('MRCONFIGID does not carry the RTMR3 compose hash');
 
-  const tcbInfo = report.info?.['tcb_info'];
+  const rawTcbInfo = report.info?.['tcb_info'];
+  // Served parsed; some providers pass the agent's JSON string on as it came.
+  const tcbInfo = typeof rawTcbInfo === 'string' ? safeJson(rawTcbInfo) : rawTcbInfo;
   const appCompose =
     typeof tcbInfo === 'object' && tcbInfo !== null
       ? (tcbInfo as Record<string, unknown>)['app_compose']
@@ -210,4 +212,12 @@ const checkOsImage = (
   if (hash === undefined) list.fail(id, OS_TITLE, 'no os-image-hash event in RTMR3');
   else if (allowed.map(normalizeHex).includes(hash)) list.pass(id, OS_TITLE, `os-image-hash ${hash} allowed`);
   else list.fail(id, OS_TITLE, `os-image-hash ${hash} not allowed`);
+};
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 };

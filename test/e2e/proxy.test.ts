@@ -185,14 +185,15 @@ describe('signed proxy, non-streaming', () => {
   it('honours X-Request-Hash only with the admin token', async () => {
     const override = 'ab'.repeat(32);
     const sent = JSON.stringify(chatBody);
-    await postJson(`${sidecar.url}/v1/chat/completions`, sent, { 'x-request-hash': override });
-    const ignored = json<SignatureBody>(await fetchSignature('chatcmpl-NonStream1'));
+    // The test upstream answers every request with one fixed id: each repeat gets a fresh id.
+    const first = await postJson(`${sidecar.url}/v1/chat/completions`, sent, { 'x-request-hash': override });
+    const ignored = json<SignatureBody>(await fetchSignature(String(first.headers['zg-res-key'])));
     expect(ignored.text.split(':')[0]).toBe(sha(sent));
-    await postJson(`${sidecar.url}/v1/chat/completions`, sent, {
+    const second = await postJson(`${sidecar.url}/v1/chat/completions`, sent, {
       'x-request-hash': override,
       'x-admin-token': ADMIN,
     });
-    const honoured = json<SignatureBody>(await fetchSignature('chatcmpl-NonStream1'));
+    const honoured = json<SignatureBody>(await fetchSignature(String(second.headers['zg-res-key'])));
     expect(honoured.text.split(':')[0]).toBe(override);
     expect(upstream.requests.at(-1)?.headers['x-admin-token']).toBeUndefined();
     const bad = await postJson(`${sidecar.url}/v1/chat/completions`, sent, {

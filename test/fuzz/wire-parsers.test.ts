@@ -4,10 +4,11 @@ import { parseHex } from '../../src/bytes/index.js';
 import { SidecarError } from '../../src/errors/index.js';
 import {
   idOf,
-  prepareJsonBody,
+  parseJsonAnswer,
   RESPONSE_ID_PATTERN,
   type SseEvent,
   SseParser,
+  withResponseId,
 } from '../../src/proxy/index.js';
 
 /**
@@ -230,8 +231,16 @@ describe('response ids', () => {
   });
 });
 
-describe('JSON response bodies (prepareJsonBody)', () => {
+describe('JSON response bodies (parseJsonAnswer, withResponseId)', () => {
   const freshId = () => 'chatcmpl-000000000000000000000000';
+  /** What the proxy does with an answer whose id is free: pass it through, or inject a fresh id. */
+  const prepareJsonBody = (bytes: Uint8Array, newId: () => string) => {
+    const answer = parseJsonAnswer(bytes);
+    if (answer === undefined) return undefined;
+    if (answer.id !== undefined) return { body: bytes, id: answer.id, injected: false };
+    const id = newId();
+    return { body: withResponseId(answer, id), id, injected: true };
+  };
 
   it('never throws on arbitrary bytes', () => {
     fc.assert(

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { SseParser, SseTap } from '../../src/proxy/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { SseLimitError, SseParser, SseTap } from '../../src/proxy/index.js';
 
 const enc = new TextEncoder();
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -31,13 +31,30 @@ const cut = (bytes: Uint8Array, points: number[]): Uint8Array[] => {
   return out;
 };
 
-const runTap = (chunks: Uint8Array[]) => {
-  const tap = new SseTap(() => 'chatcmpl-generated');
+/**
+ * Drives a tap as the proxy does: once it proposes, the id is "claimed" (`claim` decides which: by
+ * default the upstream's own, or `chatcmpl-generated` when it gave none) and confirmed.
+ */
+const runTap = (
+  chunks: Uint8Array[],
+  claim: (upstreamId: string | undefined) => string = (upstreamId) => upstreamId ?? 'chatcmpl-generated',
+) => {
+  const tap = new SseTap();
   const sent: Uint8Array[] = [];
-  for (const c of chunks) sent.push(...tap.push(c));
-  const { rest, outcome } = tap.end();
-  sent.push(...rest);
-  return { sent: Buffer.concat(sent), outcome };
+  let id: string | undefined;
+  const confirm = (): void => {
+    id = claim(tap.upstreamId);
+    sent.push(...tap.confirm(id));
+  };
+  for (const c of chunks) {
+    const out = tap.push(c);
+    if (tap.proposed) confirm();
+    else sent.push(...out);
+  }
+  tap.endOfInput();
+  if (tap.proposed) confirm();
+  const outcome = tap.end();
+  return { sent: Buffer.concat(sent), outcome: { ...outcome, id } };
 };
 
 describe('SseParser', () => {
@@ -116,7 +133,7 @@ describe('SseTap', () => {
       complete: true,
       id: 'chatcmpl-abc',
       responseHash: sha(body),
-      injected: false,
+      rewritten: false,
     });
     const bytewise = runTap(
       cut(
@@ -142,13 +159,14 @@ describe('SseTap', () => {
     expect(r.outcome).toMatchObject({ complete: true, id: 'chatcmpl-crlf', responseHash: sha(crlf) });
   });
 
-  it('holds bytes until the first data event decides the id', () => {
+  it('holds bytes until the first data event proposes the id, and releases them on confirm', () => {
     const tap = new SseTap();
     expect(tap.push(enc.encode(': keep-alive\n\ndata: {"id":"cmpl-1",'))).toEqual([]);
-    expect(tap.decided).toBe(false);
-    const out = tap.push(enc.encode('"choices":[]}\n\n'));
-    expect(tap.decided).toBe(true);
-    expect(tap.responseId).toBe('cmpl-1');
+    expect(tap.proposed).toBe(false);
+    expect(tap.push(enc.encode('"choices":[]}\n\n'))).toEqual([]);
+    expect(tap.proposed).toBe(true);
+    expect(tap.upstreamId).toBe('cmpl-1');
+    const out = tap.confirm('cmpl-1');
     expect(Buffer.concat(out).toString()).toBe(': keep-alive\n\ndata: {"id":"cmpl-1","choices":[]}\n\n');
   });
 
@@ -179,7 +197,112 @@ describe('SseTap', () => {
       complete: true,
       id: 'chatcmpl-generated',
       responseHash: sha(r.sent),
-      injected: true,
+      rewritten: true,
     });
+  });
+});
+
+describe('SseTap against a hostile upstream', () => {
+  const first = 'data: {"id":"chatcmpl-h","choices":[{"delta":{"content":"hi"}}]}\n\n';
+  const outcomeOf = (text: string) => runTap([enc.encode(text)]).outcome;
+
+  it('never calls a stream complete when an in-band error is spelled with JSON escapes', () => {
+    expect(outcomeOf(`${first}data: {"\\u0065rror":{"message":"oom"}}\n\ndata: [DONE]\n\n`).complete).toBe(
+      false,
+    );
+    expect(outcomeOf(`${first}data: {"err\\u006fr":"x"}\n\ndata: [DONE]\n\n`).complete).toBe(false);
+  });
+
+  it('treats an `event: error` event, an older vLLM error object and unparsable error text as errors', () => {
+    expect(outcomeOf(`${first}event: error\ndata: {"message":"oom"}\n\ndata: [DONE]\n\n`).complete).toBe(
+      false,
+    );
+    expect(outcomeOf(`${first}event: error\n\ndata: [DONE]\n\n`).complete).toBe(false);
+    expect(
+      outcomeOf(`${first}data: {"object":"error","message":"oom","code":500}\n\ndata: [DONE]\n\n`).complete,
+    ).toBe(false);
+    expect(outcomeOf(`${first}data: {"error": \n\ndata: [DONE]\n\n`).complete).toBe(false);
+  });
+
+  it('decides on parsed JSON: content that merely mentions errors, or `"error": null`, is fine', () => {
+    expect(
+      outcomeOf(
+        `${first}data: {"choices":[{"delta":{"content":"an error\\n"}}],"error":null}\n\ndata: [DONE]\n\n`,
+      ).complete,
+    ).toBe(true);
+    expect(
+      outcomeOf(`${first}data: {"choices":[{"finish_reason":"error"}]}\n\ndata: [DONE]\n\n`).complete,
+    ).toBe(true);
+  });
+
+  it('is incomplete when anything follows [DONE] or the last line is left unterminated', () => {
+    expect(outcomeOf(`${first}data: [DONE]\n\ndata: {"choices":[]}\n\n`).complete).toBe(false);
+    expect(outcomeOf(`${first}data: [DONE]\n\nevent: ping\n\n`).complete).toBe(false);
+    expect(outcomeOf(`${first}data: [DONE]\n\ndata: x`).complete).toBe(false);
+    expect(outcomeOf(`${first}data: [DONE]\n\n`).complete).toBe(true);
+  });
+
+  it('rewrites every event to the id it is given when the upstream id was taken', () => {
+    const r = runTap(
+      [enc.encode(`${first}data: {"id":"chatcmpl-h","choices":[]}\n\ndata: [DONE]\n\n`)],
+      () => 'chatcmpl-fresh',
+    );
+    expect(r.sent.toString()).toBe(
+      'data: {"id":"chatcmpl-fresh","choices":[{"delta":{"content":"hi"}}]}\n\n' +
+        'data: {"id":"chatcmpl-fresh","choices":[]}\n\ndata: [DONE]\n\n',
+    );
+    expect(r.outcome).toMatchObject({
+      complete: true,
+      id: 'chatcmpl-fresh',
+      rewritten: true,
+      responseHash: sha(r.sent),
+    });
+    expect(r.sent.includes('chatcmpl-h"')).toBe(false);
+  });
+
+  it('bounds what it holds before the first data event', () => {
+    const tap = new SseTap({ maxHeldBytes: 1024, maxLineBytes: 4096 });
+    const comments = enc.encode(': padding padding padding padding\n'.repeat(20));
+    expect(tap.push(comments)).toEqual([]);
+    expect(() => tap.push(comments)).toThrow(SseLimitError);
+  });
+});
+
+describe('SseParser bounds', () => {
+  it('refuses an event of many short data lines beyond the limit', () => {
+    const p = new SseParser(1024);
+    expect(() => p.push(enc.encode('data: x\n'.repeat(600)))).toThrow(SseLimitError);
+  });
+
+  it('assembles a line sent in many pieces in linear time (pieces are joined once)', () => {
+    // Counts the bytes copied: a re-copy per piece would copy ~n²/2 bytes for n pieces.
+    const p = new SseParser(16 * 1024 * 1024);
+    const piece = enc.encode('x'.repeat(1024));
+    const copied = { bytes: 0 };
+    const realFrom = Uint8Array.from.bind(Uint8Array);
+    const realSet = Uint8Array.prototype.set;
+    const fromSpy = vi.spyOn(Uint8Array, 'from').mockImplementation(((src: ArrayLike<number>) => {
+      copied.bytes += src.length;
+      return realFrom(src);
+    }) as typeof Uint8Array.from);
+    const setSpy = vi.spyOn(Uint8Array.prototype, 'set').mockImplementation(function (
+      this: Uint8Array,
+      src: ArrayLike<number>,
+      offset?: number,
+    ) {
+      copied.bytes += src.length;
+      realSet.call(this, src, offset);
+    });
+    try {
+      p.push(enc.encode('data: '));
+      for (let i = 0; i < 2048; i++) p.push(piece);
+      const events = p.push(enc.encode('\n\n'));
+      expect(events[0]?.data?.length).toBe(2048 * 1024);
+    } finally {
+      fromSpy.mockRestore();
+      setSpy.mockRestore();
+    }
+    // Each piece is copied once when kept (2 MiB in all), not once per later piece (~2 GiB).
+    expect(copied.bytes).toBeLessThan(3 * 2048 * 1024);
   });
 });

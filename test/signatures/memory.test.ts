@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemorySignatureStore, PendingSignatures, type SignatureRecord } from '../../src/signatures/index.js';
+import { storeRecord } from './redis-records.js';
 
 const record = (n: number): SignatureRecord => ({
   text: `${'a'.repeat(64)}:${n.toString(16).padStart(64, '0')}`,
@@ -16,13 +17,13 @@ describe('MemorySignatureStore', () => {
 
   it('finds records case-insensitively and forgets them after the TTL', async () => {
     const store = new MemorySignatureStore({ ttlMs: 20 * 60_000, capacity: 10 });
-    await store.put('chatcmpl-AbC', record(1));
+    await storeRecord(store, 'chatcmpl-AbC', record(1));
     expect(await store.get('CHATCMPL-abc')).toEqual(record(1));
     vi.advanceTimersByTime(20 * 60_000 - 1);
     expect(await store.get('chatcmpl-abc')).toBeDefined();
     vi.advanceTimersByTime(1);
     expect(await store.get('chatcmpl-abc')).toBeUndefined();
-    await store.put('other', record(2));
+    await storeRecord(store, 'other', record(2));
     expect(store.size).toBe(1);
   });
 
@@ -34,7 +35,7 @@ describe('MemorySignatureStore', () => {
       onEarlyEviction: (e) => evictions.push(e),
     });
     for (let i = 0; i < 5; i++) {
-      await store.put(`id-${i}`, record(i));
+      await storeRecord(store, `id-${i}`, record(i));
       vi.advanceTimersByTime(10);
     }
     expect(store.size).toBe(3);
@@ -48,14 +49,37 @@ describe('MemorySignatureStore', () => {
     expect(store.earlyEvictions).toBe(2);
   });
 
-  it('re-putting an id refreshes it instead of duplicating it', async () => {
-    const store = new MemorySignatureStore({ ttlMs: 60_000, capacity: 2 });
-    await store.put('a', record(1));
-    await store.put('b', record(2));
-    await store.put('A', record(3));
-    await store.put('c', record(4));
-    expect(await store.get('b')).toBeUndefined();
-    expect(await store.get('a')).toEqual(record(3));
+  it('never lets a second response take an id, in any letter case, stored or still in flight', async () => {
+    const store = new MemorySignatureStore({ ttlMs: 60_000, capacity: 10 });
+    await storeRecord(store, 'chatcmpl-a', record(1));
+    expect(await store.claim('chatcmpl-a')).toBeUndefined();
+    expect(await store.claim('CHATCMPL-A')).toBeUndefined();
+    expect(await store.get('chatcmpl-a')).toEqual(record(1));
+    // Claimed, not yet signed: invisible to lookups, and still not available to anyone else.
+    const inFlight = await store.claim('chatcmpl-b');
+    expect(inFlight).toBeDefined();
+    expect(await store.get('chatcmpl-b')).toBeUndefined();
+    expect(await store.claim('Chatcmpl-B')).toBeUndefined();
+    expect(await store.put(inFlight as NonNullable<typeof inFlight>, record(2))).toBe(true);
+    expect(await store.get('chatcmpl-b')).toEqual(record(2));
+    // A claim cannot be filled twice, nor can a forged claim fill someone else's id.
+    expect(await store.put(inFlight as NonNullable<typeof inFlight>, record(3))).toBe(false);
+    expect(await store.put({ id: 'chatcmpl-a', token: 'forged' }, record(3))).toBe(false);
+    expect(await store.get('chatcmpl-a')).toEqual(record(1));
+    // The id stays taken for as long as its record lives, then is free again.
+    vi.advanceTimersByTime(60_000);
+    expect(await store.claim('chatcmpl-a')).toBeDefined();
+  });
+
+  it("a claim evicted for capacity cannot be filled into another response's claim of the same id", async () => {
+    const store = new MemorySignatureStore({ ttlMs: 60_000, capacity: 1 });
+    const first = await store.claim('chatcmpl-x');
+    await store.claim('chatcmpl-y'); // evicts the first claim
+    const second = await store.claim('chatcmpl-x'); // evicts y; x is free again
+    expect(second).toBeDefined();
+    expect(await store.put(first as NonNullable<typeof first>, record(1))).toBe(false);
+    expect(await store.put(second as NonNullable<typeof second>, record(2))).toBe(true);
+    expect(await store.get('chatcmpl-x')).toEqual(record(2));
   });
 });
 
@@ -100,8 +124,8 @@ describe('packed records', () => {
     expect(unpackRecord(packed as NonNullable<typeof packed>)).toEqual(canonical);
     expect(packRecord({ ...canonical, text: canonical.text.toUpperCase() })).toBeUndefined();
     const store = new MemorySignatureStore({ ttlMs: 60_000, capacity: 10 });
-    await store.put('a', canonical);
-    await store.put('b', record(1));
+    await storeRecord(store, 'a', canonical);
+    await storeRecord(store, 'b', record(1));
     expect(await store.get('a')).toEqual(canonical);
     expect(await store.get('b')).toEqual(record(1));
   });

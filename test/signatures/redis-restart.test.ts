@@ -6,7 +6,7 @@ import {
   RedisSignatureStore,
   TieredSignatureStore,
 } from '../../src/signatures/index.js';
-import { responseId, signedRecord, testSigners } from './redis-records.js';
+import { responseId, signedRecord, storeRecord, testSigners } from './redis-records.js';
 import { RedisProcess, redisSkipReason, uniquePrefix, waitFor } from './redis-server.js';
 
 /**
@@ -61,13 +61,13 @@ describe.skipIf(skip !== undefined)(
 
       const before = responseId();
       const beforeRecord = signedRecord(signers);
-      await a.put(before, beforeRecord);
+      await storeRecord(a, before, beforeRecord);
       expect(await b.get(before)).toEqual(beforeRecord);
 
       await redis.kill();
       const during = [responseId(), responseId(), responseId()];
       const started = Date.now();
-      for (const id of during) await a.put(id, signedRecord(signers));
+      for (const id of during) await storeRecord(a, id, signedRecord(signers));
       // Refused connections fail at once: no request waits for Redis.
       expect(Date.now() - started).toBeLessThan(1_000);
       expect(a.remoteAvailable).toBe(false);
@@ -106,13 +106,13 @@ describe.skipIf(skip !== undefined)(
       redis.freeze();
       const first = responseId();
       const t0 = Date.now();
-      await a.put(first, signedRecord(signers));
+      await storeRecord(a, first, signedRecord(signers));
       const firstMs = Date.now() - t0;
       expect(firstMs).toBeGreaterThanOrEqual(100);
       expect(firstMs).toBeLessThan(1_000);
       const t1 = Date.now();
       const second = responseId();
-      await a.put(second, signedRecord(signers));
+      await storeRecord(a, second, signedRecord(signers));
       expect(await a.get('chatcmpl-unknown')).toBeUndefined();
       expect(Date.now() - t1).toBeLessThan(50);
       expect(a.buffered).toBe(2);
@@ -130,7 +130,7 @@ describe.skipIf(skip !== undefined)(
       const prefix = uniquePrefix();
       const a = replica(redis.url, prefix, 2);
       const ids = [responseId(), responseId(), responseId()];
-      for (const id of ids) await a.put(id, signedRecord(signers));
+      for (const id of ids) await storeRecord(a, id, signedRecord(signers));
       expect(a.remoteAvailable).toBe(false);
       expect(a.buffered).toBe(2);
       expect(a.droppedWrites).toBe(1);
@@ -152,7 +152,7 @@ describe.skipIf(skip !== undefined)(
       await waitFor('connected', () => first.remoteAvailable);
       const id = responseId();
       const record = signedRecord(signers);
-      await first.put(id, record);
+      await storeRecord(first, id, record);
       await first.close();
       const second = replica(redis.url, prefix);
       await waitFor('connected', () => second.remoteAvailable);

@@ -3,10 +3,11 @@ import type { Signers } from '../../src/keys/index.js';
 import {
   MemorySignatureStore,
   type RemoteSignatureStore,
+  type SignatureClaim,
   type SignatureRecord,
   TieredSignatureStore,
 } from '../../src/signatures/index.js';
-import { responseId, signedRecord, testSigners } from './redis-records.js';
+import { responseId, signedRecord, storeRecord, testSigners } from './redis-records.js';
 import { waitFor } from './redis-server.js';
 
 /**
@@ -15,6 +16,8 @@ import { waitFor } from './redis-server.js';
  */
 class FakeRemote implements RemoteSignatureStore {
   readonly data = new Map<string, { record: SignatureRecord; ttlMs: number }>();
+  /** Ids claimed and not yet filled, with their tokens (what `SET NX` holds in Redis). */
+  readonly claims = new Map<string, string>();
   private connected = true;
   /** How often the store asked whether the remote is connected (each probe asks). */
   readyChecks = 0;
@@ -22,6 +25,7 @@ class FakeRemote implements RemoteSignatureStore {
   /** A promise that never settles (a hung Redis), instead of failing at once. */
   hanging = false;
   writes = 0;
+  claimsTried = 0;
   pings = 0;
   closed = false;
   private readonly listeners: Array<() => void> = [];
@@ -52,14 +56,32 @@ class FakeRemote implements RemoteSignatureStore {
     return Promise.resolve();
   }
 
-  async put(id: string, record: SignatureRecord): Promise<void> {
-    await this.putFor(id, record, 60_000);
+  async claim(id: string): Promise<SignatureClaim | undefined> {
+    return this.claimWith(id, 'remote-token');
   }
 
-  async putFor(id: string, record: SignatureRecord, ttlMs: number): Promise<void> {
+  async claimWith(id: string, token: string): Promise<SignatureClaim | undefined> {
+    this.claimsTried++;
+    await this.check();
+    const key = id.toLowerCase();
+    if (this.data.has(key) || this.claims.has(key)) return undefined;
+    this.claims.set(key, token);
+    return { id, token };
+  }
+
+  async put(claim: SignatureClaim, record: SignatureRecord): Promise<boolean> {
+    return this.putFor(claim, record, 60_000);
+  }
+
+  async putFor(claim: SignatureClaim, record: SignatureRecord, ttlMs: number): Promise<boolean> {
     this.writes++;
     await this.check();
-    this.data.set(id.toLowerCase(), { record, ttlMs });
+    const key = claim.id.toLowerCase();
+    const held = this.claims.get(key);
+    if (this.data.has(key) || (held !== undefined && held !== claim.token)) return false;
+    this.claims.delete(key);
+    this.data.set(key, { record, ttlMs });
+    return true;
   }
 
   async get(id: string): Promise<SignatureRecord | undefined> {
@@ -104,7 +126,7 @@ describe('TieredSignatureStore (scripted remote)', () => {
     const store = tiered(remote);
     const id = responseId();
     const record = signedRecord(signers);
-    await store.put(id, record);
+    await storeRecord(store, id, record);
     expect(remote.data.get(id)?.record).toEqual(record);
     expect(remote.data.get(id)?.ttlMs).toBe(TTL);
     const elsewhere = signedRecord(signers);
@@ -120,11 +142,12 @@ describe('TieredSignatureStore (scripted remote)', () => {
     const store = tiered(remote);
     remote.failing = true;
     const ids = [responseId(), responseId(), responseId()];
-    for (const id of ids) await store.put(id, signedRecord(signers));
+    for (const id of ids) await storeRecord(store, id, signedRecord(signers));
     expect(store.remoteAvailable).toBe(false);
     expect(store.buffered).toBe(3);
-    // One failed write opened the breaker: the next two were buffered without trying the remote.
-    expect(remote.writes).toBe(1);
+    // One failed claim opened the breaker: the next two were buffered without trying the remote.
+    expect(remote.claimsTried).toBe(1);
+    expect(remote.writes).toBe(0);
     for (const id of ids) expect(await store.get(id)).toBeDefined();
     expect(await store.get('chatcmpl-remote-only')).toBeUndefined();
     remote.comeBack();
@@ -138,7 +161,7 @@ describe('TieredSignatureStore (scripted remote)', () => {
     const remote = new FakeRemote();
     const store = tiered(remote);
     remote.failing = true;
-    await store.put(responseId(), signedRecord(signers));
+    await storeRecord(store, responseId(), signedRecord(signers));
     remote.failing = false;
     await waitFor('the timed probe to replay', () => store.buffered === 0 && store.remoteAvailable, 2_000);
     expect(remote.data.size).toBe(1);
@@ -149,7 +172,7 @@ describe('TieredSignatureStore (scripted remote)', () => {
     const remote = new FakeRemote();
     remote.ready = false;
     const store = tiered(remote);
-    await store.put(responseId(), signedRecord(signers));
+    await storeRecord(store, responseId(), signedRecord(signers));
     const checks = remote.readyChecks;
     await waitFor('two probes while disconnected', () => remote.readyChecks >= checks + 2, 2_000);
     remote.comeBack();
@@ -176,7 +199,7 @@ describe('TieredSignatureStore (scripted remote)', () => {
     remote.ready = false;
     const store = tiered(remote, { retryBufferSize: 2 });
     const ids = Array.from({ length: 5 }, responseId);
-    for (const id of ids) await store.put(id, signedRecord(signers));
+    for (const id of ids) await storeRecord(store, id, signedRecord(signers));
     expect(store.buffered).toBe(2);
     expect(store.droppedWrites).toBe(3);
     for (const id of ids) expect(await store.get(id)).toBeDefined();
@@ -192,10 +215,10 @@ describe('TieredSignatureStore (scripted remote)', () => {
     remote.ready = false;
     const store = tiered(remote, { now: () => now });
     const old = responseId();
-    await store.put(old, signedRecord(signers));
+    await storeRecord(store, old, signedRecord(signers));
     now += 50_000;
     const young = responseId();
-    await store.put(young, signedRecord(signers));
+    await storeRecord(store, young, signedRecord(signers));
     now += 15_000; // `old` is 65 s old (expired), `young` has 45 s left
     remote.comeBack();
     await waitFor('the replay', () => store.buffered === 0, 2_000);
@@ -207,14 +230,14 @@ describe('TieredSignatureStore (scripted remote)', () => {
   it('answers a hung remote within the command timeout once, then stops waiting on it', async () => {
     const remote = new FakeRemote();
     const store = tiered(remote);
-    await store.put(responseId(), signedRecord(signers));
+    await storeRecord(store, responseId(), signedRecord(signers));
     // A hung remote never settles here; the real store bounds each command (redis.test.ts). Model the
     // bounded failure: the first write fails, the breaker opens, later calls never touch the remote.
     remote.failing = true;
-    await store.put(responseId(), signedRecord(signers));
+    await storeRecord(store, responseId(), signedRecord(signers));
     remote.hanging = true;
     const writes = remote.writes;
-    await store.put(responseId(), signedRecord(signers));
+    await storeRecord(store, responseId(), signedRecord(signers));
     expect(await store.get('chatcmpl-nowhere')).toBeUndefined();
     expect(remote.writes).toBe(writes);
     expect(store.buffered).toBe(2);
@@ -227,7 +250,7 @@ describe('TieredSignatureStore (scripted remote)', () => {
     const remote = new FakeRemote();
     const store = tiered(remote);
     const id = responseId();
-    await store.put(id, signedRecord(signers));
+    await storeRecord(store, id, signedRecord(signers));
     remote.failing = true;
     expect(await store.get('chatcmpl-elsewhere')).toBeUndefined();
     expect(store.remoteAvailable).toBe(false);
@@ -239,7 +262,7 @@ describe('TieredSignatureStore (scripted remote)', () => {
     const remote = new FakeRemote();
     remote.ready = false;
     const store = tiered(remote, { retryBufferSize: 0 });
-    await store.put(responseId(), signedRecord(signers));
+    await storeRecord(store, responseId(), signedRecord(signers));
     expect(store.buffered).toBe(0);
     expect(store.droppedWrites).toBe(1);
     await store.close();
@@ -258,7 +281,7 @@ describe('TieredSignatureStore (scripted remote)', () => {
       retryIntervalMs: 60_000,
       logger: logger as never,
     });
-    await store.put(responseId(), signedRecord(signers));
+    await storeRecord(store, responseId(), signedRecord(signers));
     remote.ready = true; // back, but no ready event and the next probe is a minute away
     await store.close();
     expect(remote.data.size).toBe(1);
@@ -273,9 +296,40 @@ describe('TieredSignatureStore (scripted remote)', () => {
       retryBufferSize: 10,
       logger: logger as never,
     });
-    await lossy.put(responseId(), signedRecord(signers));
+    await storeRecord(lossy, responseId(), signedRecord(signers));
     await lossy.close();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/never received/);
+  });
+
+  it('withdraws its own record when a replayed write finds the id taken by another replica', async () => {
+    const remote = new FakeRemote();
+    remote.ready = false;
+    const store = tiered(remote);
+    const id = responseId();
+    // Claimed while the remote was down: unique on this replica only.
+    await storeRecord(store, id, signedRecord(signers));
+    expect(await store.get(id)).toBeDefined();
+    // Meanwhile another replica took the id in the shared tier.
+    const theirs = signedRecord(signers);
+    remote.data.set(id.toLowerCase(), { record: theirs, ttlMs: TTL });
+    remote.comeBack();
+    await waitFor('the replay', () => store.buffered === 0 && store.remoteAvailable, 2_000);
+    expect(remote.data.get(id.toLowerCase())?.record).toEqual(theirs);
+    expect(store.conflicts).toBe(1);
+    // Neither record is served here for an id two clients received.
+    expect(await store.get(id)).toEqual(theirs);
+    expect(await store.claim(id)).toBeUndefined();
+    await store.close();
+  });
+
+  it('refuses an id another replica holds, live, and keeps it taken locally', async () => {
+    const remote = new FakeRemote();
+    const store = tiered(remote);
+    const id = responseId();
+    remote.claims.set(id.toLowerCase(), 'elsewhere');
+    expect(await store.claim(id)).toBeUndefined();
+    expect(await store.claim(id)).toBeUndefined();
+    await store.close();
   });
 });

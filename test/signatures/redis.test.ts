@@ -2,7 +2,7 @@ import { createClient } from '@redis/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Signers } from '../../src/keys/index.js';
 import { RedisCommandTimeoutError, RedisSignatureStore } from '../../src/signatures/index.js';
-import { responseId, signedRecord, testSigners } from './redis-records.js';
+import { responseId, signedRecord, storeRecord, testSigners } from './redis-records.js';
 import {
   noBinaryOutsideCi,
   RedisProcess,
@@ -55,7 +55,7 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
     const s = await store();
     const id = 'chatcmpl-MixedCASE-42';
     const record = signedRecord(signers);
-    await s.put(id, record);
+    await storeRecord(s, id, record);
     expect(await s.get(id)).toEqual(record);
     const key = `${s.keyPrefix}chatcmpl-mixedcase-42`;
     expect(JSON.parse((await raw.get(key)) ?? 'null')).toEqual(record);
@@ -67,7 +67,7 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
   it('looks ids up case-insensitively and answers undefined for unknown ids', async () => {
     const s = await store();
     const record = signedRecord(signers);
-    await s.put('ChatCmpl-AbCdEf', record);
+    await storeRecord(s, 'ChatCmpl-AbCdEf', record);
     expect(await s.get('chatcmpl-abcdef')).toEqual(record);
     expect(await s.get('CHATCMPL-ABCDEF')).toEqual(record);
     expect(await s.get('chatcmpl-unknown')).toBeUndefined();
@@ -76,7 +76,7 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
   it('lets Redis expire records after the TTL (Redis clock, ms precision)', async () => {
     const s = await store({ ttlMs: 80 });
     const id = responseId();
-    await s.put(id, signedRecord(signers));
+    await storeRecord(s, id, signedRecord(signers));
     expect(await s.get(id)).toBeDefined();
     expect(await raw.pTTL(s.key(id))).toBeLessThanOrEqual(80);
     await waitFor('the record to expire', async () => (await s.get(id)) === undefined, 2_000);
@@ -86,7 +86,7 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
   it('writes a replayed record with only the lifetime it has left', async () => {
     const s = await store();
     const id = responseId();
-    await s.putFor(id, signedRecord(signers), 1_500);
+    await s.putFor({ id, token: 'absent' }, signedRecord(signers), 1_500);
     const pttl = await raw.pTTL(s.key(id));
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(1_500);
@@ -99,9 +99,32 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
     const other = await store();
     const id = responseId();
     const record = signedRecord(signers);
-    await a.put(id, record);
+    await storeRecord(a, id, record);
     expect(await b.get(id.toUpperCase())).toEqual(record);
     expect(await other.get(id)).toBeUndefined();
+  });
+
+  it('never lets a second replica take an id, in any letter case, stored or still in flight', async () => {
+    const prefix = uniquePrefix();
+    const a = await store({ prefix });
+    const b = await store({ prefix });
+    const id = responseId();
+    const record = signedRecord(signers);
+    const claim = await a.claim(id);
+    expect(claim).toBeDefined();
+    // In flight on replica a: b can neither claim it nor see a record yet.
+    expect(await b.claim(id.toUpperCase())).toBeUndefined();
+    expect(await b.get(id)).toBeUndefined();
+    expect(await a.put(claim as NonNullable<typeof claim>, record)).toBe(true);
+    // Stored: still refused, and a forged or stale claim cannot overwrite it.
+    expect(await b.claim(id)).toBeUndefined();
+    expect(await b.put({ id, token: 'forged' }, signedRecord(signers))).toBe(false);
+    expect(await b.put(claim as NonNullable<typeof claim>, signedRecord(signers))).toBe(false);
+    expect(await b.get(id)).toEqual(record);
+    // Two replicas racing for one fresh id: exactly one wins.
+    const raced = responseId();
+    const results = await Promise.all([a.claim(raced), b.claim(raced), a.claim(raced.toUpperCase())]);
+    expect(results.filter((r) => r !== undefined)).toHaveLength(1);
   });
 
   it('finds records written before a restart (a new instance on the same Redis)', async () => {
@@ -109,7 +132,7 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
     const before = await store({ prefix });
     const id = responseId();
     const record = signedRecord(signers);
-    await before.put(id, record);
+    await storeRecord(before, id, record);
     await before.close();
     const after = await store({ prefix });
     expect(await after.get(id)).toEqual(record);
@@ -148,7 +171,10 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
     });
     void s.connect();
     const started = Date.now();
-    await expect(s.put(responseId(), signedRecord(signers))).rejects.toThrow(/offline|closed/i);
+    await expect(s.claim(responseId())).rejects.toThrow(/offline|closed/i);
+    await expect(s.put({ id: responseId(), token: 't' }, signedRecord(signers))).rejects.toThrow(
+      /offline|closed/i,
+    );
     await expect(s.get(responseId())).rejects.toThrow(/offline|closed/i);
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(s.ready).toBe(false);
@@ -168,7 +194,7 @@ describe.skipIf(skip !== undefined)(`RedisSignatureStore${skip ? ` (skipped: ${s
         expect(s.ready).toBe(true);
         hung.freeze();
         const started = Date.now();
-        await expect(s.put(responseId(), signedRecord(signers))).rejects.toBeInstanceOf(
+        await expect(s.put({ id: responseId(), token: 't' }, signedRecord(signers))).rejects.toBeInstanceOf(
           RedisCommandTimeoutError,
         );
         await expect(s.ping()).rejects.toBeInstanceOf(RedisCommandTimeoutError);
