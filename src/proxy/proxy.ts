@@ -161,20 +161,26 @@ const write = async (out: ServerResponse, parts: Uint8Array[]): Promise<void> =>
   }
 };
 
-/** Ends the response; resolves true once every byte was handed to the socket, false if the client left. */
+/**
+ * Ends the response; resolves true once every byte was handed to the socket, false if the client
+ * left. Node emits 'finish' on a response even when the last write failed because the client reset
+ * the connection (the write callback runs with the error); the socket then carries that error, so
+ * it is checked too: only a write that really reached the kernel counts as delivered.
+ */
 const finish = (out: ServerResponse, last?: Uint8Array): Promise<boolean> =>
   new Promise((resolve) => {
-    if (out.destroyed) {
+    const socket = out.socket;
+    if (out.destroyed || socket === null) {
       resolve(false);
       return;
     }
     const onFinish = (): void => {
       out.off('close', onClose);
-      resolve(true);
+      resolve(socket.errored === null || socket.errored === undefined);
     };
     const onClose = (): void => {
       out.off('finish', onFinish);
-      resolve(out.writableFinished);
+      resolve(out.writableFinished && (socket.errored === null || socket.errored === undefined));
     };
     out.once('finish', onFinish);
     out.once('close', onClose);
@@ -405,7 +411,7 @@ const proxyJson = async (
     });
     if (!(await finish(outgoing, body))) {
       ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
-      return undefined;
+      throw new ClientGone('client disconnected');
     }
     await store(ctx, claim, requestHash, sha256hex(body));
     return claim.id;

@@ -37,6 +37,18 @@ describe('DstackQuoteProvider', () => {
     });
   });
 
+  it('serves tcb_info parsed when the agent sends it as a JSON string, app_compose byte for byte', async () => {
+    const info = JSON.parse(INFO.toString('utf8')) as Record<string, unknown>;
+    const tcb = info['tcb_info'] as Record<string, unknown>;
+    // The guest agent's /Info sends tcb_info as a string of JSON; the 0G SDK reads it as an object.
+    const asAgentSends = Buffer.from(JSON.stringify({ ...info, tcb_info: JSON.stringify(tcb) }));
+    agent = await startFakeAgent((req, res) => sendJson(res, req.path === '/Info' ? asAgentSends : QUOTE));
+    const provider = new DstackQuoteProvider({ socketPath: agent.socketPath, timeoutMs: 5000 });
+    const result = await provider.getQuote(REPORT_DATA);
+    expect(result.info['tcb_info']).toEqual(tcb);
+    expect((result.info['tcb_info'] as Record<string, unknown>)['app_compose']).toBe(tcb['app_compose']);
+  });
+
   it('caches /Info after its first success, and does not cache a failure', async () => {
     let infoCalls = 0;
     agent = await startFakeAgent((req, res) => {
