@@ -3,6 +3,8 @@ export { CheckList } from './check-list.js';
 export type { AttestedSigner, SimulationFacts } from './report-checks.js';
 export type { AttestationView } from './report-shape.js';
 export { attestationSchema, parseAttestation, selectAttestation } from './report-shape.js';
+export type { SignedBytesInput } from './signed-bytes.js';
+export { checkSignedBytes } from './signed-bytes.js';
 export { responseIdOf } from './signed-exchange.js';
 export { simulatedQuoteMarkers } from './simulated-markers.js';
 export { DEFAULT_ACCEPTED_TCB } from './tdx-checks.js';

@@ -1,9 +1,6 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { toHex } from '../bytes/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
-import { normalizeHex } from './report-shape.js';
-import { verifySignedText } from './verify-signed-text.js';
+import { checkSignedBytes } from './signed-bytes.js';
 import { fetchWire, jsonOf } from './wire.js';
 
 export interface ExchangeInput {
@@ -103,30 +100,16 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     failBoth(`GET /signature/{id} answered HTTP ${answer.status} without a signature record`);
     return;
   }
-  const text = record['text'];
-  const signature = record['signature'];
-
-  const expected = `${toHex(sha256(request))}:${toHex(sha256(completion.body))}`;
-  if (text === expected) {
-    list.pass(textId, textTitle, `${completion.body.length} response bytes hashed; id ${id}`);
-  } else {
-    const [req, res] = text.split(':');
-    const problems = [
-      req === expected.slice(0, 64) ? undefined : 'request hash differs from our request bytes',
-      res === expected.slice(65) ? undefined : 'response hash differs from the bytes we received',
-      encoding !== null && encoding !== 'identity' ? `response had content-encoding ${encoding}` : undefined,
-    ].filter((p) => p !== undefined);
-    list.fail(textId, textTitle, problems.join('; ') || 'signed text is malformed');
-  }
-
-  if (input.signer === undefined) {
-    list.fail(signerId, signerTitle, 'no valid attested signing key to compare with');
-    return;
-  }
-  const verdict = verifySignedText(algo, text, signature, input.signer.display);
-  const claimed = typeof record['signing_address'] === 'string' ? record['signing_address'] : undefined;
-  if (!verdict.ok) list.fail(signerId, signerTitle, verdict.reason ?? 'signature does not verify');
-  else if (claimed !== undefined && normalizeHex(claimed) !== normalizeHex(input.signer.display)) {
-    list.fail(signerId, signerTitle, 'the signature record names another signing_address');
-  } else list.pass(signerId, signerTitle, `${algo} signature by ${verdict.signer ?? input.signer.display}`);
+  checkSignedBytes(list, {
+    kind,
+    request,
+    response: completion.body,
+    record: {
+      text: record['text'],
+      signature: record['signature'],
+      signing_address: typeof record['signing_address'] === 'string' ? record['signing_address'] : undefined,
+    },
+    signer: input.signer,
+    encoding,
+  });
 };

@@ -8,6 +8,7 @@ describe('src/verifier/index.ts', () => {
       'DEFAULT_ACCEPTED_TCB',
       'apiRoot',
       'attestationSchema',
+      'checkSignedBytes',
       'normalizeNonce',
       'parseAttestation',
       'recoverEip191Address',

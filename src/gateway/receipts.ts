@@ -1,0 +1,260 @@
+import { open } from 'node:fs/promises';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { equalBytes, toHex } from '../bytes/index.js';
+import { buildReportData, parseQuote } from '../tdx/index.js';
+import { type SigningAlgo, verifySignedText } from '../verifier/index.js';
+import type { Attestation } from './attestor.js';
+
+/**
+ * One line of the receipts file per verified answer. Hashes, ids and signatures only: never a
+ * prompt or a completion (the hashes let a user who kept their own copy prove what they got).
+ */
+export interface Receipt {
+  type: 'receipt';
+  v: 1;
+  time: string;
+  id: string;
+  model?: string;
+  path: string;
+  stream: boolean;
+  request_sha256: string;
+  response_sha256: string;
+  /** False when a hop re-serialized the request (0G broker): only the response half was compared. */
+  request_hash_compared: boolean;
+  text: string;
+  signature: string;
+  signing_address: string;
+  signing_algo: SigningAlgo;
+  attestation: { nonce: string; quote_sha256: string | null; at: string; source: string };
+}
+
+/**
+ * One line per passing attestation, before the receipts checked against it: the report itself, so
+ * `receipts verify` can re-check the binding (quote report_data = key ‖ nonce) offline.
+ */
+export interface AttestationLine {
+  type: 'attestation';
+  v: 1;
+  time: string;
+  nonce: string;
+  quote_sha256: string | null;
+  source: string;
+  signing_address: string;
+  signing_algo: SigningAlgo;
+  checks: Array<{ id: string; status: string; simulated?: true }>;
+  report: unknown;
+}
+
+/** Where lines go; the file sink appends, tests may collect. */
+export interface ReceiptSink {
+  append(line: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Appends to a file opened once in append mode (O_APPEND: lines from one write() stay whole). */
+export const fileReceiptSink = async (path: string): Promise<ReceiptSink> => {
+  const handle = await open(path, 'a', 0o600);
+  return {
+    append: async (line) => {
+      await handle.write(line);
+    },
+    close: () => handle.close(),
+  };
+};
+
+export const attestationLineOf = (a: Attestation): AttestationLine => ({
+  type: 'attestation',
+  v: 1,
+  time: new Date(a.at).toISOString(),
+  nonce: a.nonce,
+  quote_sha256: a.quoteSha256 ?? null,
+  source: a.source,
+  signing_address: a.signer?.address ?? '',
+  signing_algo: a.signer?.algo ?? 'ecdsa',
+  checks: a.checks.map((c) => ({
+    id: c.id,
+    status: c.status,
+    ...(c.simulated ? { simulated: true as const } : {}),
+  })),
+  report: a.report,
+});
+
+/** Keeps the last receipts for the status page and writes every line to the sink, in order. */
+export class ReceiptLog {
+  readonly recent: Receipt[] = [];
+  private written = new Set<string>();
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly sink: ReceiptSink | undefined,
+    private readonly keep = 20,
+  ) {}
+
+  /** Records an answer verified against `attestation` (its attestation line is written first, once). */
+  add(receipt: Receipt, attestation: Attestation): Promise<void> {
+    this.recent.unshift(receipt);
+    this.recent.length = Math.min(this.recent.length, this.keep);
+    const key = `${attestation.nonce}`;
+    const lines: string[] = [];
+    if (!this.written.has(key)) {
+      this.written.add(key);
+      lines.push(`${JSON.stringify(attestationLineOf(attestation))}\n`);
+    }
+    lines.push(`${JSON.stringify(receipt)}\n`);
+    const sink = this.sink;
+    if (sink === undefined) return Promise.resolve();
+    this.chain = this.chain.then(() => sink.append(lines.join('')));
+    return this.chain;
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    await this.sink?.close();
+  }
+}
+
+export interface ReceiptVerdict {
+  line: number;
+  type: 'receipt' | 'attestation' | 'unknown';
+  id?: string;
+  ok: boolean;
+  problems: string[];
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const lower = (hex: string): string => hex.replace(/^0x/i, '').toLowerCase();
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** Checks an attestation line: the quote's report_data binds the recorded key and nonce. */
+const checkAttestationLine = (a: Record<string, unknown>): string[] => {
+  const problems: string[] = [];
+  const report = a['report'] as Record<string, unknown> | undefined;
+  const nonce = str(a['nonce']);
+  const address = str(a['signing_address']);
+  const algo = a['signing_algo'];
+  if (nonce === undefined || !HEX64.test(nonce)) return ['nonce is not 64 lowercase hex'];
+  if (address === undefined || (algo !== 'ecdsa' && algo !== 'ed25519'))
+    return ['signing key or algorithm missing'];
+  if (!Array.isArray(a['checks']) || a['checks'].length === 0) problems.push('no check results recorded');
+  else {
+    const failed = (a['checks'] as Array<{ id?: unknown; status?: unknown }>).filter(
+      (c) => c.status === 'fail',
+    );
+    if (failed.length > 0)
+      problems.push(`recorded checks failed: ${failed.map((c) => String(c.id)).join(', ')}`);
+  }
+  const quoteHex = str(report?.['intel_quote']);
+  if (quoteHex === undefined || !/^(0x)?([0-9a-fA-F]{2})+$/.test(quoteHex)) {
+    problems.push('the attestation line holds no report with a quote');
+    return problems;
+  }
+  if (lower(str(report?.['request_nonce']) ?? '') !== nonce)
+    problems.push('report.request_nonce is not the recorded nonce');
+  if (lower(str(report?.['signing_address']) ?? '') !== lower(address))
+    problems.push('report.signing_address is not the recorded signing address');
+  const quote = new Uint8Array(Buffer.from(lower(quoteHex), 'hex'));
+  if (toHex(sha256(quote)) !== a['quote_sha256'])
+    problems.push('sha256 of the quote is not the recorded quote_sha256');
+  const scheme = str(report?.['report_data_scheme']);
+  if (scheme !== undefined && scheme !== 'default') {
+    problems.push(`report_data scheme "${scheme}" is not re-checked offline`);
+    return problems;
+  }
+  try {
+    const reportData = parseQuote(quote).report.reportData;
+    const key = new Uint8Array(Buffer.from(lower(address), 'hex'));
+    const nonceBytes = new Uint8Array(Buffer.from(nonce, 'hex'));
+    const expected =
+      algo === 'ecdsa'
+        ? buildReportData({ algo, address: key, nonce: nonceBytes })
+        : buildReportData({ algo, publicKey: key, nonce: nonceBytes });
+    if (!equalBytes(reportData, expected))
+      problems.push('quote report_data does not bind the signing key and nonce');
+  } catch {
+    problems.push('the quote does not parse');
+  }
+  return problems;
+};
+
+/**
+ * Re-checks a receipts file offline: every attestation line's quote binds its key and nonce and its
+ * recorded checks passed; every receipt's text is its two hashes, its signature verifies for its
+ * signing address, and it names an attestation line of the file with the same key.
+ * (Intel collateral and NRAS are not consulted: those checks are as recorded at the time.)
+ */
+export const verifyReceipts = (
+  text: string,
+): { ok: boolean; receipts: number; attestations: number; verdicts: ReceiptVerdict[] } => {
+  const attestations = new Map<string, Record<string, unknown>>();
+  const verdicts: ReceiptVerdict[] = [];
+  let receipts = 0;
+  const lines = text.split('\n');
+  lines.forEach((raw, index) => {
+    const line = index + 1;
+    if (raw.trim() === '') return;
+    let value: Record<string, unknown>;
+    try {
+      value = JSON.parse(raw) as Record<string, unknown>;
+      if (typeof value !== 'object' || value === null) throw new Error('not an object');
+    } catch {
+      verdicts.push({ line, type: 'unknown', ok: false, problems: ['not a JSON object'] });
+      return;
+    }
+    if (value['type'] === 'attestation') {
+      const problems = checkAttestationLine(value);
+      if (problems.length === 0) attestations.set(`${value['nonce']}`, value);
+      verdicts.push({ line, type: 'attestation', ok: problems.length === 0, problems });
+      return;
+    }
+    if (value['type'] !== 'receipt') {
+      verdicts.push({
+        line,
+        type: 'unknown',
+        ok: false,
+        problems: ['neither a receipt nor an attestation line'],
+      });
+      return;
+    }
+    receipts += 1;
+    const problems: string[] = [];
+    const id = str(value['id']);
+    const req = str(value['request_sha256']) ?? '';
+    const res = str(value['response_sha256']) ?? '';
+    const signed = str(value['text']) ?? '';
+    const address = str(value['signing_address']) ?? '';
+    const algo = value['signing_algo'];
+    if (!HEX64.test(req) || !HEX64.test(res))
+      problems.push('request/response sha256 are not 64 lowercase hex');
+    const [signedReq, signedRes] = signed.split(':');
+    if (signedRes !== res) problems.push('signed text does not end with the response sha256');
+    if (value['request_hash_compared'] !== false && signedReq !== req)
+      problems.push('signed text does not start with the request sha256');
+    if (algo !== 'ecdsa' && algo !== 'ed25519') problems.push('unknown signing_algo');
+    else {
+      const verdict = verifySignedText(algo, signed, str(value['signature']) ?? '', address);
+      if (!verdict.ok) problems.push(`signature: ${verdict.reason ?? 'does not verify'}`);
+    }
+    const ref = value['attestation'] as Record<string, unknown> | undefined;
+    const attestation = attestations.get(`${ref?.['nonce']}`);
+    if (attestation === undefined) problems.push('names no verified attestation line earlier in the file');
+    else {
+      if (attestation['quote_sha256'] !== ref?.['quote_sha256'])
+        problems.push('quote_sha256 differs from its attestation line');
+      if (lower(str(attestation['signing_address']) ?? '') !== lower(address))
+        problems.push('signed by another key than its attestation line attested');
+    }
+    verdicts.push({
+      line,
+      type: 'receipt',
+      ...(id === undefined ? {} : { id }),
+      ok: problems.length === 0,
+      problems,
+    });
+  });
+  return {
+    ok: verdicts.every((v) => v.ok) && verdicts.length > 0,
+    receipts,
+    attestations: attestations.size,
+    verdicts,
+  };
+};

@@ -1,0 +1,85 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { toHex } from '../bytes/index.js';
+import type { CheckList } from './check-list.js';
+import type { AttestedSigner } from './report-checks.js';
+import { normalizeHex } from './report-shape.js';
+import { verifySignedText } from './verify-signed-text.js';
+
+export interface SignedBytesInput {
+  /** `json` or `stream`: names the checks `signature.{kind}.text` and `signature.{kind}.signer`. */
+  kind: 'json' | 'stream';
+  /** The exact request bytes sent. */
+  request: Uint8Array;
+  /** The exact response bytes received. */
+  response: Uint8Array;
+  /** The provider's signature record (`GET /signature/{id}` body). */
+  record: { text: string; signature: string; signing_address?: string | undefined };
+  signer: AttestedSigner | undefined;
+  /**
+   * False when a hop between us and the provider re-serializes the request (the 0G broker): only
+   * the response half of the signed text can then be compared with our bytes.
+   */
+  compareRequest?: boolean;
+  /** The response's content-encoding, named in the failure when it was not identity. */
+  encoding?: string | null;
+  /** What to call the exchange in the titles; default "completion". */
+  what?: string;
+}
+
+/**
+ * `signature.{json,stream}.text` and `.signer` from bytes already in hand (CONTRACT.md, "Signed text
+ * and signatures"):
+ * - `.text`: the signed text is sha256hex(request bytes) ":" sha256hex(response bytes), recomputed
+ *   from what went over the wire (a changed byte on either side fails it);
+ * - `.signer`: the signature over that text was made by the attested key (EIP-191 recovery for
+ *   ecdsa, Ed25519 verification with the attested public key), and the record names that key.
+ */
+export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void => {
+  const textId = `signature.${input.kind}.text`;
+  const signerId = `signature.${input.kind}.signer`;
+  const what = `${input.kind === 'stream' ? 'streaming' : 'non-streaming'} ${input.what ?? 'completion'}`;
+  const textTitle = `${what}: signed text is sha256(request bytes):sha256(response bytes)`;
+  const signerTitle = `${what}: signature made by the attested key`;
+  const compareRequest = input.compareRequest ?? true;
+  const text = input.record.text;
+
+  const requestHash = toHex(sha256(input.request));
+  const responseHash = toHex(sha256(input.response));
+  const [req, res, ...rest] = text.split(':');
+  const wellFormed =
+    rest.length === 0 &&
+    req !== undefined &&
+    res !== undefined &&
+    /^[0-9a-f]{64}$/.test(req) &&
+    /^[0-9a-f]{64}$/.test(res);
+  if (!wellFormed) {
+    list.fail(textId, textTitle, 'signed text is not two lowercase sha256 hex digests joined by ":"');
+  } else {
+    const problems = [
+      compareRequest && req !== requestHash ? 'request hash differs from our request bytes' : undefined,
+      res !== responseHash ? 'response hash differs from the bytes we received' : undefined,
+      res !== responseHash && input.encoding != null && input.encoding !== 'identity'
+        ? `response had content-encoding ${input.encoding}`
+        : undefined,
+    ].filter((p) => p !== undefined);
+    if (problems.length > 0) list.fail(textId, textTitle, problems.join('; '));
+    else
+      list.pass(
+        textId,
+        textTitle,
+        `${input.response.length} response bytes hashed${compareRequest ? '' : ' (request hash not comparable: re-serialized on the way)'}`,
+      );
+  }
+
+  if (input.signer === undefined) {
+    list.fail(signerId, signerTitle, 'no valid attested signing key to compare with');
+    return;
+  }
+  const algo = input.signer.algo;
+  const verdict = verifySignedText(algo, text, input.record.signature, input.signer.display);
+  const claimed = input.record.signing_address;
+  if (!verdict.ok) list.fail(signerId, signerTitle, verdict.reason ?? 'signature does not verify');
+  else if (claimed !== undefined && normalizeHex(claimed) !== normalizeHex(input.signer.display)) {
+    list.fail(signerId, signerTitle, 'the signature record names another signing_address');
+  } else list.pass(signerId, signerTitle, `${algo} signature by ${verdict.signer ?? input.signer.display}`);
+};
