@@ -6,6 +6,10 @@ const USAGE = `teeml-sidecar: verifiable inference sidecar for vLLM in Intel TDX
 Usage:
   teeml-sidecar [serve]              start the sidecar (configuration from the environment; see README)
   teeml-sidecar verify <base-url>    check a running sidecar end to end (teeml-sidecar verify --help)
+  teeml-sidecar gateway --provider <url>
+                                     local OpenAI endpoint that verifies every answer (gateway --help)
+  teeml-sidecar receipts verify <file>
+                                     re-check a gateway receipts file offline
   teeml-sidecar --version
 `;
 
@@ -17,6 +21,14 @@ const main = async (argv: string[]): Promise<number> => {
     case 'verify': {
       const { verifyCommand } = await import('./verify.js');
       return verifyCommand(rest, process.stdout, process.stderr);
+    }
+    case 'gateway': {
+      const { gatewayCommand } = await import('./gateway.js');
+      return gatewayCommand(rest, process.env, process.stdout, process.stderr);
+    }
+    case 'receipts': {
+      const { receiptsCommand } = await import('./receipts.js');
+      return receiptsCommand(rest, process.stdout, process.stderr);
     }
     case '--version':
     case '-v': {

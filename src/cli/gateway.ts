@@ -1,0 +1,318 @@
+import { readFile } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import {
+  DirectLink,
+  defaultPolicy,
+  fileReceiptSink,
+  type Gateway,
+  type GatewayOptions,
+  type Policy,
+  type PolicyError,
+  type ProviderLink,
+  parsePolicy,
+  startGateway,
+} from '../gateway/index.js';
+import { createLogger } from '../log/index.js';
+
+/**
+ * Every option of `teeml-sidecar gateway`, with its environment equivalent: the one list the
+ * parser, `--help` and the README table (test/gateway/cli.test.ts) are checked against.
+ */
+export const GATEWAY_OPTIONS = [
+  {
+    flag: 'provider',
+    env: 'TEEML_GATEWAY_PROVIDER',
+    type: 'string',
+    arg: '<url>',
+    help: 'the provider (a teeml-sidecar, or a proxy that keeps its wire format); required in direct mode',
+  },
+  {
+    flag: 'host',
+    env: 'TEEML_GATEWAY_HOST',
+    type: 'string',
+    arg: '<addr>',
+    help: 'listen address (default 127.0.0.1)',
+  },
+  {
+    flag: 'port',
+    env: 'TEEML_GATEWAY_PORT',
+    type: 'string',
+    arg: '<n>',
+    help: 'listen port (default 8090; 0 = any free port)',
+  },
+  {
+    flag: 'allow-simulated',
+    env: 'TEEML_GATEWAY_ALLOW_SIMULATED',
+    type: 'boolean',
+    help: 'accept a simulated provider (development only: it proves nothing)',
+  },
+  {
+    flag: 'policy',
+    env: 'TEEML_GATEWAY_POLICY',
+    type: 'string',
+    arg: '<file>',
+    help: 'policy JSON: accepted TCB statuses, measurements, compose hash, OS image, GPU, signing address',
+  },
+  {
+    flag: 'on-failure',
+    env: 'TEEML_GATEWAY_ON_FAILURE',
+    type: 'string',
+    arg: 'refuse|warn',
+    help: 'after an answer fails verification: refuse requests until the next attestation passes (default), or only mark answers',
+  },
+  {
+    flag: 'reattest-interval',
+    env: 'TEEML_GATEWAY_REATTEST_INTERVAL',
+    type: 'string',
+    arg: '<duration>',
+    help: 'attest again this often, with a fresh nonce (default 10m; e.g. 90s, 1h)',
+  },
+  {
+    flag: 'receipts',
+    env: 'TEEML_GATEWAY_RECEIPTS',
+    type: 'string',
+    arg: '<file>',
+    help: 'append one JSON line per verified answer (never prompts or completions)',
+  },
+  {
+    flag: 'header',
+    env: 'TEEML_GATEWAY_HEADERS',
+    type: 'string',
+    multiple: true,
+    arg: "'K: V'",
+    help: 'extra header for the provider, repeatable (env: one per line)',
+  },
+  {
+    flag: 'api-key',
+    env: 'TEEML_GATEWAY_API_KEY',
+    type: 'string',
+    arg: '<token>',
+    help: 'bearer token for the provider (its AUTH_TOKEN); never printed',
+  },
+  {
+    flag: 'auth-token',
+    env: 'TEEML_GATEWAY_AUTH_TOKEN',
+    type: 'string',
+    arg: '<token>',
+    help: 'bearer token the gateway requires on /v1/*; required off loopback',
+  },
+  {
+    flag: 'no-e2ee',
+    env: 'TEEML_GATEWAY_NO_E2EE',
+    type: 'boolean',
+    help: 'do not encrypt to the attested key even when the provider supports E2EE',
+  },
+] as const;
+
+type OptionFlag = (typeof GATEWAY_OPTIONS)[number]['flag'];
+
+export const GATEWAY_USAGE = `Usage: teeml-sidecar gateway --provider <url> [options]
+
+A local OpenAI endpoint (default http://127.0.0.1:8090/v1) that attests the provider with a fresh
+nonce at start and every --reattest-interval, and verifies every answer's signature against the
+attested key before releasing it. Answers carry X-TeeML-Verification: verified | failed: <check id>
+(streams: in the trailer; a failed stream ends with an error event instead of [DONE]).
+GET / is the status page. Each option can also be set in the environment (shown in brackets).
+
+Options:
+${GATEWAY_OPTIONS.map((o) => `  --${o.flag}${'arg' in o ? ` ${o.arg}` : ''}`.padEnd(34) + `${o.help} [${o.env}]`).join('\n')}
+  -h, --help                      this text
+`;
+
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** `90s`, `10m`, `1h`, `500ms`, or plain seconds. */
+export const parseDuration = (value: string): number => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (m === null) throw new UsageError('--reattest-interval: expected a duration like 90s, 10m or 1h');
+  const n = Number(m[1]);
+  const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  if (ms < 1000 || ms > 7 * 24 * 3_600_000)
+    throw new UsageError('--reattest-interval: between 1s and 7 days');
+  return Math.round(ms);
+};
+
+/** `K: V` → [k, V]; a malformed header names the flag, not the value (it may hold a secret). */
+export const parseHeader = (value: string): [string, string] => {
+  const at = value.indexOf(':');
+  const name = at > 0 ? value.slice(0, at).trim().toLowerCase() : '';
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new UsageError("--header: expected 'Name: value'");
+  const v = value.slice(at + 1).trim();
+  if (/[\r\n\0]/.test(v)) throw new UsageError('--header: the value holds a line break');
+  return [name, v];
+};
+
+export interface GatewayCommandDeps {
+  readFile?: (path: string) => Promise<Uint8Array>;
+  fetch?: typeof globalThis.fetch;
+  /** Stops the gateway (default: SIGINT or SIGTERM). */
+  signal?: AbortSignal;
+  /** Called once it listens (tests read the URL). */
+  onListening?: (gateway: Gateway) => void;
+  /** Log destination (default stdout). */
+  logDestination?: Writable;
+  /** Builds the link for modes other than direct (the 0G mode plugs in here). */
+  linkFor?: (values: Record<string, unknown>) => Promise<ProviderLink | undefined>;
+}
+
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+
+/** Flags first, then the environment: the resolved value of every option. */
+const resolve = (argv: string[], env: Record<string, string | undefined>) => {
+  const options = Object.fromEntries(
+    GATEWAY_OPTIONS.map((o) => [o.flag, { type: o.type, ...('multiple' in o ? { multiple: true } : {}) }]),
+  ) as Record<OptionFlag, { type: 'string' | 'boolean'; multiple?: true }>;
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: false,
+    strict: true,
+    options: { ...options, help: { type: 'boolean', short: 'h' } },
+  });
+  const out: Record<string, unknown> = { help: values.help === true };
+  for (const o of GATEWAY_OPTIONS) {
+    const given = (values as Record<string, unknown>)[o.flag];
+    const fromEnv = env[o.env];
+    if (given !== undefined) out[o.flag] = given;
+    else if (fromEnv !== undefined && fromEnv !== '') {
+      if (o.type === 'boolean') out[o.flag] = TRUE.has(fromEnv.toLowerCase());
+      else if ('multiple' in o) out[o.flag] = fromEnv.split('\n').filter((l) => l.trim() !== '');
+      else out[o.flag] = fromEnv;
+    }
+  }
+  return { values: out, positionals };
+};
+
+const str = (values: Record<string, unknown>, flag: OptionFlag): string | undefined =>
+  typeof values[flag] === 'string' ? (values[flag] as string) : undefined;
+
+export const buildGatewayOptions = async (
+  values: Record<string, unknown>,
+  deps: GatewayCommandDeps,
+): Promise<Omit<GatewayOptions, 'logger'> & { receiptsPath?: string }> => {
+  const read = deps.readFile ?? (async (path: string) => new Uint8Array(await readFile(path)));
+  const allowSimulated = values['allow-simulated'] === true;
+  let policy: Policy;
+  const policyPath = str(values, 'policy');
+  if (policyPath === undefined) policy = defaultPolicy({ allowSimulated });
+  else {
+    let bytes: Uint8Array;
+    try {
+      bytes = await read(policyPath);
+    } catch {
+      throw new UsageError('--policy: cannot read the file');
+    }
+    try {
+      policy = parsePolicy(bytes, { allowSimulated });
+    } catch (error) {
+      throw new UsageError(`--policy: ${(error as PolicyError).message}`);
+    }
+  }
+  const onFailure = str(values, 'on-failure') ?? 'refuse';
+  if (onFailure !== 'refuse' && onFailure !== 'warn')
+    throw new UsageError('--on-failure: expected refuse or warn');
+  const host = str(values, 'host') ?? '127.0.0.1';
+  const portText = str(values, 'port') ?? '8090';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError('--port: expected 0-65535');
+  const authToken = str(values, 'auth-token');
+  const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
+  if (!loopback && authToken === undefined)
+    throw new UsageError('--auth-token is required when the gateway listens off loopback (--host)');
+  const headers = Object.fromEntries(((values['header'] as string[] | undefined) ?? []).map(parseHeader));
+  const apiKey = str(values, 'api-key');
+
+  let link = await deps.linkFor?.(values);
+  if (link === undefined) {
+    const provider = str(values, 'provider');
+    if (provider === undefined) throw new UsageError('--provider <url> is required');
+    let url: URL;
+    try {
+      url = new URL(provider);
+    } catch {
+      throw new UsageError('--provider: not a URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new UsageError('--provider: expected http(s)');
+    link = new DirectLink({
+      provider,
+      headers,
+      ...(apiKey === undefined ? {} : { apiKey }),
+      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+    });
+  }
+  const receiptsPath = str(values, 'receipts');
+  return {
+    link,
+    policy,
+    host,
+    port,
+    onFailure,
+    reattestIntervalMs: parseDuration(str(values, 'reattest-interval') ?? '10m'),
+    ...(authToken === undefined ? {} : { authToken }),
+    e2ee: { mode: values['no-e2ee'] === true ? 'off' : 'auto' },
+    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+    ...(receiptsPath === undefined ? {} : { receiptsPath }),
+  };
+};
+
+/**
+ * `teeml-sidecar gateway`: runs until SIGINT/SIGTERM (or `deps.signal`). 0 stopped cleanly,
+ * 1 could not start, 2 usage error.
+ */
+export const gatewayCommand = async (
+  argv: string[],
+  env: Record<string, string | undefined>,
+  stdout: NodeJS.WritableStream,
+  stderr: NodeJS.WritableStream,
+  deps: GatewayCommandDeps = {},
+): Promise<number> => {
+  let built: Awaited<ReturnType<typeof buildGatewayOptions>>;
+  try {
+    const { values } = resolve(argv, env);
+    if (values['help'] === true) {
+      stdout.write(GATEWAY_USAGE);
+      return 0;
+    }
+    built = await buildGatewayOptions(values, deps);
+  } catch (error) {
+    const usage =
+      error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    if (!usage) throw error;
+    stderr.write(`teeml-sidecar gateway: ${(error as Error).message}\n\n${GATEWAY_USAGE}`);
+    return 2;
+  }
+  const logger = createLogger(env['TEEML_GATEWAY_LOG_LEVEL'] ?? 'info', deps.logDestination);
+  const { receiptsPath, ...options } = built;
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({
+      ...options,
+      logger,
+      ...(receiptsPath === undefined
+        ? {}
+        : { receipts: { sink: await fileReceiptSink(receiptsPath), label: receiptsPath } }),
+    });
+  } catch (error) {
+    stderr.write(`teeml-sidecar gateway: cannot start: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const a = gateway.attestor.current;
+  stdout.write(
+    `teeml-sidecar gateway listening on ${gateway.url}/v1 (status page ${gateway.url}/); provider ${a?.ok ? `attested, signing address ${a.signer?.address}` : `NOT attested: ${a?.failedCheck} (requests get 503 until an attestation passes)`}\n`,
+  );
+  deps.onListening?.(gateway);
+  await new Promise<void>((resolveStop) => {
+    if (deps.signal !== undefined) {
+      if (deps.signal.aborted) resolveStop();
+      deps.signal.addEventListener('abort', () => resolveStop(), { once: true });
+      return;
+    }
+    process.once('SIGINT', () => resolveStop());
+    process.once('SIGTERM', () => resolveStop());
+  });
+  await gateway.close();
+  return 0;
+};
