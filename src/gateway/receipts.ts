@@ -85,7 +85,7 @@ export class ReceiptLog {
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly sink: ReceiptSink | undefined,
+    private sink: ReceiptSink | undefined,
     private readonly keep = 20,
   ) {}
 
@@ -106,9 +106,16 @@ export class ReceiptLog {
     return this.chain;
   }
 
+  /** Resolves when every line so far is written. */
+  flush(): Promise<void> {
+    return this.chain;
+  }
+
   async close(): Promise<void> {
     await this.chain;
-    await this.sink?.close();
+    const sink = this.sink;
+    this.sink = undefined;
+    await sink?.close();
   }
 }
 
