@@ -82,7 +82,9 @@ describe.each(['ecdsa', 'ed25519'] as const)('openai client through the gateway 
 
   it('completions and embeddings are verified too; /v1/models passes through unsigned', async () => {
     const c = client(gateway);
-    const completion = await c.completions.create({ model: 'teeml-demo', prompt: 'x', max_tokens: 4 }).withResponse();
+    const completion = await c.completions
+      .create({ model: 'teeml-demo', prompt: 'x', max_tokens: 4 })
+      .withResponse();
     expect(completion.response.headers.get('x-teeml-verification')).toBe('verified');
     const embedding = await c.embeddings.create({ model: 'teeml-demo', input: 'x' }).withResponse();
     expect(embedding.response.headers.get('x-teeml-verification')).toBe('verified');
@@ -104,8 +106,13 @@ describe.each(['ecdsa', 'ed25519'] as const)('openai client through the gateway 
     // One changed character of a signature fails that receipt.
     const lines = text.trimEnd().split('\n');
     const receipt = JSON.parse(lines[1] ?? '{}') as { signature: string };
-    const flipped = receipt.signature.slice(0, -3) + (receipt.signature.at(-3) === 'a' ? 'b' : 'a') + receipt.signature.slice(-2);
-    const tampered = [lines[0], JSON.stringify({ ...receipt, signature: flipped }), ...lines.slice(2)].join('\n');
+    const flipped =
+      receipt.signature.slice(0, -3) +
+      (receipt.signature.at(-3) === 'a' ? 'b' : 'a') +
+      receipt.signature.slice(-2);
+    const tampered = [lines[0], JSON.stringify({ ...receipt, signature: flipped }), ...lines.slice(2)].join(
+      '\n',
+    );
     const bad = await verifyReceipts(tampered);
     expect(bad.ok).toBe(false);
     expect(bad.verdicts[1]?.ok).toBe(false);
