@@ -70,7 +70,8 @@ export interface Mitm {
   route: (path: string) => { target: string; path: string };
   /** Changes an answer on its way back; undefined leaves it. */
   mutate: Mutation;
-  seen: Array<{ method: string; path: string }>;
+  /** Every request forwarded, with its exact body. */
+  seen: Array<{ method: string; path: string; body: Buffer }>;
   close(): Promise<void>;
 }
 
@@ -91,7 +92,7 @@ export const startMitm = (target: string): Promise<Mitm> =>
       req.on('end', () => {
         const method = req.method ?? 'GET';
         const { target: to, path } = mitm.route(req.url ?? '/');
-        mitm.seen.push({ method, path });
+        mitm.seen.push({ method, path, body: Buffer.concat(chunks) });
         const headers = { ...req.headers };
         delete headers.host;
         const upstream = request(`${to}${path}`, { method, headers }, (answer) => {
