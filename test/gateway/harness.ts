@@ -68,6 +68,8 @@ export interface Mitm {
   url: string;
   /** Rewrites the request path before forwarding (e.g. another nonce), or sends it to another target. */
   route: (path: string) => { target: string; path: string };
+  /** Changes a request body on its way to the provider (a broker that re-serializes). */
+  rewriteRequest: (path: string, body: Buffer) => Buffer;
   /** Changes an answer on its way back; undefined leaves it. */
   mutate: Mutation;
   /** Every request forwarded, with its exact body. */
@@ -83,6 +85,7 @@ export const startMitm = (target: string): Promise<Mitm> =>
   new Promise((resolve) => {
     const mitm: Omit<Mitm, 'url' | 'close'> = {
       route: (path) => ({ target, path }),
+      rewriteRequest: (_path, body) => body,
       mutate: () => undefined,
       seen: [],
     };
@@ -92,9 +95,12 @@ export const startMitm = (target: string): Promise<Mitm> =>
       req.on('end', () => {
         const method = req.method ?? 'GET';
         const { target: to, path } = mitm.route(req.url ?? '/');
-        mitm.seen.push({ method, path, body: Buffer.concat(chunks) });
+        const body = mitm.rewriteRequest(path, Buffer.concat(chunks));
+        mitm.seen.push({ method, path, body });
         const headers = { ...req.headers };
         delete headers.host;
+        delete headers['content-length'];
+        if (body.length > 0) headers['content-length'] = String(body.length);
         const upstream = request(`${to}${path}`, { method, headers }, (answer) => {
           const parts: Buffer[] = [];
           answer.on('data', (c: Buffer) => parts.push(c));
@@ -120,7 +126,7 @@ export const startMitm = (target: string): Promise<Mitm> =>
           res.writeHead(502);
           res.end();
         });
-        upstream.end(Buffer.concat(chunks));
+        upstream.end(body);
       });
     });
     server.listen(0, '127.0.0.1', () => {
