@@ -23,6 +23,8 @@ export interface GatewayOptions {
   onFailure?: 'refuse' | 'warn';
   /** Milliseconds between attestations (default 10 minutes). */
   reattestIntervalMs?: number;
+  /** Milliseconds before the next try while the provider is not attested (default 30 s, at most the interval). */
+  retryAttestationMs?: number;
   /** Bearer token the gateway requires on /v1/* (required off loopback; the CLI enforces it). */
   authToken?: string;
   receipts?: { sink: ReceiptSink; label: string };
@@ -124,6 +126,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
   const now = options.now ?? Date.now;
   const onFailure = options.onFailure ?? 'refuse';
   const interval = options.reattestIntervalMs ?? 10 * 60 * 1000;
+  const retryMs = options.retryAttestationMs ?? 30_000;
   const timers = options.timers ?? {
     setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms).unref(),
     clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
@@ -165,14 +168,17 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     } else counters.attestationsFailed += 1;
     return a;
   };
+  // While the provider is not attested every request is refused: try again sooner than the interval
+  // (a provider that restarts or a network blip should not cost the user ten minutes).
   const schedule = () => {
     if (closed) return;
-    nextAttestationAt = now() + interval;
+    const wait = attestor.trusted === undefined ? Math.min(interval, retryMs) : interval;
+    nextAttestationAt = now() + wait;
     timer = timers.setTimeout(() => {
       attestNow()
         .catch((error: unknown) => logger.error({ err: (error as Error).message }, 'attestation crashed'))
         .finally(schedule);
-    }, interval);
+    }, wait);
   };
 
   const e2eeState = (): string => {
@@ -407,8 +413,13 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         return;
       }
       await verified(verdict, a, { ...meta, stream: false });
-      res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'verified' });
-      res.end(e2ee === undefined ? answer : await e2ee.restoreBody(answer));
+      const released = e2ee === undefined ? answer : await e2ee.restoreBody(answer);
+      res.writeHead(upstream.status, {
+        ...responseHeaders,
+        'content-length': String(released.length),
+        [VERIFICATION_HEADER]: 'verified',
+      });
+      res.end(released);
     } finally {
       inFlight.delete(controller);
     }

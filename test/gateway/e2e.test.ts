@@ -156,6 +156,31 @@ describe('gateway refusals', () => {
     }
   });
 
+  it("--api-key reaches a provider that requires a token, and never the user's own key", async () => {
+    const locked = await startTestSidecar({ AUTH_TOKEN: SECRET_MARKERS.upstreamKey.padEnd(16, '0') });
+    const withKey = await startTestGateway(locked.url, {
+      apiKey: SECRET_MARKERS.upstreamKey.padEnd(16, '0'),
+    });
+    const without = await startTestGateway(locked.url);
+    try {
+      const ok = await client(withKey, 'users-own-key')
+        .chat.completions.create({ model: 'teeml-demo', messages })
+        .withResponse();
+      expect(ok.response.headers.get('x-teeml-verification')).toBe('verified');
+      await expect(
+        client(without, SECRET_MARKERS.upstreamKey.padEnd(16, '0')).chat.completions.create({
+          model: 'teeml-demo',
+          messages,
+        }),
+      ).rejects.toMatchObject({
+        status: 401,
+      });
+    } finally {
+      await Promise.all([withKey.close(), without.close()]);
+      await locked.close();
+    }
+  });
+
   it('refuses to listen off loopback without an auth token', async () => {
     await expect(startTestGateway(sidecar.url, { host: '0.0.0.0' })).rejects.toMatchObject({
       code: 'auth_token_required',
