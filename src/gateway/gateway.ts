@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SidecarError } from '../errors/index.js';
@@ -463,17 +464,15 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         const parsed = jsonOf(new TextEncoder().encode(data)) as { usage?: unknown } | undefined;
         if (parsed?.usage != null) usage = parsed.usage;
       }
-      if (e2ee === undefined || data === undefined) {
-        res.write(event);
-        return;
-      }
-      const restored = await e2ee.restoreEventData(data);
-      res.write(
-        `${restored
-          .split('\n')
-          .map((l) => `data: ${l}`)
-          .join('\n')}\n\n`,
-      );
+      const bytes =
+        e2ee === undefined || data === undefined
+          ? event
+          : `${(await e2ee.restoreEventData(data))
+              .split('\n')
+              .map((l) => `data: ${l}`)
+              .join('\n')}\n\n`;
+      // Backpressure: a slow client slows the read from the provider instead of filling memory.
+      if (!res.write(bytes) && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     };
     try {
       if (upstream.body !== null) {
