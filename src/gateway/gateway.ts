@@ -282,6 +282,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       signature: verdict.record.signature,
       signing_address: a.signer.address,
       signing_algo: a.signer.algo,
+      checks: verdict.checks.map((c) => ({ id: c.id, status: c.status })),
       attestation: {
         nonce: a.nonce,
         quote_sha256: a.quoteSha256 ?? null,

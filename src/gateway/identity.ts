@@ -33,7 +33,6 @@ export const identityOf = (
   checks: readonly CheckResult[],
   quoteSha256: string | undefined,
 ): ProviderIdentity => {
-  const simulatedCheck = checks.find((c) => c.id === 'report.simulated');
   const simulated = checks.some((c) => c.simulated === true) || field(report, 'simulated') === true;
   const tcb = checks.find((c) => c.id === 'tdx.quote');
   const tcbStatus =
@@ -43,7 +42,7 @@ export const identityOf = (
         ? 'SIMULATED (no Intel TCB)'
         : (/TCB status (\S+)/.exec(tcb.detail)?.[1] ?? (tcb.status === 'pass' ? 'accepted' : 'rejected'));
   const identity: ProviderIdentity = {
-    platform: String(field(report, 'platform') ?? (simulatedCheck ? 'unknown' : 'tdx')),
+    platform: String(field(report, 'platform') ?? 'unknown'),
     simulated,
     measurements: {},
     tcbStatus,

@@ -24,6 +24,9 @@ export interface Receipt {
   signature: string;
   signing_address: string;
   signing_algo: SigningAlgo;
+  /** The checks this answer passed (`signature.json.text`, `signature.json.signer`, ...). */
+  checks: Array<{ id: string; status: string }>;
+  /** The attestation it was checked against; its report and check results are on its own line. */
   attestation: { nonce: string; quote_sha256: string | null; at: string; source: string };
 }
 

@@ -58,6 +58,12 @@ describe.each(['ecdsa', 'ed25519'] as const)('openai client through the gateway 
     expect(data.choices[0]?.message.content).toMatch(/demo upstream/);
     expect(gateway.receipts.recent[0]?.id).toBe(data.id);
     expect(gateway.receipts.recent[0]?.signing_algo).toBe(algo);
+    expect(gateway.receipts.recent[0]?.checks.map((c) => `${c.id} ${c.status}`)).toEqual([
+      'signature.record pass',
+      'signature.json.text pass',
+      'signature.json.signer pass',
+      'link.after-answer pass',
+    ]);
   });
 
   it('a streamed chat completion flows and ends with [DONE] after verification', async () => {
