@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileReceiptSink, verifyReceipts } from '../../src/gateway/index.js';
-import { json, postJson, rawRequest, startTestSidecar, type TestSidecar } from '../e2e/harness.js';
+import {
+  json,
+  postJson,
+  rawRequest,
+  startTestSidecar,
+  startUpstream,
+  type TestSidecar,
+} from '../e2e/harness.js';
 import { SECRET_MARKERS } from '../secrets.js';
 import { startTestGateway, type TestGateway, testPolicy } from './harness.js';
 
@@ -123,6 +130,43 @@ describe.each(['ecdsa', 'ed25519'] as const)('openai client through the gateway 
     expect(bad.ok).toBe(false);
     expect(bad.verdicts[1]?.ok).toBe(false);
     expect(bad.verdicts[1]?.problems.join()).toMatch(/signature/);
+  });
+});
+
+describe('streaming through the gateway', () => {
+  it('chunks reach the client while the upstream is still generating', async () => {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const id = 'chatcmpl-flowing0000000000000000';
+    const event = (content: string) =>
+      `data: {"id":"${id}","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"${content}"}}]}\n\n`;
+    const upstream = await startUpstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(event('first'));
+      // The rest only once the client has seen the first chunk: a gateway that buffered would hang here.
+      void released.then(() => {
+        res.write(event(' second'));
+        res.end('data: [DONE]\n\n');
+      });
+    });
+    const slow = await startTestSidecar({ UPSTREAM_URL: upstream.url });
+    const gateway = await startTestGateway(slow.url);
+    try {
+      const stream = await client(gateway).chat.completions.create({ model: 'm', messages, stream: true });
+      const seen: string[] = [];
+      for await (const chunk of stream) {
+        seen.push(chunk.choices[0]?.delta.content ?? '');
+        if (seen.length === 1) release();
+      }
+      expect(seen).toEqual(['first', ' second']);
+      expect(gateway.counters.verified).toBe(1);
+    } finally {
+      await gateway.close();
+      await slow.close();
+      await upstream.close();
+    }
   });
 });
 
