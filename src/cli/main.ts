@@ -6,6 +6,7 @@ const USAGE = `teeml-sidecar: verifiable inference sidecar for vLLM in Intel TDX
 Usage:
   teeml-sidecar [serve]              start the sidecar (configuration from the environment; see README)
   teeml-sidecar verify <base-url>    check a running sidecar end to end (teeml-sidecar verify --help)
+  teeml-sidecar doctor [--json] [--nras]  preflight on this machine: TEE, GPU, keys, wiring (doctor --help)
   teeml-sidecar --version
 `;
 
@@ -17,6 +18,14 @@ const main = async (argv: string[]): Promise<number> => {
     case 'verify': {
       const { verifyCommand } = await import('./verify.js');
       return verifyCommand(rest, process.stdout, process.stderr);
+    }
+    case 'doctor': {
+      const { doctorCommand } = await import('./doctor.js');
+      const code = await doctorCommand(rest, process.env, process.stdout, process.stderr);
+      // A native call that outlived its check's deadline (a hung NVML or quote device) keeps a libuv
+      // worker thread, and so the process, alive: exit once the report is out.
+      process.stdout.write('', () => process.exit(code));
+      return -1;
     }
     case '--version':
     case '-v': {

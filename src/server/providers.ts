@@ -59,7 +59,11 @@ const detectQuoteProvider = async (config: Config, logger: Logger): Promise<Quot
   );
 };
 
-const quoteProvider = (config: Config, logger: Logger): Promise<QuoteProvider> | QuoteProvider => {
+/** The quote provider `TEE_PROVIDER` names (`auto`: detected as above). Exported for `doctor`. */
+export const selectQuoteProvider = (
+  config: Config,
+  logger: Logger,
+): Promise<QuoteProvider> | QuoteProvider => {
   switch (config.TEE_PROVIDER) {
     case 'simulated':
       return new SimulatedQuoteProvider();
@@ -83,7 +87,8 @@ const quoteProvider = (config: Config, logger: Logger): Promise<QuoteProvider> |
   }
 };
 
-const gpuProvider = (config: Config): GpuEvidenceProvider => {
+/** The GPU evidence provider `GPU_EVIDENCE` names. Exported for `doctor`. */
+export const selectGpuProvider = (config: Config): GpuEvidenceProvider => {
   switch (config.GPU_EVIDENCE) {
     case 'simulated':
       return new SimulatedGpuEvidenceProvider();
@@ -104,7 +109,8 @@ const gpuProvider = (config: Config): GpuEvidenceProvider => {
   }
 };
 
-const keySource = (config: Config): KeySource => {
+/** The key source `KEY_SOURCE` names. Exported for `doctor`. */
+export const selectKeySource = (config: Config): KeySource => {
   switch (config.KEY_SOURCE) {
     case 'ephemeral':
       return new EphemeralKeySource();
@@ -116,6 +122,26 @@ const keySource = (config: Config): KeySource => {
 };
 
 /**
+ * The local GPU evidence check with the roots this provider's evidence may chain to. Real GPU
+ * evidence is only ever accepted under the real NVIDIA root; the synthetic root is added for the
+ * simulated and fixture providers alone. Exported for `doctor`.
+ */
+export const gpuEvidenceChecker = async (
+  gpus: GpuEvidenceProvider,
+): Promise<(list: readonly GpuEvidence[], nonce: Uint8Array) => void> => {
+  const synthetic = gpus.kind === 'simulated' || gpus.kind === 'fixture';
+  const pinnedRoots = synthetic
+    ? [NVIDIA_DEVICE_IDENTITY_CA_SHA256, (await loadSyntheticGpuFixtures()).rootFingerprint]
+    : undefined;
+  return (list, nonce) =>
+    assertGpuEvidence(list, {
+      nonce,
+      now: new Date(),
+      ...(pinnedRoots === undefined ? {} : { pinnedRoots }),
+    });
+};
+
+/**
  * Builds the providers configuration names. Real GPU evidence is only ever accepted under the real
  * NVIDIA root; the synthetic root is added for the simulated and fixture providers alone.
  */
@@ -124,18 +150,9 @@ export const selectProviders = async (
   logger: Logger,
   fetchImpl?: typeof fetch,
 ): Promise<Providers> => {
-  const quotes = await quoteProvider(config, logger);
-  const gpus = gpuProvider(config);
-  const synthetic = gpus.kind === 'simulated' || gpus.kind === 'fixture';
-  const pinnedRoots = synthetic
-    ? [NVIDIA_DEVICE_IDENTITY_CA_SHA256, (await loadSyntheticGpuFixtures()).rootFingerprint]
-    : undefined;
-  const checkGpuEvidence = (list: readonly GpuEvidence[], nonce: Uint8Array): void =>
-    assertGpuEvidence(list, {
-      nonce,
-      now: new Date(),
-      ...(pinnedRoots === undefined ? {} : { pinnedRoots }),
-    });
+  const quotes = await selectQuoteProvider(config, logger);
+  const gpus = selectGpuProvider(config);
+  const checkGpuEvidence = await gpuEvidenceChecker(gpus);
   if (config.NRAS_SELF_CHECK) {
     const result = await nrasSelfCheck(gpus, {
       baseUrl: config.NRAS_URL,
@@ -149,5 +166,5 @@ export const selectProviders = async (
     }
     logger.info("NRAS accepted this machine's GPU evidence");
   }
-  return { quotes, gpus, keys: keySource(config), checkGpuEvidence };
+  return { quotes, gpus, keys: selectKeySource(config), checkGpuEvidence };
 };

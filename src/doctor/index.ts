@@ -1,0 +1,7 @@
+// The public surface of src/doctor (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+export type { CheckOutcome, CheckResult, CheckStatus, DoctorCheck } from './check.js';
+export type { DoctorContext, DoctorDeps, DoctorInputs, DoctorState } from './context.js';
+export { defaultDoctorDeps, doctorChecks, runDoctor } from './doctor.js';
+export { exitCodeOf, renderHuman, renderJson } from './render.js';
+export { runChecks } from './run-checks.js';
+export { targetTeeAddressesOf } from './zg-checks.js';
