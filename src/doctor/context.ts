@@ -1,7 +1,7 @@
 import type { Config } from '../config/index.js';
 import type { GpuEvidence, GpuEvidenceProvider } from '../gpu/index.js';
 import type { Logger } from '../log/index.js';
-import type { Collateral, QuoteProvider, QuoteResult } from '../tdx/index.js';
+import type { Collateral, ConfigfsFs, QuoteProvider, QuoteResult } from '../tdx/index.js';
 
 /**
  * What the doctor reads beyond the sidecar's configuration: command-line flags, and inputs whose
@@ -39,6 +39,8 @@ export interface DoctorDeps {
   gpuEvidenceChecker: (
     gpus: GpuEvidenceProvider,
   ) => Promise<(list: readonly GpuEvidence[], nonce: Uint8Array) => void>;
+  /** configfs-tsm file operations (default node:fs; tests play the kernel). */
+  configfsFs?: ConfigfsFs;
   /** Receives the providers' own warnings; silent by default (the doctor reports instead). */
   logger: Logger;
   /** Per-check deadline overrides by check id (tests, and operators of very large machines). */

@@ -147,7 +147,11 @@ export const teeChecks = (ctx: DoctorContext): DoctorCheck[] => {
       }
       let quotes: QuoteProvider;
       try {
-        quotes = await selectQuoteProvider(config, deps.logger);
+        quotes = await selectQuoteProvider(
+          config,
+          deps.logger,
+          deps.configfsFs === undefined ? {} : { configfsFs: deps.configfsFs },
+        );
       } catch (error) {
         state.quotesUnavailable = 'no quote provider';
         const tapp =
@@ -156,8 +160,9 @@ export const teeChecks = (ctx: DoctorContext): DoctorCheck[] => {
             : NO_TEE_HINT;
         return fail(describeError(error), tapp);
       }
-      state.quotes = quotes;
       if (quotes.close !== undefined) state.closers.push(() => quotes.close?.() ?? Promise.resolve());
+      // A simulated fallback gives no quote worth taking: the quote checks skip.
+      if (!quotes.simulated) state.quotes = quotes;
       if (config.TEE_PROVIDER === 'auto') {
         if (quotes.simulated) {
           state.quotesUnavailable = 'simulated fallback';

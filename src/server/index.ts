@@ -1,6 +1,6 @@
 export type { AppDeps } from './app.js';
 export { createApp } from './app.js';
-export type { Providers } from './providers.js';
+export type { Providers, QuoteProviderIo } from './providers.js';
 export {
   gpuEvidenceChecker,
   selectGpuProvider,

@@ -16,6 +16,7 @@ import {
 import { DstackKeySource, EphemeralKeySource, type KeySource, TappKeySource } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import {
+  type ConfigfsFs,
   ConfigfsTsmQuoteProvider,
   DstackQuoteProvider,
   LibTdxQuoteProvider,
@@ -32,14 +33,27 @@ export interface Providers {
   checkGpuEvidence: (gpus: readonly GpuEvidence[], nonce: Uint8Array) => void;
 }
 
+/** I/O edges of the quote providers that tests (and the doctor's tests) replace. */
+export interface QuoteProviderIo {
+  /** configfs-tsm file operations (default node:fs). */
+  configfsFs?: ConfigfsFs;
+}
+
 /**
  * `TEE_PROVIDER=auto`: the first platform present, in the order dstack socket → configfs-tsm →
  * libtdx_attest. Simulated only when TEE_AUTO_ALLOW_SIMULATED=true; otherwise start-up fails.
  */
-const detectQuoteProvider = async (config: Config, logger: Logger): Promise<QuoteProvider> => {
+const detectQuoteProvider = async (
+  config: Config,
+  logger: Logger,
+  io: QuoteProviderIo,
+): Promise<QuoteProvider> => {
   if (existsSync(config.DSTACK_SOCKET)) return new DstackQuoteProvider({ socketPath: config.DSTACK_SOCKET });
   if (existsSync(config.TSM_REPORT_ROOT))
-    return new ConfigfsTsmQuoteProvider({ root: config.TSM_REPORT_ROOT });
+    return new ConfigfsTsmQuoteProvider({
+      root: config.TSM_REPORT_ROOT,
+      ...(io.configfsFs === undefined ? {} : { fs: io.configfsFs }),
+    });
   const libtdx = new LibTdxQuoteProvider({ libraryPath: config.LIBTDX_ATTEST_PATH });
   try {
     await libtdx.getQuote(new Uint8Array(64));
@@ -63,6 +77,7 @@ const detectQuoteProvider = async (config: Config, logger: Logger): Promise<Quot
 export const selectQuoteProvider = (
   config: Config,
   logger: Logger,
+  io: QuoteProviderIo = {},
 ): Promise<QuoteProvider> | QuoteProvider => {
   switch (config.TEE_PROVIDER) {
     case 'simulated':
@@ -73,7 +88,10 @@ export const selectQuoteProvider = (
         timeoutMs: config.ATTESTATION_TIMEOUT_MS,
       });
     case 'configfs-tsm':
-      return new ConfigfsTsmQuoteProvider({ root: config.TSM_REPORT_ROOT });
+      return new ConfigfsTsmQuoteProvider({
+        root: config.TSM_REPORT_ROOT,
+        ...(io.configfsFs === undefined ? {} : { fs: io.configfsFs }),
+      });
     case 'libtdx':
       return new LibTdxQuoteProvider({ libraryPath: config.LIBTDX_ATTEST_PATH });
     case 'tapp':
@@ -83,7 +101,7 @@ export const selectQuoteProvider = (
         timeoutMs: config.ATTESTATION_TIMEOUT_MS,
       });
     case 'auto':
-      return detectQuoteProvider(config, logger);
+      return detectQuoteProvider(config, logger, io);
   }
 };
 
