@@ -10,8 +10,11 @@ const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
  * has one `targetTeeAddress:` key per service and the value is a bare or quoted address.
  */
 export const targetTeeAddressesOf = (yaml: string): string[] =>
-  [...yaml.matchAll(/^\s*-?\s*targetTeeAddress\s*:\s*["']?([^"'\s#]*)["']?\s*(?:#.*)?$/gm)].map(
-    (m) => m[1] ?? '',
+  [...yaml.matchAll(/^\s*-?\s*targetTeeAddress\s*:(.*)$/gm)].map((m) =>
+    (m[1] ?? '')
+      .replace(/\s#.*$/, '')
+      .trim()
+      .replace(/^(["'])(.*)\1$/, '$2'),
   );
 
 /**

@@ -2,7 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runDoctor } from '../../src/doctor/index.js';
-import { loadSyntheticGpuFixtures, type SyntheticGpuFixtures, synthesizeGpuEvidence } from '../../src/gpu/index.js';
+import {
+  loadSyntheticGpuFixtures,
+  type SyntheticGpuFixtures,
+  synthesizeGpuEvidence,
+} from '../../src/gpu/index.js';
 import { gpuEvidenceChecker } from '../../src/server/index.js';
 import {
   baseDeps,
@@ -65,9 +69,14 @@ describe('doctor: GPU checks against the NVML double', () => {
     });
     expect(byId(results, 'gpu.evidence')).toMatchObject({
       status: 'pass',
-      detail: expect.stringMatching(/^GPU_EVIDENCE=nvml: 1 GPU: GPU 0 GPU-0+-0+-4000-8000-0+ HOPPER \(report \d+ B\); local check .* passed$/),
+      detail: expect.stringMatching(
+        /^GPU_EVIDENCE=nvml: 1 GPU: GPU 0 GPU-0+-0+-4000-8000-0+ HOPPER \(report \d+ B\); local check .* passed$/,
+      ),
     });
-    expect(byId(results, 'gpu.nras')).toMatchObject({ status: 'skip', detail: expect.stringContaining('--nras') });
+    expect(byId(results, 'gpu.nras')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('--nras'),
+    });
     // init and shutdown pair up: the probe and the provider each shut NVML down.
     expect(Number(nvmlDouble.shutdowns())).toBe(Number(nvmlDouble.inits()));
   });
@@ -102,7 +111,9 @@ describe('doctor: GPU checks against the NVML double', () => {
     const results = await gpu(nvmlEnv(), {}, baseDeps());
     expect(byId(results, 'gpu.nvml')).toMatchObject({
       status: 'warn',
-      detail: expect.stringMatching(/2 GPUs \(GPU 0 .*; GPU 1 .*\).*multi-GPU mode none: 2 GPUs with multi-GPU mode none$/),
+      detail: expect.stringMatching(
+        /2 GPUs \(GPU 0 .*; GPU 1 .*\).*multi-GPU mode none: 2 GPUs with multi-GPU mode none$/,
+      ),
       hint: expect.stringContaining('protected PCIe'),
     });
     expect(byId(results, 'gpu.evidence').detail).toContain('2 GPUs');
@@ -111,10 +122,13 @@ describe('doctor: GPU checks against the NVML double', () => {
   it('a GPU that is not Hopper or Blackwell fails', async () => {
     prepare(1, 7);
     const results = await gpu(nvmlEnv(), {}, baseDeps());
-    expect(byId(results, 'gpu.nvml')).toMatchObject({ status: 'fail', detail: expect.stringContaining('AMPERE') });
+    expect(byId(results, 'gpu.nvml')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('AMPERE'),
+    });
   });
 
-  it('an NVML error code names the function and NVML\'s message', async () => {
+  it("an NVML error code names the function and NVML's message", async () => {
     prepare();
     nvmlDouble.fail('nvmlDeviceGetCount_v2', 15);
     const results = await gpu(nvmlEnv(), {}, baseDeps());
@@ -131,7 +145,10 @@ describe('doctor: GPU checks against the NVML double', () => {
       detail: expect.stringContaining('libnvidia-ml.so.1 does not load: no NVIDIA driver visible'),
       hint: expect.stringContaining('capabilities [gpu, utility]'),
     });
-    expect(byId(results, 'gpu.evidence')).toMatchObject({ status: 'fail', detail: expect.stringContaining('could not load NVML') });
+    expect(byId(results, 'gpu.evidence')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('could not load NVML'),
+    });
   });
 
   it('a hung NVML costs one deadline; evidence is then not queued behind it', async () => {
@@ -139,7 +156,10 @@ describe('doctor: GPU checks against the NVML double', () => {
     nvmlDouble.setDelay(1500);
     const all = await runDoctor(nvmlEnv(), {}, baseDeps({ timeouts: { 'gpu.nvml': 100 } }));
     expect(byId(all, 'gpu.nvml')).toMatchObject({ status: 'fail', detail: 'no answer within 100 ms' });
-    expect(byId(all, 'gpu.evidence')).toMatchObject({ status: 'skip', detail: expect.stringContaining('NVML did not answer') });
+    expect(byId(all, 'gpu.evidence')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('NVML did not answer'),
+    });
     expect(all.at(-1)?.id).toBe('zg.target');
   });
 
@@ -171,11 +191,14 @@ describe('doctor --nras against a loopback NRAS', () => {
       status: 'pass',
       detail: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+ accepted 2 GPUs: overall result true/),
     });
-    expect(nras.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v3/attest/gpu', 'GET /.well-known/jwks.json']);
+    expect(nras.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'POST /v3/attest/gpu',
+      'GET /.well-known/jwks.json',
+    ]);
     expect(JSON.parse(nras.requests[0]!.body).nonce).toBe(Buffer.from(GPU_NONCE).toString('hex'));
   });
 
-  it('shows NRAS\'s rejection by check', async () => {
+  it("shows NRAS's rejection by check", async () => {
     prepare();
     nras = await startFakeNras({ reject: true });
     const results = await gpu(nvmlEnv({ NRAS_URL: nras.url }), { nras: true }, baseDeps());

@@ -8,7 +8,12 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import koffi from 'koffi';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import type { CheckResult, DoctorDeps } from '../../src/doctor/index.js';
-import { assertGpuEvidence, loadSyntheticGpuFixtures, NVIDIA_DEVICE_IDENTITY_CA_SHA256, parseNvidiaPayload } from '../../src/gpu/index.js';
+import {
+  assertGpuEvidence,
+  loadSyntheticGpuFixtures,
+  NVIDIA_DEVICE_IDENTITY_CA_SHA256,
+  parseNvidiaPayload,
+} from '../../src/gpu/index.js';
 import { nativeDouble } from '../paths.js';
 
 /** A temp dir per test file; every path the doctor probes that should be absent lives under it. */
@@ -37,13 +42,18 @@ export const GPU_NONCE = new Uint8Array(32).fill(0x6e);
 export const REPORT_DATA = new Uint8Array(64).fill(0x3c);
 
 /** Deterministic randomness: 64 bytes are report_data, 32 the GPU nonce. */
-export const random = (n: number): Uint8Array => (n === 32 ? GPU_NONCE.slice() : new Uint8Array(n).fill(0x3c));
+export const random = (n: number): Uint8Array =>
+  n === 32 ? GPU_NONCE.slice() : new Uint8Array(n).fill(0x3c);
 
 /** The local check with the synthetic root added: evidence from the NVML double chains to it. */
 export const syntheticChecker: DoctorDeps['gpuEvidenceChecker'] = async () => {
   const { rootFingerprint } = await loadSyntheticGpuFixtures();
   return (list, nonce) =>
-    assertGpuEvidence(list, { nonce, now: NOW, pinnedRoots: [NVIDIA_DEVICE_IDENTITY_CA_SHA256, rootFingerprint] });
+    assertGpuEvidence(list, {
+      nonce,
+      now: NOW,
+      pinnedRoots: [NVIDIA_DEVICE_IDENTITY_CA_SHA256, rootFingerprint],
+    });
 };
 
 export const baseDeps = (overrides: Partial<DoctorDeps> = {}): Partial<DoctorDeps> => ({
@@ -113,7 +123,12 @@ export const startLoopback = async (
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const r = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() };
+      const r = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      };
       requests.push(r);
       void handler(r, res);
     });

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import * as fsp from 'node:fs/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runDoctor } from '../../src/doctor/index.js';
 import { type ConfigfsFs, nodeConfigfsFs, SimulatedQuoteProvider } from '../../src/tdx/index.js';
@@ -40,7 +40,9 @@ describe('doctor: TEE checks', () => {
       ['tee.quote', 'skip'],
       ['tee.verify', 'skip'],
     ]);
-    expect(results[0]?.detail).toMatch(/^no TEE interface found \(dstack socket .*: no; configfs-tsm .*: no; .*tdx_guest: no; .*libtdx_attest.so.1: not found; tapp unix:.*: no\)$/);
+    expect(results[0]?.detail).toMatch(
+      /^no TEE interface found \(dstack socket .*: no; configfs-tsm .*: no; .*tdx_guest: no; .*libtdx_attest.so.1: not found; tapp unix:.*: no\)$/,
+    );
     expect(results[0]?.hint).toContain('/var/run/dstack.sock');
     expect(results[1]?.detail).toContain('TEE_PROVIDER=auto found no TEE');
   });
@@ -48,14 +50,21 @@ describe('doctor: TEE checks', () => {
   it('/dev/tdx_guest alone is a TDX guest without a quote interface', async () => {
     const device = join(scratch, 'tdx_guest');
     writeFileSync(device, '');
-    const [present] = await tee(config({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none' }), {}, baseDeps({ tdxGuestDevice: device }));
+    const [present] = await tee(
+      config({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none' }),
+      {},
+      baseDeps({ tdxGuestDevice: device }),
+    );
     expect(present).toMatchObject({ status: 'fail', hint: expect.stringContaining('libtdx-attest') });
     expect(present?.detail).toContain('a TDX guest without a quote interface');
   });
 
   it('TEE_PROVIDER=simulated is a failure for production, and no quote is taken', async () => {
     const results = await tee(config(), {}, baseDeps());
-    expect(byId(results, 'tee.provider')).toMatchObject({ status: 'fail', detail: expect.stringContaining('simulated') });
+    expect(byId(results, 'tee.provider')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('simulated'),
+    });
     expect(byId(results, 'tee.quote')).toMatchObject({ status: 'skip' });
   });
 
@@ -65,31 +74,51 @@ describe('doctor: TEE checks', () => {
       {},
       baseDeps(),
     );
-    expect(byId(results, 'tee.provider')).toMatchObject({ status: 'fail', detail: expect.stringContaining('fell back to SIMULATED') });
+    expect(byId(results, 'tee.provider')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('fell back to SIMULATED'),
+    });
     expect(byId(results, 'tee.quote').status).toBe('skip');
   });
 
   it('auto picks libtdx_attest (the C double) and says why; a real quote round trip through koffi', async () => {
-    const results = await tee(config({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none', LIBTDX_ATTEST_PATH: LIBTDX }), {}, baseDeps());
-    expect(byId(results, 'tee.present')).toMatchObject({ status: 'pass', detail: expect.stringContaining('libtdx_attest.so.1: loads') });
+    const results = await tee(
+      config({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none', LIBTDX_ATTEST_PATH: LIBTDX }),
+      {},
+      baseDeps(),
+    );
+    expect(byId(results, 'tee.present')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('libtdx_attest.so.1: loads'),
+    });
     expect(byId(results, 'tee.provider')).toMatchObject({
       status: 'pass',
-      detail: expect.stringMatching(/^TEE_PROVIDER=auto picks libtdx: no dstack socket, no configfs-tsm; .* produced a quote \(but .*tdx_guest is missing\)$/),
+      detail: expect.stringMatching(
+        /^TEE_PROVIDER=auto picks libtdx: no dstack socket, no configfs-tsm; .* produced a quote \(but .*tdx_guest is missing\)$/,
+      ),
     });
     const quote = byId(results, 'tee.quote');
     expect(quote.status).toBe('pass');
-    expect(quote.detail).toMatch(/^libtdx: quote v4 \(\d+ B\), report_data = ours, TD_ATTRIBUTES [0-9a-f]{16} \(debug off\), MRTD d0d0d0d0d0d0d0d0…$/);
+    expect(quote.detail).toMatch(
+      /^libtdx: quote v4 \(\d+ B\), report_data = ours, TD_ATTRIBUTES [0-9a-f]{16} \(debug off\), MRTD d0d0d0d0d0d0d0d0…$/,
+    );
     // Collateral unreachable: a warning that the TCB status is unknown, with what to do.
     expect(byId(results, 'tee.verify')).toMatchObject({
       status: 'warn',
-      detail: expect.stringContaining('collateral from https://api.trustedservices.intel.com not reachable: fetch failed (ECONNREFUSED)'),
+      detail: expect.stringContaining(
+        'collateral from https://api.trustedservices.intel.com not reachable: fetch failed (ECONNREFUSED)',
+      ),
       hint: expect.stringContaining('--pccs-url'),
     });
   });
 
   it('a libtdx_attest error code is a failed quote with the QGS hint', async () => {
     tdxDouble.setRc(8);
-    const results = await tee(config({ TEE_PROVIDER: 'libtdx', GPU_EVIDENCE: 'none', LIBTDX_ATTEST_PATH: LIBTDX }), {}, baseDeps());
+    const results = await tee(
+      config({ TEE_PROVIDER: 'libtdx', GPU_EVIDENCE: 'none', LIBTDX_ATTEST_PATH: LIBTDX }),
+      {},
+      baseDeps(),
+    );
     expect(byId(results, 'tee.provider').status).toBe('pass');
     expect(byId(results, 'tee.quote')).toMatchObject({
       status: 'fail',
@@ -100,12 +129,19 @@ describe('doctor: TEE checks', () => {
   });
 
   it('a configured provider whose interface is missing fails, naming it', async () => {
-    const results = await tee(config({ TEE_PROVIDER: 'dstack', GPU_EVIDENCE: 'none' }), {}, baseDeps({ timeouts: { 'tee.quote': 2000 } }));
+    const results = await tee(
+      config({ TEE_PROVIDER: 'dstack', GPU_EVIDENCE: 'none' }),
+      {},
+      baseDeps({ timeouts: { 'tee.quote': 2000 } }),
+    );
     expect(byId(results, 'tee.provider')).toMatchObject({
       status: 'fail',
       detail: 'TEE_PROVIDER=dstack is configured, but its interface is not visible (see tee.present)',
     });
-    expect(byId(results, 'tee.quote')).toMatchObject({ status: 'fail', detail: expect.stringContaining('dstack:') });
+    expect(byId(results, 'tee.quote')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('dstack:'),
+    });
   });
 
   it('dstack: auto picks the socket; a real quote verifies with dcap-qvl and a collateral file (UpToDate)', async () => {
@@ -122,27 +158,45 @@ describe('doctor: TEE checks', () => {
     const results = await tee(
       config({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none', DSTACK_SOCKET: agent.socketPath }),
       { collateralPath: sharedFixtures(sample.collateral) },
-      baseDeps({ random: (n) => (n === 64 ? reportData.slice() : new Uint8Array(n)), now: () => new Date(sample.nowSecs * 1000) }),
+      baseDeps({
+        random: (n) => (n === 64 ? reportData.slice() : new Uint8Array(n)),
+        now: () => new Date(sample.nowSecs * 1000),
+      }),
     );
-    expect(byId(results, 'tee.provider').detail).toMatch(/^TEE_PROVIDER=auto picks dstack: .*dstack.sock exists \(checked first\)$/);
-    expect(byId(results, 'tee.quote')).toMatchObject({ status: 'pass', detail: expect.stringContaining('dstack: quote v4 (5006 B), report_data = ours') });
+    expect(byId(results, 'tee.provider').detail).toMatch(
+      /^TEE_PROVIDER=auto picks dstack: .*dstack.sock exists \(checked first\)$/,
+    );
+    expect(byId(results, 'tee.quote')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('dstack: quote v4 (5006 B), report_data = ours'),
+    });
     expect(byId(results, 'tee.verify')).toMatchObject({
       status: 'pass',
-      detail: expect.stringMatching(/^dcap-qvl verified the quote with collateral file .*tdx_quote_collateral.json: TCB UpToDate$/),
+      detail: expect.stringMatching(
+        /^dcap-qvl verified the quote with collateral file .*tdx_quote_collateral.json: TCB UpToDate$/,
+      ),
     });
   });
 
   it('the same quote at the real current time: dcap-qvl rejects it (expired collateral) and the doctor fails', async () => {
     const sample = fixtureQuotes()[0]!;
     agent = await startFakeAgent((req, res) =>
-      req.path === '/Info' ? sendJson(res, INFO) : sendJson(res, { quote: Buffer.from(sample.bytes).toString('hex'), event_log: '[]' }),
+      req.path === '/Info'
+        ? sendJson(res, INFO)
+        : sendJson(res, { quote: Buffer.from(sample.bytes).toString('hex'), event_log: '[]' }),
     );
     const results = await tee(
       config({ TEE_PROVIDER: 'dstack', GPU_EVIDENCE: 'none', DSTACK_SOCKET: agent.socketPath }),
       { collateralPath: sharedFixtures(sample.collateral) },
-      baseDeps({ random: (n) => (n === 64 ? sample.bytes.slice(568, 632) : new Uint8Array(n)), now: () => new Date('2027-01-01T00:00:00Z') }),
+      baseDeps({
+        random: (n) => (n === 64 ? sample.bytes.slice(568, 632) : new Uint8Array(n)),
+        now: () => new Date('2027-01-01T00:00:00Z'),
+      }),
     );
-    expect(byId(results, 'tee.verify')).toMatchObject({ status: 'fail', detail: expect.stringContaining('dcap-qvl rejected the quote') });
+    expect(byId(results, 'tee.verify')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('dcap-qvl rejected the quote'),
+    });
   });
 
   it('a collateral file that is not collateral fails with what to give', async () => {
@@ -153,7 +207,10 @@ describe('doctor: TEE checks', () => {
       { collateralPath: bad },
       baseDeps(),
     );
-    expect(byId(results, 'tee.verify')).toMatchObject({ status: 'fail', detail: expect.stringContaining('missing or malformed fields') });
+    expect(byId(results, 'tee.verify')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('missing or malformed fields'),
+    });
   });
 
   it('configfs-tsm: a temp dir playing the kernel; auto picks it after dstack', async () => {
@@ -163,8 +220,13 @@ describe('doctor: TEE checks', () => {
       {},
       baseDeps({ configfsFs: fakeKernel() }),
     );
-    expect(byId(results, 'tee.provider').detail).toBe(`TEE_PROVIDER=auto picks configfs-tsm: no dstack socket; ${root} exists`);
-    expect(byId(results, 'tee.quote')).toMatchObject({ status: 'pass', detail: expect.stringContaining('configfs-tsm: quote v4') });
+    expect(byId(results, 'tee.provider').detail).toBe(
+      `TEE_PROVIDER=auto picks configfs-tsm: no dstack socket; ${root} exists`,
+    );
+    expect(byId(results, 'tee.quote')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('configfs-tsm: quote v4'),
+    });
     expect(await fsp.readdir(root)).toEqual([]);
   });
 
@@ -184,7 +246,11 @@ describe('doctor: TEE checks', () => {
 
   it('configfs-tsm: a directory that is not configfs (no kernel behind it) fails the quote', async () => {
     const root = await fsp.mkdtemp(join(scratch, 'tsm-'));
-    const results = await tee(config({ TEE_PROVIDER: 'configfs-tsm', GPU_EVIDENCE: 'none', TSM_REPORT_ROOT: root }), {}, baseDeps());
+    const results = await tee(
+      config({ TEE_PROVIDER: 'configfs-tsm', GPU_EVIDENCE: 'none', TSM_REPORT_ROOT: root }),
+      {},
+      baseDeps(),
+    );
     expect(byId(results, 'tee.present').status).toBe('pass');
     expect(byId(results, 'tee.quote')).toMatchObject({
       status: 'fail',
@@ -206,14 +272,21 @@ describe('doctor: TEE checks', () => {
         }),
     });
     const results = await tee(
-      config({ TEE_PROVIDER: 'tapp', TAPP_APP_ID: 'teeml-app', GPU_EVIDENCE: 'none', TAPP_ENDPOINT: tapp.endpoint }),
+      config({
+        TEE_PROVIDER: 'tapp',
+        TAPP_APP_ID: 'teeml-app',
+        GPU_EVIDENCE: 'none',
+        TAPP_ENDPOINT: tapp.endpoint,
+      }),
       {},
       baseDeps(),
     );
     expect(byId(results, 'tee.present').detail).toContain(`tapp ${tapp.endpoint}: yes`);
     expect(byId(results, 'tee.quote')).toMatchObject({
       status: 'pass',
-      detail: expect.stringContaining('tapp: quote v4 (5006 B), report_data = sha512(runtime_data) carrying ours'),
+      detail: expect.stringContaining(
+        'tapp: quote v4 (5006 B), report_data = sha512(runtime_data) carrying ours',
+      ),
     });
   });
 
