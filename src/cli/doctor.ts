@@ -27,6 +27,9 @@ Options:
   --tls-key <file>             its PEM private key (never printed)
   --zg-broker-config <file>    0G provider broker config (config.local.yaml): its targetTeeAddress must be ours
   --zg-target-tee-address <a>  or the registered targetTeeAddress itself
+  --zg-rpc <url>               0G EVM JSON-RPC: read the service registered on chain (with the next two)
+  --zg-serving-contract <a>    the inference serving contract address
+  --zg-provider <a>            the provider wallet address the broker registered with
   -h, --help                   this text
 `;
 
@@ -62,6 +65,9 @@ const parseInputs = (argv: string[]): { json: boolean; help: boolean; inputs: Do
   if (values['zg-broker-config'] !== undefined) inputs.zgBrokerConfigPath = values['zg-broker-config'];
   if (values['zg-target-tee-address'] !== undefined)
     inputs.zgTargetTeeAddress = values['zg-target-tee-address'];
+  if (values['zg-rpc'] !== undefined) inputs.zgRpcUrl = httpUrl('--zg-rpc', values['zg-rpc']);
+  if (values['zg-serving-contract'] !== undefined) inputs.zgServingContract = values['zg-serving-contract'];
+  if (values['zg-provider'] !== undefined) inputs.zgProviderAddress = values['zg-provider'];
   return { json: values.json === true, help: values.help === true, inputs };
 };
 
@@ -79,6 +85,9 @@ const parse = (argv: string[]) =>
       'tls-key': { type: 'string' },
       'zg-broker-config': { type: 'string' },
       'zg-target-tee-address': { type: 'string' },
+      'zg-rpc': { type: 'string' },
+      'zg-serving-contract': { type: 'string' },
+      'zg-provider': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -22,6 +22,10 @@ export interface DoctorInputs {
   zgTargetTeeAddress?: string;
   /** ... or read from the provider broker's config file (`service.targetTeeAddress`). */
   zgBrokerConfigPath?: string;
+  /** 0G chain check: a JSON-RPC endpoint, the inference serving contract and the provider wallet. */
+  zgRpcUrl?: string;
+  zgServingContract?: string;
+  zgProviderAddress?: string;
 }
 
 /** Every I/O edge the doctor touches that tests replace (STYLE.md 4). */

@@ -4,4 +4,4 @@ export type { DoctorContext, DoctorDeps, DoctorInputs, DoctorState } from './con
 export { defaultDoctorDeps, doctorChecks, runDoctor } from './doctor.js';
 export { exitCodeOf, renderHuman, renderJson } from './render.js';
 export { runChecks } from './run-checks.js';
-export { targetTeeAddressesOf } from './zg-checks.js';
+export { findAdditionalInfo, GET_SERVICE_SELECTOR, targetTeeAddressesOf } from './zg-checks.js';

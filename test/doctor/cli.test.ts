@@ -95,6 +95,7 @@ describe('teeml-sidecar doctor', () => {
       'wiring.tls',
       'wiring.port',
       'zg.target',
+      'zg.chain',
     ]);
   });
 
@@ -132,7 +133,7 @@ describe('teeml-sidecar doctor', () => {
     // The same machine with a broker that registered another address: exit 1.
     const wrong = await run(['--json', '--zg-broker-config', broker], env);
     expect(wrong.code).toBe(1);
-    expect(JSON.parse(wrong.out).checks.at(-1)).toMatchObject({ id: 'zg.target', status: 'fail' });
+    expect(JSON.parse(wrong.out).checks.at(-2)).toMatchObject({ id: 'zg.target', status: 'fail' });
   });
 
   it('never prints a token, an API key or key material', async () => {

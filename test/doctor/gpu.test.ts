@@ -160,7 +160,7 @@ describe('doctor: GPU checks against the NVML double', () => {
       status: 'skip',
       detail: expect.stringContaining('NVML did not answer'),
     });
-    expect(all.at(-1)?.id).toBe('zg.target');
+    expect(all.at(-1)?.id).toBe('zg.chain');
   });
 
   it('the serving local check accepts only the real NVIDIA root for NVML evidence', async () => {

@@ -304,7 +304,7 @@ describe('doctor: TEE checks', () => {
     });
     expect(byId(all, 'tee.verify').status).toBe('skip');
     // Every later check still ran.
-    expect(all.at(-1)?.id).toBe('zg.target');
+    expect(all.at(-1)?.id).toBe('zg.chain');
   });
 });
 
