@@ -21,10 +21,16 @@ const main = async (argv: string[]): Promise<number> => {
     }
     case 'doctor': {
       const { doctorCommand } = await import('./doctor.js');
-      const code = await doctorCommand(rest, process.env, process.stdout, process.stderr);
-      // A native call that outlived its check's deadline (a hung NVML or quote device) keeps a libuv
-      // worker thread, and so the process, alive: exit once the report is out.
-      process.stdout.write('', () => process.exit(code));
+      const { exitNow } = await import('../doctor/index.js');
+      let timedOut = false;
+      const code = await doctorCommand(rest, process.env, process.stdout, process.stderr, {
+        onTimeout: () => {
+          timedOut = true;
+        },
+      });
+      // A native call that outlived its check's deadline (a hung NVML or quote device) holds a libuv
+      // worker thread, which an ordinary exit would wait for: exit once the report is out.
+      process.stdout.write('', () => (timedOut ? exitNow(code) : process.exit(code)));
       return -1;
     }
     case '--version':

@@ -47,6 +47,8 @@ export interface DoctorDeps {
   configfsFs?: ConfigfsFs;
   /** Receives the providers' own warnings; silent by default (the doctor reports instead). */
   logger: Logger;
+  /** Told when a check ran out of time: its work (maybe a native call) may still be running. */
+  onTimeout?: (id: string) => void;
   /** Per-check deadline overrides by check id (tests, and operators of very large machines). */
   timeouts: Readonly<Record<string, number>>;
 }

@@ -63,7 +63,7 @@ export const runDoctor = async (
     detail: `TEE_PROVIDER=${config.TEE_PROVIDER}, GPU_EVIDENCE=${config.GPU_EVIDENCE}, KEY_SOURCE=${config.KEY_SOURCE}`,
   };
   try {
-    return [configResult, ...(await runChecks(doctorChecks(ctx)))];
+    return [configResult, ...(await runChecks(doctorChecks(ctx), all.onTimeout))];
   } finally {
     // Close what the checks opened; a provider stuck behind a hung native call is left behind.
     await Promise.all(

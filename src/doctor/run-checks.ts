@@ -10,9 +10,13 @@ class CheckTimeout extends Error {
  * Runs checks one after another (quote devices and NVML must not be driven concurrently), each under
  * its own deadline, and turns every outcome into a result: a check that throws or hangs is a `fail`,
  * never an exception out of the doctor. A native call that hangs keeps a libuv worker thread busy
- * after its deadline; the doctor does not wait for it (the CLI exits explicitly).
+ * after its deadline; the doctor does not wait for it, and tells `onTimeout` so the CLI can exit
+ * without joining that thread (exit-now.ts).
  */
-export const runChecks = async (checks: readonly DoctorCheck[]): Promise<CheckResult[]> => {
+export const runChecks = async (
+  checks: readonly DoctorCheck[],
+  onTimeout?: (id: string) => void,
+): Promise<CheckResult[]> => {
   const results: CheckResult[] = [];
   for (const check of checks) {
     try {
@@ -23,6 +27,7 @@ export const runChecks = async (checks: readonly DoctorCheck[]): Promise<CheckRe
       results.push({ id: check.id, ...outcome });
     } catch (error) {
       if (error instanceof CheckTimeout) {
+        onTimeout?.(check.id);
         results.push({
           id: check.id,
           status: 'fail',

@@ -1,5 +1,4 @@
 import { stat } from 'node:fs/promises';
-import type { LibraryHandle } from 'koffi';
 import { equalBytes, toHex } from '../bytes/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import { selectQuoteProvider } from '../server/index.js';
@@ -40,10 +39,13 @@ const exists = async (path: string, kind?: 'dir'): Promise<boolean> => {
   }
 };
 
+/**
+ * dlopen only, no call. The handle is not unloaded: koffi may hand the same handle to the provider
+ * that loads this library next, and unloading it would reset the library under it.
+ */
 const loadable = (path: string): boolean => {
   try {
-    const lib: LibraryHandle = ffi().load(path);
-    lib.unload();
+    ffi().load(path);
     return true;
   } catch {
     return false;

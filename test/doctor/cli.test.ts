@@ -200,4 +200,31 @@ describe('teeml-sidecar doctor', () => {
       JSON.parse(result.stdout).checks.find((c: { id: string }) => c.id === 'tee.present'),
     ).toMatchObject({ status: 'fail' });
   });
+
+  it('a quote call hung in native code: the real entry point still reports and exits', async () => {
+    const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+    const script = fileURLToPath(new URL('./hung-entry.ts', import.meta.url));
+    const result = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, LIBTDX, main], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...bareEnv({
+          TEE_PROVIDER: 'libtdx',
+          LIBTDX_ATTEST_PATH: LIBTDX,
+          GPU_EVIDENCE: 'none',
+          ATTESTATION_TIMEOUT_MS: '200',
+        }),
+      },
+      // The double sleeps 60 s: finishing well before proves the process did not wait for it.
+      timeout: 20_000,
+    }).then(
+      () => ({ code: 0, stdout: '' }),
+      (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+    );
+    expect(result.code).toBe(1);
+    const checks = JSON.parse(result.stdout).checks as { id: string; status: string; detail: string }[];
+    expect(checks.find((c) => c.id === 'tee.quote')).toMatchObject({
+      status: 'fail',
+      detail: 'no answer within 200 ms',
+    });
+  });
 });
