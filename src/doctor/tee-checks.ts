@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { equalBytes, toHex } from '../bytes/index.js';
+import { runWithDeadline } from '../concurrency/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import { selectQuoteProvider } from '../server/index.js';
 import { checkRuntimeData } from '../tapp/index.js';
@@ -211,7 +212,7 @@ export const teeChecks = (ctx: DoctorContext): DoctorCheck[] => {
 
   const verify: DoctorCheck = {
     id: 'tee.verify',
-    timeoutMs: ctx.timeout('tee.verify', 30_000),
+    timeoutMs: ctx.timeout('tee.verify', VERIFY_TIMEOUT_MS),
     failHint: 'collateral could not be fetched in time: give --pccs-url <your PCCS> or --collateral <file>',
     run: () => verifyOurQuote(ctx),
   };
@@ -269,6 +270,8 @@ const checkQuote = (
   return pass(`${seen} (debug off), MRTD ${toHex(parsed.report.mrTd).slice(0, 16)}…`);
 };
 
+const VERIFY_TIMEOUT_MS = 30_000;
+
 const ACCEPTABLE_HINT =
   'verifiers accept only UpToDate unless told otherwise (teeml-sidecar verify --accept-tcb): update the host BIOS/TDX module, or tell verifiers what to accept';
 
@@ -294,7 +297,12 @@ const verifyOurQuote = async (ctx: DoctorContext): Promise<CheckOutcome> => {
     const url = inputs.pccsUrl ?? dcap().INTEL_PCS_URL;
     source = `collateral from ${showUrl(url)}`;
     try {
-      collateral = await deps.getCollateral(url, quote);
+      // Its own, shorter deadline: a PCS that does not answer is a warning, not a failed check.
+      const ms = Math.max(500, ctx.timeout('tee.verify', VERIFY_TIMEOUT_MS) - 2000);
+      collateral = await runWithDeadline(() => deps.getCollateral(url, quote), {
+        timeoutMs: ms,
+        timeoutError: () => new Error(`no answer within ${ms} ms`),
+      });
     } catch (error) {
       return warn(
         `${source} not reachable: ${describeError(error)}; quote not verified, TCB status unknown`,

@@ -308,6 +308,21 @@ describe('doctor: TEE checks', () => {
   });
 });
 
+describe('doctor: collateral that never arrives', () => {
+  it('a PCS that does not answer is a warning (TCB unknown), not a failed check', async () => {
+    const results = await tee(
+      config({ TEE_PROVIDER: 'libtdx', GPU_EVIDENCE: 'none', LIBTDX_ATTEST_PATH: LIBTDX }),
+      { pccsUrl: 'https://pccs.example/sgx/certification/v4/' },
+      baseDeps({ getCollateral: () => new Promise(() => undefined), timeouts: { 'tee.verify': 2600 } }),
+    );
+    expect(byId(results, 'tee.verify')).toMatchObject({
+      status: 'warn',
+      detail:
+        'collateral from https://pccs.example/sgx/certification/v4/ not reachable: no answer within 600 ms; quote not verified, TCB status unknown',
+    });
+  });
+});
+
 /** configfs-tsm as the kernel documents it, on a real temp dir (test/tdx/configfs-tsm.test.ts). */
 const fakeKernel = (options: { debug?: boolean } = {}): ConfigfsFs => {
   const sim = new SimulatedQuoteProvider();
