@@ -110,7 +110,14 @@ export const teeChecks = (ctx: DoctorContext): DoctorCheck[] => {
         `${deps.tdxGuestDevice}: ${yesNo(p.tdxGuest)}; ` +
         `${config.LIBTDX_ATTEST_PATH}: ${p.libtdx ? 'loads' : 'not found'}; ` +
         `tapp ${config.TAPP_ENDPOINT}: ${tapp}`;
-      if (p.dstack || p.configfsTsm || p.libtdx || p.tapp === true) return pass(detail);
+      // libtdx_attest asks the kernel for the TD report through /dev/tdx_guest: one without the other is no quote.
+      if (p.dstack || p.configfsTsm || (p.libtdx && p.tdxGuest) || p.tapp === true) return pass(detail);
+      if (p.libtdx) {
+        return fail(
+          `${detail}: libtdx_attest without ${deps.tdxGuestDevice}`,
+          'libtdx_attest needs the TDX guest device: this is not a TDX guest, or the device is not passed into the container',
+        );
+      }
       if (p.tdxGuest) {
         return fail(
           `${detail}: a TDX guest without a quote interface`,

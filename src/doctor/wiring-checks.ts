@@ -14,7 +14,7 @@ const MAX_MODELS_BYTES = 4 * 1024 * 1024;
  * listens on.
  */
 export const wiringChecks = (ctx: DoctorContext): DoctorCheck[] => {
-  const { config, deps, inputs } = ctx;
+  const { config, deps } = ctx;
 
   const upstream: DoctorCheck = {
     id: 'wiring.upstream',
@@ -65,8 +65,9 @@ export const wiringChecks = (ctx: DoctorContext): DoctorCheck[] => {
         );
       if (models.length === 0)
         return warn(`GET ${shown}: no models served`, 'vLLM answers but serves no model yet');
+      const names = models.length > 10 ? [...models.slice(0, 10), '…'] : models;
       return pass(
-        `GET ${shown}: ${models.length} model${models.length === 1 ? '' : 's'}: ${models.join(', ')}`,
+        `GET ${shown}: ${models.length} model${models.length === 1 ? '' : 's'}: ${names.join(', ')}`,
       );
     },
   };
@@ -143,7 +144,6 @@ export const wiringChecks = (ctx: DoctorContext): DoctorCheck[] => {
     },
   };
 
-  void inputs;
   return [upstream, redis, tls, port];
 };
 
@@ -170,12 +170,15 @@ const modelNames = (text: string): string[] | undefined => {
   try {
     const json = JSON.parse(text) as { data?: unknown };
     if (!Array.isArray(json.data)) return undefined;
-    return json.data
-      .map((m: unknown) =>
-        typeof m === 'object' && m !== null && 'id' in m && typeof m.id === 'string' ? m.id : undefined,
-      )
-      .filter((id): id is string => id !== undefined)
-      .map((id) => id.slice(0, 200));
+    return (
+      json.data
+        .map((m: unknown) =>
+          typeof m === 'object' && m !== null && 'id' in m && typeof m.id === 'string' ? m.id : undefined,
+        )
+        .filter((id): id is string => id !== undefined)
+        // Printed to a terminal: printable ASCII only, bounded.
+        .map((id) => id.slice(0, 200).replace(/[^\x20-\x7e]/g, '?'))
+    );
   } catch {
     return undefined;
   }

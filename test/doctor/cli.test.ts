@@ -125,13 +125,19 @@ describe('teeml-sidecar doctor', () => {
       DSTACK_SOCKET: agent.socketPath,
       UPSTREAM_URL: upstream.url,
     });
-    const ok = await run([], env);
+    const device = join(scratch, 'tdx_guest');
+    writeFileSync(device, '');
+    const ok = await run([], env, baseDeps({ tdxGuestDevice: device }));
     expect(ok.code).toBe(0);
     expect(
       stable(ok.out).replaceAll(NVML, '<nvml double>').replaceAll(LIBTDX, '<libtdx double>'),
     ).toMatchSnapshot();
     // The same machine with a broker that registered another address: exit 1.
-    const wrong = await run(['--json', '--zg-broker-config', broker], env);
+    const wrong = await run(
+      ['--json', '--zg-broker-config', broker],
+      env,
+      baseDeps({ tdxGuestDevice: device }),
+    );
     expect(wrong.code).toBe(1);
     expect(JSON.parse(wrong.out).checks.at(-2)).toMatchObject({ id: 'zg.target', status: 'fail' });
   });

@@ -59,6 +59,19 @@ describe('doctor: TEE checks', () => {
     expect(present?.detail).toContain('a TDX guest without a quote interface');
   });
 
+  it('libtdx_attest without the TDX guest device is no quote interface', async () => {
+    const results = await tee(
+      config({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none', LIBTDX_ATTEST_PATH: LIBTDX }),
+      {},
+      baseDeps(),
+    );
+    expect(byId(results, 'tee.present')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('libtdx_attest without'),
+      hint: expect.stringContaining('not a TDX guest'),
+    });
+  });
+
   it('TEE_PROVIDER=simulated is a failure for production, and no quote is taken', async () => {
     const results = await tee(config(), {}, baseDeps());
     expect(byId(results, 'tee.provider')).toMatchObject({
@@ -82,10 +95,12 @@ describe('doctor: TEE checks', () => {
   });
 
   it('auto picks libtdx_attest (the C double) and says why; a real quote round trip through koffi', async () => {
+    const device = join(scratch, 'tdx_guest');
+    writeFileSync(device, '');
     const results = await tee(
       config({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none', LIBTDX_ATTEST_PATH: LIBTDX }),
       {},
-      baseDeps(),
+      baseDeps({ tdxGuestDevice: device }),
     );
     expect(byId(results, 'tee.present')).toMatchObject({
       status: 'pass',
@@ -94,7 +109,7 @@ describe('doctor: TEE checks', () => {
     expect(byId(results, 'tee.provider')).toMatchObject({
       status: 'pass',
       detail: expect.stringMatching(
-        /^TEE_PROVIDER=auto picks libtdx: no dstack socket, no configfs-tsm; .* produced a quote \(but .*tdx_guest is missing\)$/,
+        /^TEE_PROVIDER=auto picks libtdx: no dstack socket, no configfs-tsm; .*libtdx_attest.so.1 produced a quote$/,
       ),
     });
     const quote = byId(results, 'tee.quote');
