@@ -61,6 +61,8 @@ export interface DoctorState {
   quote?: { result: QuoteResult; reportData: Uint8Array };
   /** NVML did not answer in time: do not queue more calls behind the hung one. */
   nvmlHung?: boolean;
+  /** NVML could not be loaded or initialised (gpu.nvml says why): evidence through it is skipped. */
+  nvmlUnavailable?: boolean;
   gpus?: GpuEvidenceProvider;
   gpuEvidence?: { nonce: Uint8Array; gpus: GpuEvidence[] };
   /** Our ecdsa signing address (EIP-55), once the key check loaded it. */

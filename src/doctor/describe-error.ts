@@ -9,6 +9,16 @@ export const describeError = (error: unknown): string => {
   let message = error.message.split('\n')[0] ?? '';
   const code = errorCode(error);
   if (code !== undefined && !message.includes(code)) message = `${message} (${code})`;
+  // fetch says only "fetch failed"; the reason is in its cause (e.g. "bad port").
+  const cause = error.cause;
+  if (
+    code === undefined &&
+    cause instanceof Error &&
+    cause.message !== '' &&
+    !message.includes(cause.message)
+  ) {
+    message = `${message} (${cause.message.split('\n')[0]})`;
+  }
   return redactUrls(message || error.name);
 };
 

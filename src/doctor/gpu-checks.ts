@@ -87,6 +87,7 @@ export const gpuChecks = (ctx: DoctorContext): DoctorCheck[] => {
       try {
         bindings = loadNvml(config.NVML_LIBRARY_PATH);
       } catch (error) {
+        state.nvmlUnavailable = true;
         return fail(
           `${config.NVML_LIBRARY_PATH} does not load: no NVIDIA driver visible (${describeError(error)})`,
           NO_NVML_HINT,
@@ -101,6 +102,7 @@ export const gpuChecks = (ctx: DoctorContext): DoctorCheck[] => {
       try {
         await call('nvmlInit_v2', () => bindings.init());
       } catch (error) {
+        state.nvmlUnavailable = true;
         return fail(`${config.NVML_LIBRARY_PATH} loads, but ${describeError(error)}`, NO_NVML_HINT);
       }
       try {
@@ -136,6 +138,8 @@ export const gpuChecks = (ctx: DoctorContext): DoctorCheck[] => {
       }
       if (state.nvmlHung)
         return skip('NVML did not answer (see gpu.nvml); not queueing more calls behind it');
+      if (state.nvmlUnavailable && config.GPU_EVIDENCE === 'nvml')
+        return skip('no usable NVML (see gpu.nvml)');
       const gpus: GpuEvidenceProvider = selectGpuProvider(config);
       const close = gpus.close;
       if (close !== undefined) state.closers.push(() => close.call(gpus));

@@ -163,7 +163,7 @@ export const teeChecks = (ctx: DoctorContext): DoctorCheck[] => {
           deps.configfsFs === undefined ? {} : { configfsFs: deps.configfsFs },
         );
       } catch (error) {
-        state.quotesUnavailable = 'no quote provider';
+        state.quotesUnavailable = 'see tee.provider';
         const tapp =
           p.tapp === true && config.TEE_PROVIDER === 'auto'
             ? 'a Tapp socket exists, but auto never picks Tapp: set TEE_PROVIDER=tapp and TAPP_APP_ID'

@@ -19,7 +19,8 @@ export const wiringChecks = (ctx: DoctorContext): DoctorCheck[] => {
   const upstream: DoctorCheck = {
     id: 'wiring.upstream',
     timeoutMs: ctx.timeout('wiring.upstream', 10_000),
-    failHint: 'the upstream did not answer GET /v1/models in time: is vLLM up and listening on UPSTREAM_URL?',
+    failHint:
+      'is vLLM up, and listening where the sidecar reaches it (UPSTREAM_URL, from inside this container)?',
     async run(signal) {
       if (config.UPSTREAM_URL === undefined) {
         return fail(

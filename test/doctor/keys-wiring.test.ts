@@ -201,7 +201,7 @@ describe('doctor: Redis', () => {
       await runDoctor(
         config({ REDIS_URL: `redis://user:redis-pw-secret@127.0.0.1:${port}` }),
         {},
-        baseDeps({ timeouts: { 'wiring.redis': 300 } }),
+        baseDeps({ timeouts: { 'wiring.redis': 10_000 } }),
       ),
       'wiring.redis',
     );
