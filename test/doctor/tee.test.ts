@@ -10,7 +10,7 @@ import { type FakeAgent, sendJson, startFakeAgent } from '../dstack/agent-server
 import { sharedFixtures } from '../paths.js';
 import { type FakeTapp, startFakeTapp, tappEvidence } from '../tapp/tapp-server.js';
 import { fixtureQuotes } from '../tdx/fixture-quotes.js';
-import { baseDeps, byId, cleanupScratch, config, LIBTDX, missing, scratch, tdxDouble } from './harness.js';
+import { baseDeps, byId, cleanupScratch, config, LIBTDX, scratch, tdxDouble } from './harness.js';
 
 const INFO = readFileSync(sharedFixtures('dstack/nearai-sample/SAMPLE_DSTACK_INFO.json'));
 const kmsKey = (path: string): string => createHash('sha256').update(path).digest('hex');
@@ -365,5 +365,3 @@ const fakeKernel = (options: { debug?: boolean } = {}): ConfigfsFs => {
     },
   };
 };
-
-void missing;
