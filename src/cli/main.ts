@@ -10,6 +10,7 @@ Usage:
                                      local OpenAI endpoint that verifies every answer (gateway --help)
   teeml-sidecar receipts verify <file>
                                      re-check a gateway receipts file offline
+  teeml-sidecar doctor [--json] [--nras]  preflight on this machine: TEE, GPU, keys, wiring (doctor --help)
   teeml-sidecar --version
 `;
 
@@ -29,6 +30,20 @@ const main = async (argv: string[]): Promise<number> => {
     case 'receipts': {
       const { receiptsCommand } = await import('./receipts.js');
       return receiptsCommand(rest, process.stdout, process.stderr);
+    }
+    case 'doctor': {
+      const { doctorCommand } = await import('./doctor.js');
+      const { exitNow } = await import('../doctor/index.js');
+      let timedOut = false;
+      const code = await doctorCommand(rest, process.env, process.stdout, process.stderr, {
+        onTimeout: () => {
+          timedOut = true;
+        },
+      });
+      // A native call that outlived its check's deadline (a hung NVML or quote device) holds a libuv
+      // worker thread, which an ordinary exit would wait for: exit once the report is out.
+      process.stdout.write('', () => (timedOut ? exitNow(code) : process.exit(code)));
+      return -1;
     }
     case '--version':
     case '-v': {

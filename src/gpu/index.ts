@@ -40,6 +40,8 @@ export type {
 export { fetchNrasJwks, NRAS_BASE_URL, NRAS_ISSUER, submitToNras, verifyNrasResult } from './nras.js';
 export type { NvmlGpuEvidenceOptions } from './nvml.js';
 export { NvmlGpuEvidenceProvider } from './nvml.js';
+export type { NvmlBindings } from './nvml-bindings.js';
+export { loadNvml, NVML_LAYOUT } from './nvml-bindings.js';
 export type { NvidiaPayload } from './payload.js';
 export { buildNvidiaPayload, parseNvidiaPayload } from './payload.js';
 export type { NrasSelfCheckOptions, NrasSelfCheckResult } from './self-check.js';

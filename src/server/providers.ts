@@ -23,6 +23,7 @@ import {
   TieredSignatureStore,
 } from '../signatures/index.js';
 import {
+  type ConfigfsFs,
   ConfigfsTsmQuoteProvider,
   DstackQuoteProvider,
   LibTdxQuoteProvider,
@@ -39,14 +40,27 @@ export interface Providers {
   checkGpuEvidence: (gpus: readonly GpuEvidence[], nonce: Uint8Array) => void;
 }
 
+/** I/O edges of the quote providers that tests (and the doctor's tests) replace. */
+export interface QuoteProviderIo {
+  /** configfs-tsm file operations (default node:fs). */
+  configfsFs?: ConfigfsFs;
+}
+
 /**
  * `TEE_PROVIDER=auto`: the first platform present, in the order dstack socket → configfs-tsm →
  * libtdx_attest. Simulated only when TEE_AUTO_ALLOW_SIMULATED=true; otherwise start-up fails.
  */
-const detectQuoteProvider = async (config: Config, logger: Logger): Promise<QuoteProvider> => {
+const detectQuoteProvider = async (
+  config: Config,
+  logger: Logger,
+  io: QuoteProviderIo,
+): Promise<QuoteProvider> => {
   if (existsSync(config.DSTACK_SOCKET)) return new DstackQuoteProvider({ socketPath: config.DSTACK_SOCKET });
   if (existsSync(config.TSM_REPORT_ROOT))
-    return new ConfigfsTsmQuoteProvider({ root: config.TSM_REPORT_ROOT });
+    return new ConfigfsTsmQuoteProvider({
+      root: config.TSM_REPORT_ROOT,
+      ...(io.configfsFs === undefined ? {} : { fs: io.configfsFs }),
+    });
   const libtdx = new LibTdxQuoteProvider({ libraryPath: config.LIBTDX_ATTEST_PATH });
   try {
     await libtdx.getQuote(new Uint8Array(64));
@@ -66,7 +80,12 @@ const detectQuoteProvider = async (config: Config, logger: Logger): Promise<Quot
   );
 };
 
-const quoteProvider = (config: Config, logger: Logger): Promise<QuoteProvider> | QuoteProvider => {
+/** The quote provider `TEE_PROVIDER` names (`auto`: detected as above). Exported for `doctor`. */
+export const selectQuoteProvider = (
+  config: Config,
+  logger: Logger,
+  io: QuoteProviderIo = {},
+): Promise<QuoteProvider> | QuoteProvider => {
   switch (config.TEE_PROVIDER) {
     case 'simulated':
       return new SimulatedQuoteProvider();
@@ -76,7 +95,10 @@ const quoteProvider = (config: Config, logger: Logger): Promise<QuoteProvider> |
         timeoutMs: config.ATTESTATION_TIMEOUT_MS,
       });
     case 'configfs-tsm':
-      return new ConfigfsTsmQuoteProvider({ root: config.TSM_REPORT_ROOT });
+      return new ConfigfsTsmQuoteProvider({
+        root: config.TSM_REPORT_ROOT,
+        ...(io.configfsFs === undefined ? {} : { fs: io.configfsFs }),
+      });
     case 'libtdx':
       return new LibTdxQuoteProvider({ libraryPath: config.LIBTDX_ATTEST_PATH });
     case 'tapp':
@@ -86,11 +108,12 @@ const quoteProvider = (config: Config, logger: Logger): Promise<QuoteProvider> |
         timeoutMs: config.ATTESTATION_TIMEOUT_MS,
       });
     case 'auto':
-      return detectQuoteProvider(config, logger);
+      return detectQuoteProvider(config, logger, io);
   }
 };
 
-const gpuProvider = (config: Config): GpuEvidenceProvider => {
+/** The GPU evidence provider `GPU_EVIDENCE` names. Exported for `doctor`. */
+export const selectGpuProvider = (config: Config): GpuEvidenceProvider => {
   switch (config.GPU_EVIDENCE) {
     case 'simulated':
       return new SimulatedGpuEvidenceProvider();
@@ -111,7 +134,8 @@ const gpuProvider = (config: Config): GpuEvidenceProvider => {
   }
 };
 
-const keySource = (config: Config): KeySource => {
+/** The key source `KEY_SOURCE` names. Exported for `doctor`. */
+export const selectKeySource = (config: Config): KeySource => {
   switch (config.KEY_SOURCE) {
     case 'ephemeral':
       return new EphemeralKeySource();
@@ -123,6 +147,26 @@ const keySource = (config: Config): KeySource => {
 };
 
 /**
+ * The local GPU evidence check with the roots this provider's evidence may chain to. Real GPU
+ * evidence is only ever accepted under the real NVIDIA root; the synthetic root is added for the
+ * simulated and fixture providers alone. Exported for `doctor`.
+ */
+export const gpuEvidenceChecker = async (
+  gpus: GpuEvidenceProvider,
+): Promise<(list: readonly GpuEvidence[], nonce: Uint8Array) => void> => {
+  const synthetic = gpus.kind === 'simulated' || gpus.kind === 'fixture';
+  const pinnedRoots = synthetic
+    ? [NVIDIA_DEVICE_IDENTITY_CA_SHA256, (await loadSyntheticGpuFixtures()).rootFingerprint]
+    : undefined;
+  return (list, nonce) =>
+    assertGpuEvidence(list, {
+      nonce,
+      now: new Date(),
+      ...(pinnedRoots === undefined ? {} : { pinnedRoots }),
+    });
+};
+
+/**
  * Builds the providers configuration names. Real GPU evidence is only ever accepted under the real
  * NVIDIA root; the synthetic root is added for the simulated and fixture providers alone.
  */
@@ -131,18 +175,9 @@ export const selectProviders = async (
   logger: Logger,
   fetchImpl?: typeof fetch,
 ): Promise<Providers> => {
-  const quotes = await quoteProvider(config, logger);
-  const gpus = gpuProvider(config);
-  const synthetic = gpus.kind === 'simulated' || gpus.kind === 'fixture';
-  const pinnedRoots = synthetic
-    ? [NVIDIA_DEVICE_IDENTITY_CA_SHA256, (await loadSyntheticGpuFixtures()).rootFingerprint]
-    : undefined;
-  const checkGpuEvidence = (list: readonly GpuEvidence[], nonce: Uint8Array): void =>
-    assertGpuEvidence(list, {
-      nonce,
-      now: new Date(),
-      ...(pinnedRoots === undefined ? {} : { pinnedRoots }),
-    });
+  const quotes = await selectQuoteProvider(config, logger);
+  const gpus = selectGpuProvider(config);
+  const checkGpuEvidence = await gpuEvidenceChecker(gpus);
   if (config.NRAS_SELF_CHECK) {
     const result = await nrasSelfCheck(gpus, {
       baseUrl: config.NRAS_URL,
@@ -156,7 +191,7 @@ export const selectProviders = async (
     }
     logger.info("NRAS accepted this machine's GPU evidence");
   }
-  return { quotes, gpus, keys: keySource(config), checkGpuEvidence };
+  return { quotes, gpus, keys: selectKeySource(config), checkGpuEvidence };
 };
 
 export interface SelectedStore {
