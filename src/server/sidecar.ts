@@ -1,4 +1,5 @@
 import { type Server, STATUS_CODES } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createAdaptorServer } from '@hono/node-server';
@@ -16,6 +17,7 @@ import {
   type SignatureStore,
   TieredSignatureStore,
 } from '../signatures/index.js';
+import { startTls, type TlsSource } from '../tls/index.js';
 import { createApp } from './app.js';
 import { ClientLimit } from './client-limits.js';
 import { InFlight } from './in-flight.js';
@@ -61,6 +63,8 @@ export interface SidecarOverrides {
   store?: SignatureStore;
   /** `fetch` used by the NRAS self-check. */
   fetch?: typeof fetch;
+  /** Replaces the TLS source configuration would choose. */
+  tls?: TlsSource;
 }
 
 /**
@@ -75,6 +79,8 @@ export const startSidecar = async (
 ): Promise<Sidecar> => {
   const providers = { ...(await selectProviders(config, logger, overrides.fetch)), ...overrides.providers };
   const signers = createSigners(await providers.keys.load());
+  // Before anything listens: a bad certificate or key is a start-up error naming the variable.
+  const tls = await startTls(config, logger, overrides.tls);
   const metrics = new Metrics();
   let demo: DemoUpstream | undefined;
   if (config.demoUpstream) {
@@ -172,6 +178,7 @@ export const startSidecar = async (
     logger,
     metrics,
     authToken: config.AUTH_TOKEN,
+    tls: tls?.binder,
     proxy: {
       upstream,
       signers,
@@ -192,10 +199,16 @@ export const startSidecar = async (
       version: VERSION,
     },
   });
-  const server = createAdaptorServer({
-    fetch: app.fetch,
-    serverOptions: { maxHeaderSize: config.MAX_HEADER_BYTES },
-  }) as Server;
+  const server = (
+    tls?.terminates === true
+      ? createAdaptorServer({
+          fetch: app.fetch,
+          createServer: createHttpsServer,
+          serverOptions: { ...tls.serverOptions(), maxHeaderSize: config.MAX_HEADER_BYTES },
+        })
+      : createAdaptorServer({ fetch: app.fetch, serverOptions: { maxHeaderSize: config.MAX_HEADER_BYTES } })
+  ) as Server;
+  tls?.follow(tls.terminates ? (server as unknown as HttpsServer) : undefined);
   // Slowloris: a client must send its headers, and its whole request, in bounded time (Node answers
   // 408 itself). Response time is not bounded here: streams may run long, the upstream idle timeout
   // bounds them.
@@ -208,7 +221,8 @@ export const startSidecar = async (
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  const scheme = tls?.terminates === true ? 'https' : 'http';
+  const url = `${scheme}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
   logger.info(
     {
       url,
@@ -234,6 +248,7 @@ export const startSidecar = async (
         logger.warn({ inFlight: inFlight.size }, 'shutdown grace period over; closing open connections');
       server.closeAllConnections();
       await closed;
+      tls?.close();
       upstream.close();
       await demo?.close();
       await store.close?.();
