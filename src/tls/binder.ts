@@ -39,21 +39,26 @@ export class TlsBinder {
     this.remember(identity);
   }
 
+  /**
+   * Records the certificate a new connection presented (the server's `secureConnection` event):
+   * Node stops exposing it on a keep-alive socket after its first response.
+   */
+  noteConnection(socket: TLSSocket): void {
+    const local = socket.getX509Certificate();
+    if (local === undefined) return;
+    const spki = spkiSha256(local);
+    this.perSocket.set(socket, {
+      spkiSha256: spki,
+      certificate: this.recent.get(toHex(spki))?.certificate ?? `${local.toString().trim()}\n`,
+    });
+  }
+
   forRequest(incoming: IncomingMessage): TlsBinding {
     const socket = incoming.socket;
     if (this.terminates && socket instanceof TLSSocket) {
+      if (!this.perSocket.has(socket)) this.noteConnection(socket);
       const known = this.perSocket.get(socket);
       if (known !== undefined) return known;
-      const local = socket.getX509Certificate();
-      if (local !== undefined) {
-        const spki = spkiSha256(local);
-        const binding = {
-          spkiSha256: spki,
-          certificate: this.recent.get(toHex(spki))?.certificate ?? `${local.toString().trim()}\n`,
-        };
-        this.perSocket.set(socket, binding);
-        return binding;
-      }
     }
     return { spkiSha256: this.current.spkiSha256, certificate: this.current.certificate };
   }

@@ -7,6 +7,8 @@ export type { GeneratedTlsSourceOptions } from './generate.js';
 export { GeneratedTlsSource } from './generate.js';
 export type { TlsIdentity, TlsIdentityInput } from './identity.js';
 export { pemCertificates, spkiSha256, TlsConfigError, tlsIdentity } from './identity.js';
+export type { PeerCertificate, PeerResponse, TlsPeerChannelOptions } from './peer-channel.js';
+export { PeerCertificateError, TlsPeerChannel } from './peer-channel.js';
 export type { TlsBindingSource } from './report-flag.js';
 export { tlsBindingForReport } from './report-flag.js';
 export type { TlsRuntime } from './runtime.js';

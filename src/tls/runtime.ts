@@ -1,4 +1,5 @@
 import type { ServerOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/index.js';
 import { DstackClient } from '../dstack/index.js';
 import type { Logger } from '../log/index.js';
@@ -56,6 +57,7 @@ export const createTlsSource = (config: Config): TlsSource | undefined => {
 /** A server whose certificate can be replaced for new connections (node:https Server). */
 interface ReloadableServer {
   setSecureContext(options: ServerOptions): void;
+  on(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
 }
 
 export interface TlsRuntime {
@@ -98,6 +100,7 @@ export const startTls = async (
     terminates: source.terminates,
     serverOptions: () => httpsServerOptions(binder.identity),
     follow: (server) => {
+      server?.on('secureConnection', (socket) => binder.noteConnection(socket));
       stop = source.watch?.(
         (next) => {
           if (server !== undefined && source.terminates) server.setSecureContext(httpsServerOptions(next));
