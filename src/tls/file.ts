@@ -1,5 +1,6 @@
-import { type StatsListener, unwatchFile, watchFile } from 'node:fs';
+import { type FSWatcher, unwatchFile, watch, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { TlsConfigError, type TlsIdentity, tlsIdentity } from './identity.js';
 import type { TlsSource } from './tls-source.js';
 
@@ -26,15 +27,18 @@ const readPem = async (path: string, variable: string): Promise<string> => {
 
 /**
  * PEM files on disk: the operator's certificate (e.g. from an ACME client inside the CVM, renewed in
- * place). Files are polled with fs.watchFile rather than fs.watch because renewals usually swap a
- * symlink or rename a new file over the old one, which an inotify watch on the old inode misses;
- * stat polling follows the path. A change that does not give a valid pair (a renewal caught halfway,
+ * place). Renewals usually swap a symlink or rename a new file over the old one, which a watch on
+ * the old inode misses, so the *directories* holding the files are watched (fs.watch, immediate),
+ * and the paths are also polled with fs.watchFile (stat follows the path; it is the fallback where
+ * inotify is unavailable). A change that does not give a valid pair (a renewal caught halfway,
  * an expired or mismatched certificate) is reported through `onError` and the old pair stays.
  */
 export class FileTlsSource implements TlsSource {
   readonly kind: 'file' | 'bind';
   readonly terminates: boolean;
   private readonly now: () => Date;
+  /** Certificate and key text of the last successful load(). */
+  private loaded: string | undefined;
 
   constructor(private readonly options: FileTlsSourceOptions) {
     this.terminates = options.keyPath !== undefined;
@@ -48,7 +52,7 @@ export class FileTlsSource implements TlsSource {
       readPem(certPath, 'TLS_CERT_PATH'),
       keyPath === undefined ? undefined : readPem(keyPath, 'TLS_KEY_PATH'),
     ]);
-    return tlsIdentity({
+    const identity = tlsIdentity({
       source: this.kind,
       certificate,
       key,
@@ -56,6 +60,8 @@ export class FileTlsSource implements TlsSource {
       ...(keyPath === undefined ? {} : { keyOrigin: `TLS_KEY_PATH (${keyPath})` }),
       now: this.now(),
     });
+    this.loaded = `${identity.certificate}\0${identity.key ?? ''}`;
+    return identity;
   }
 
   watch(onIdentity: (identity: TlsIdentity) => void, onError: (error: Error) => void): () => void {
@@ -63,21 +69,16 @@ export class FileTlsSource implements TlsSource {
       this.options.certPath,
       ...(this.options.keyPath === undefined ? [] : [this.options.keyPath]),
     ];
-    let last: string | undefined;
+    // The baseline is the pair the caller has (its last load()): only a different one is reported.
+    let last = this.loaded;
     let loading = Promise.resolve();
-    const listener: StatsListener = (current, previous) => {
-      if (
-        current.mtimeMs === previous.mtimeMs &&
-        current.ino === previous.ino &&
-        current.size === previous.size
-      )
-        return;
-      // One load at a time, in order: a cert and a key changed in the same poll give two loads, and
-      // the second (same pair) is ignored below.
+    const changed = (): void => {
+      // One load at a time, in order: a cert and a key changed together give several loads, and
+      // the later ones (same pair) are ignored below.
       loading = loading.then(async () => {
         try {
           const identity = await this.load();
-          const signature = `${identity.certificate}\0${identity.key ?? ''}`;
+          const signature = this.loaded;
           if (signature === last) return;
           last = signature;
           onIdentity(identity);
@@ -86,16 +87,26 @@ export class FileTlsSource implements TlsSource {
         }
       });
     };
+    // fs.watchFile calls its listener only when a stat field changed (inode, size, mtime, ctime).
     for (const path of paths)
-      watchFile(path, { interval: this.options.pollIntervalMs, persistent: false }, listener);
-    // The pair loaded at start is the baseline: only a different one is reported.
-    void this.load()
-      .then((identity) => {
-        last ??= `${identity.certificate}\0${identity.key ?? ''}`;
-      })
-      .catch(() => undefined);
+      watchFile(path, { interval: this.options.pollIntervalMs, persistent: false }, changed);
+    const names = new Set(paths.map((p) => basename(p)));
+    const watchers: FSWatcher[] = [];
+    for (const dir of new Set(paths.map((p) => dirname(p)))) {
+      try {
+        // `..data`-style names: Kubernetes secret volumes swap a hidden symlinked directory.
+        const watcher = watch(dir, { persistent: false }, (_event, name) => {
+          if (name === null || names.has(String(name)) || String(name).startsWith('..')) changed();
+        });
+        watcher.on('error', () => watcher.close());
+        watchers.push(watcher);
+      } catch {
+        // No inotify here (or the directory is gone): polling alone notices changes.
+      }
+    }
     return () => {
-      for (const path of paths) unwatchFile(path, listener);
+      for (const path of paths) unwatchFile(path, changed);
+      for (const watcher of watchers) watcher.close();
     };
   }
 }
