@@ -232,6 +232,7 @@ const verifyOver = async (
   }
   const headers = options.headers ?? {};
   let model = options.model;
+  let modelsError: string | undefined;
   if (model === undefined) {
     try {
       const models = await fetchWire(providerFetch, `${api}/models`, {
@@ -239,13 +240,20 @@ const verifyOver = async (
       });
       const first = (jsonOf(models.body) as { data?: { id?: unknown }[] } | undefined)?.data?.[0]?.id;
       if (typeof first === 'string') model = first;
-    } catch {
+    } catch (error) {
       model = undefined;
+      modelsError = error instanceof Error ? error.message : 'unknown error';
     }
   }
   if (model === undefined) {
     for (const [id, title] of SIGNATURE_CHECKS)
-      list.fail(id, title, 'no model: GET /v1/models named none (use --model)');
+      list.fail(
+        id,
+        title,
+        modelsError === undefined
+          ? 'no model: GET /v1/models named none (use --model)'
+          : `no model: GET /v1/models failed: ${modelsError}`,
+      );
     return resultOf(list, nonceHex, nowSeconds, facts.signer);
   }
   for (const stream of [false, true]) {
