@@ -46,7 +46,11 @@ interface Target {
   name: string;
   port: number;
   pid: number;
+  /** https: the sidecar terminating TLS itself (autocannon does not check the certificate). */
+  scheme?: 'http' | 'https';
 }
+
+const originOf = (t: Target): string => `${t.scheme ?? 'http'}://127.0.0.1:${t.port}`;
 
 const fmt = (n: number, digits = 0): string =>
   Number.isFinite(n)
@@ -96,11 +100,12 @@ const main = async (): Promise<void> => {
   const upstream = { BENCH_UPSTREAM_PORT: String(stub.port) };
   const nodeProxy = await startChild(`${here}node-proxy.ts`, upstream);
   const sidecar = await startChild(`${here}sidecar-child.mjs`, upstream);
+  const sidecarTls = await startChild(`${here}sidecar-child.mjs`, { ...upstream, BENCH_TLS: '1' });
   const nginxBin = findNginx();
   const nginx = nginxBin === undefined ? undefined : await startNginx(nginxBin, stub.port, await freePort());
   log(`- nginx: ${nginxBin === undefined ? 'not installed — row skipped' : nginxVersion(nginxBin)}`);
   log('');
-  const children: Array<{ stop(): Promise<void> }> = [stub, nodeProxy, sidecar];
+  const children: Array<{ stop(): Promise<void> }> = [stub, nodeProxy, sidecar, sidecarTls];
   if (nginx !== undefined) children.push(nginx);
 
   const targets: Target[] = [
@@ -108,6 +113,7 @@ const main = async (): Promise<void> => {
     ...(nginx === undefined ? [] : [{ name: 'nginx', port: nginx.port, pid: nginx.pid }]),
     { name: 'node pass-through', port: nodeProxy.port, pid: nodeProxy.pid },
     { name: 'sidecar', port: sidecar.port, pid: sidecar.pid },
+    { name: 'sidecar (https)', port: sidecarTls.port, pid: sidecarTls.pid, scheme: 'https' },
   ];
   const eld = async (
     fn: () => Promise<LoadResult>,
@@ -147,7 +153,7 @@ const main = async (): Promise<void> => {
     const byTarget = new Map<string, LoadResult & { eldP99?: number; eldMax?: number }>();
     results.set(c.key, byTarget);
     for (const t of targets) {
-      const url = `http://127.0.0.1:${t.port}${c.path}`;
+      const url = `${originOf(t)}${c.path}`;
       await load({ url, connections: 32, duration: WARM, body: c.body });
       const run = () => load({ url, connections: 32, duration: D, body: c.body, pid: t.pid });
       byTarget.set(t.name, t.name === 'sidecar' ? await eld(run) : await run());
@@ -186,7 +192,7 @@ const main = async (): Promise<void> => {
   log('|---|---:|---:|---:|---:|');
   const lat = new Map<string, LoadResult>();
   for (const t of targets) {
-    const url = `http://127.0.0.1:${t.port}/v1/chat/completions?case=small`;
+    const url = `${originOf(t)}/v1/chat/completions?case=small`;
     await load({ url, connections: 32, duration: WARM, body: SMALL_BODY });
     lat.set(
       t.name,
@@ -215,7 +221,7 @@ const main = async (): Promise<void> => {
   log('|---|---:|---:|---:|---:|---:|');
   const seq = new Map<string, LoadResult>();
   for (const t of targets) {
-    const url = `http://127.0.0.1:${t.port}/v1/chat/completions?case=small`;
+    const url = `${originOf(t)}/v1/chat/completions?case=small`;
     seq.set(t.name, await load({ url, connections: 1, duration: D / 2, body: SMALL_BODY, pid: t.pid }));
   }
   const s0 = seq.get('direct (stub)') as LoadResult;
@@ -244,7 +250,7 @@ const main = async (): Promise<void> => {
     }, 200);
     const run = () =>
       load({
-        url: `http://127.0.0.1:${t.port}/`,
+        url: `${originOf(t)}/`,
         connections: HELD_STREAMS,
         amount: HELD_STREAMS,
         body: STREAM_BODY,
@@ -296,9 +302,22 @@ const main = async (): Promise<void> => {
     path: nonce,
     pid: sidecar.pid,
   });
+  // The HTTPS sidecar, binding its certificate (include_tls_fingerprint=true).
+  const tlsReportUrl = `https://127.0.0.1:${sidecarTls.port}/v1/attestation/report`;
+  const bound = (): string => `${nonce()}&include_tls_fingerprint=true`;
+  await load({ url: tlsReportUrl, method: 'GET', connections: 32, duration: WARM, path: bound });
+  const freshTls = await load({
+    url: tlsReportUrl,
+    method: 'GET',
+    connections: 32,
+    duration: D,
+    path: bound,
+    pid: sidecarTls.pid,
+  });
   for (const [name, r] of [
     ['cached (no nonce)', cached],
     ['fresh (random nonce each)', fresh],
+    ['fresh, https, include_tls_fingerprint=true', freshTls],
   ] as const) {
     log(
       `| ${name} | ${fmt(r.rps)} | ${fmt(r.p50Us / 1000, 2)} | ${fmt(r.p99Us / 1000, 2)} | ${fmt(r.cpuUsPerReq)} | ${r.errors} / ${r.non2xx} |`,
@@ -309,6 +328,8 @@ const main = async (): Promise<void> => {
   // --- Signature store: fill a fresh sidecar, look up, measure memory. ------------------------------
   await sidecar.stop();
   children.splice(children.indexOf(sidecar), 1);
+  await sidecarTls.stop();
+  children.splice(children.indexOf(sidecarTls), 1);
   const fresh2: Child = await startChild(`${here}sidecar-child.mjs`, upstream, ['--expose-gc']);
   children.push(fresh2);
   const base = await fresh2.ask<{ rss: number; heapUsed: number }>({ cmd: 'stats', gc: true });

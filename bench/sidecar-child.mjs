@@ -26,6 +26,8 @@ const config = loadConfig({
   SIGNATURE_CAPACITY: '200000',
   // The info line per request is part of what a provider runs; it goes to a sink, not a terminal.
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+  // BENCH_TLS=1: the same sidecar serving HTTPS itself (attested TLS, an in-memory key).
+  ...(process.env.BENCH_TLS === '1' ? { TLS_KEY_SOURCE: 'generate', TLS_HOSTNAMES: '127.0.0.1' } : {}),
 });
 const sink = new Writable({ write: (_chunk, _enc, done) => done() });
 const sidecar = await startSidecar(config, createLogger(config.LOG_LEVEL, sink));

@@ -11,4 +11,6 @@ export const SECRET_MARKERS = {
   upstreamKey: 'upstream-key-123',
   prompt: 'secret prompt 7f3a',
   completion: 'secret completion 9c1d',
+  /** Any PEM private key (TLS keys are made per test, so the marker is the PEM armour itself). */
+  tlsPrivateKey: 'PRIVATE KEY-----',
 } as const;

@@ -28,24 +28,39 @@ export interface AttestationServiceOptions {
   random?: (n: number) => Uint8Array;
 }
 
+/**
+ * A TLS certificate to bind into the report (`include_tls_fingerprint=true`, CONTRACT.md): its SPKI
+ * hash goes into report_data (tdx/report-data.ts) and `tls_cert_fingerprint`; `certificate` (PEM,
+ * the chain as served) goes into the envelope's `tls_certificate`, where NEAR's cloud-api puts it.
+ */
+export interface TlsBinding {
+  spkiSha256: Uint8Array;
+  certificate: string;
+}
+
 interface CacheEntry {
   report: AttestationReport;
   expiresAt: number;
 }
+
+const cacheKey = (algo: SigningAlgo, tls: TlsBinding | undefined): string =>
+  tls === undefined ? algo : `${algo}:tls:${toHex(tls.spkiSha256)}`;
 
 /**
  * Builds attestation reports.
  * - With a nonce: always a fresh quote and fresh GPU evidence for that nonce, collected in parallel;
  *   concurrent requests for the same nonce share one collection; at most `maxConcurrent` collections
  *   run and `maxQueue` wait (429 beyond); a TEE or GPU that does not answer gives 503.
- * - Without: a cached report per algorithm for a random nonce, refreshed in the background when it is
- *   80% through its TTL, so callers rarely wait for a TEE.
+ * - Without: a cached report per algorithm (and per bound TLS key, or none) for a random nonce,
+ *   refreshed in the background when it is 80% through its TTL, so callers rarely wait for a TEE.
+ *   A report binding a TLS key never answers a request without the flag, nor the other way round.
  */
 export class AttestationService {
   private readonly limiter: Limiter;
   private readonly inFlight = new Map<string, Promise<AttestationReport>>();
-  private readonly cache = new Map<SigningAlgo, CacheEntry>();
-  private readonly refreshing = new Map<SigningAlgo, Promise<AttestationReport>>();
+  /** Keyed by `cacheKey`: the algorithm, and the bound TLS key's SPKI hash when there is one. */
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly refreshing = new Map<string, Promise<AttestationReport>>();
   private readonly now: () => number;
   private readonly random: (n: number) => Uint8Array;
 
@@ -55,54 +70,71 @@ export class AttestationService {
     this.random = options.random ?? ((n) => new Uint8Array(randomBytes(n)));
   }
 
-  async report(algo: SigningAlgo, nonce?: Uint8Array): Promise<AttestationReport> {
-    if (nonce === undefined) return this.cached(algo);
+  async report(algo: SigningAlgo, nonce?: Uint8Array, tls?: TlsBinding): Promise<AttestationReport> {
+    if (tls !== undefined) assertBytes('tls.spkiSha256', tls.spkiSha256, 32);
+    if (nonce === undefined) return this.cached(algo, tls);
     assertBytes('nonce', nonce, 32);
-    const key = `${algo}:${toHex(nonce)}`;
+    const key = `${cacheKey(algo, tls)}:${toHex(nonce)}`;
     const running = this.inFlight.get(key);
     if (running !== undefined) return running;
-    const task = this.limiter.run(() => this.collect(algo, nonce)).finally(() => this.inFlight.delete(key));
+    const task = this.limiter
+      .run(() => this.collect(algo, nonce, tls))
+      .finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, task);
     return task;
   }
 
-  private async cached(algo: SigningAlgo): Promise<AttestationReport> {
-    const entry = this.cache.get(algo);
+  private async cached(algo: SigningAlgo, tls: TlsBinding | undefined): Promise<AttestationReport> {
+    const key = cacheKey(algo, tls);
+    const entry = this.cache.get(key);
     const now = this.now();
     if (entry !== undefined && now < entry.expiresAt) {
       const refreshAt = entry.expiresAt - this.options.cacheTtlMs * 0.2;
-      if (now >= refreshAt) this.refresh(algo).catch(() => undefined);
+      if (now >= refreshAt) this.refresh(algo, tls).catch(() => undefined);
       this.options.metrics?.attestations.inc({ kind: 'cached', outcome: 'ok' });
       return entry.report;
     }
-    return this.refresh(algo);
+    return this.refresh(algo, tls);
   }
 
-  private refresh(algo: SigningAlgo): Promise<AttestationReport> {
-    const running = this.refreshing.get(algo);
+  private refresh(algo: SigningAlgo, tls: TlsBinding | undefined): Promise<AttestationReport> {
+    const key = cacheKey(algo, tls);
+    const running = this.refreshing.get(key);
     if (running !== undefined) return running;
     const task = this.limiter
-      .run(() => this.collect(algo, this.random(32)))
+      .run(() => this.collect(algo, this.random(32), tls))
       .then((report) => {
-        this.cache.set(algo, { report, expiresAt: this.now() + this.options.cacheTtlMs });
+        // A reloaded certificate makes the entries for the old one dead: drop them.
+        const prefix = `${algo}:tls:`;
+        if (tls !== undefined)
+          for (const k of this.cache.keys()) if (k.startsWith(prefix)) this.cache.delete(k);
+        this.cache.set(key, { report, expiresAt: this.now() + this.options.cacheTtlMs });
         return report;
       })
       .catch((err: unknown) => {
-        this.options.logger.warn({ err: (err as Error).message, algo }, 'cached attestation refresh failed');
+        this.options.logger.warn(
+          { err: (err as Error).message, algo, tls: tls !== undefined },
+          'cached attestation refresh failed',
+        );
         throw err;
       })
-      .finally(() => this.refreshing.delete(algo));
-    this.refreshing.set(algo, task);
+      .finally(() => this.refreshing.delete(key));
+    this.refreshing.set(key, task);
     return task;
   }
 
-  private async collect(algo: SigningAlgo, nonce: Uint8Array): Promise<AttestationReport> {
+  private async collect(
+    algo: SigningAlgo,
+    nonce: Uint8Array,
+    tls: TlsBinding | undefined,
+  ): Promise<AttestationReport> {
     const { quotes, gpus, signers } = this.options;
     const signer = signers.get(algo);
+    const tlsSpkiSha256 = tls?.spkiSha256;
     const reportData =
       algo === 'ecdsa'
-        ? buildReportData({ algo, address: signer.addressBytes, nonce })
-        : buildReportData({ algo, publicKey: signer.addressBytes, nonce });
+        ? buildReportData({ algo, address: signer.addressBytes, nonce, tlsSpkiSha256 })
+        : buildReportData({ algo, publicKey: signer.addressBytes, nonce, tlsSpkiSha256 });
     const started = performance.now();
     try {
       const timeoutMs = this.options.timeoutMs;
@@ -130,8 +162,13 @@ export class AttestationService {
         gpuProvider: gpus.kind,
         nvidiaPayload: gpu.gpus.length > 0 ? buildNvidiaPayload(nonce, gpu.gpus) : '',
       });
+      if (tls !== undefined) attestation['tls_cert_fingerprint'] = toHex(tls.spkiSha256);
       this.options.metrics?.attestations.inc({ kind: 'fresh', outcome: 'ok' });
-      return { ...attestation, all_attestations: [attestation] };
+      return {
+        ...attestation,
+        all_attestations: [attestation],
+        ...(tls === undefined ? {} : { tls_certificate: tls.certificate }),
+      };
     } catch (err) {
       this.options.metrics?.attestations.inc({ kind: 'fresh', outcome: 'error' });
       throw err;

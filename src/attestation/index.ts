@@ -1,4 +1,4 @@
-export type { AttestationServiceOptions } from './attestation-service.js';
+export type { AttestationServiceOptions, TlsBinding } from './attestation-service.js';
 export { AttestationService } from './attestation-service.js';
 export { Limiter } from './limiter.js';
 export type { Attestation, AttestationReport } from './report.js';

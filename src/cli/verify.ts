@@ -33,6 +33,9 @@ Options:
   --model <name>              model for the test completions (default: first of /v1/models)
   --api-key <token>           bearer token for providers that require one (AUTH_TOKEN); never printed
   --no-completion             skip the test completions and their signature checks
+  --no-tls-binding            https: do not ask for or check the attested TLS certificate
+                              (by default the report is fetched with include_tls_fingerprint=true and
+                              the certificate of that same connection must be the bound one)
   --allow-no-gpu              accept a report without GPU evidence
   -h, --help                  this text
 `;
@@ -113,6 +116,7 @@ const parse = (argv: string[]) =>
       model: { type: 'string' },
       'api-key': { type: 'string' },
       'no-completion': { type: 'boolean' },
+      'no-tls-binding': { type: 'boolean' },
       'allow-no-gpu': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -194,6 +198,7 @@ const buildOptions = async (
     offline: values.offline === true,
     allowNoGpu: values['allow-no-gpu'] === true,
     completion: values['no-completion'] !== true,
+    tlsBinding: values['no-tls-binding'] !== true,
     allow,
     ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     ...(deps.now === undefined ? {} : { now: deps.now }),

@@ -21,6 +21,23 @@ const token = z
   .transform((v) => (v === undefined || v === '' ? undefined : v))
   .refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters');
 const url = z.url({ protocol: /^https?$/ });
+/** RFC 1123 host names (optionally one leading wildcard label), IPv4, or IPv6 without an embedded IPv4. */
+const HOSTNAME =
+  /^(?:\*\.)?(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const IPV6 = /^[0-9A-Fa-f:]+$/;
+const hostnames = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((h) => h.trim())
+      .filter((h) => h !== ''),
+  )
+  .refine((list) => list.length > 0, 'must name at least one host')
+  .refine(
+    (list) => list.every((h) => HOSTNAME.test(h) || (h.includes(':') && IPV6.test(h))),
+    'expected comma-separated host names or IP addresses',
+  );
 
 export const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -55,6 +72,20 @@ export const envSchema = z.object({
   NRAS_URL: url.default('https://nras.attestation.nvidia.com'),
   /** At start, submit our own GPU evidence to NRAS and refuse to serve if it is rejected. */
   NRAS_SELF_CHECK: bool.default(false),
+
+  /**
+   * Attested TLS (docs/tls.md). TLS_CERT_PATH + TLS_KEY_PATH: the sidecar serves HTTPS with these PEM
+   * files and reloads them when they change. TLS_CERT_PATH alone: TLS terminates elsewhere in the CVM
+   * (e.g. nginx); the sidecar serves HTTP and binds that certificate. TLS_KEY_SOURCE picks another
+   * origin for the key. Reports bind the certificate only when asked (`include_tls_fingerprint=true`).
+   */
+  TLS_CERT_PATH: optionalString,
+  TLS_KEY_PATH: optionalString,
+  TLS_KEY_SOURCE: z.enum(['file', 'generate', 'dstack', 'tapp']).optional(),
+  /** Names in the generated (or Dstack-issued) certificate. */
+  TLS_HOSTNAMES: hostnames.default(['localhost']),
+  /** How often TLS_CERT_PATH / TLS_KEY_PATH are checked for a renewal. */
+  TLS_WATCH_INTERVAL_MS: int(100, 3_600_000).default(5_000),
 
   REPORT_CACHE_TTL_SECONDS: int(1, 86_400).default(300),
   ATTESTATION_TIMEOUT_MS: int(100, 600_000).default(30_000),
@@ -119,9 +150,17 @@ export const envSchema = z.object({
 
 export type Env = z.output<typeof envSchema>;
 
+/**
+ * Where the TLS identity comes from: `off` (no TLS, reports refuse `include_tls_fingerprint`),
+ * `bind` (TLS_CERT_PATH only: bound, served by a terminator elsewhere), or the sidecar terminates
+ * TLS with a key from `file`, `generate`, `dstack` or `tapp`.
+ */
+export type TlsMode = 'off' | 'bind' | 'file' | 'generate' | 'dstack' | 'tapp';
+
 export interface Config extends Readonly<Env> {
   /** True when no UPSTREAM_URL is set and the built-in demo upstream serves completions. */
   readonly demoUpstream: boolean;
+  readonly tlsMode: TlsMode;
 }
 
 export class ConfigError extends Error {
@@ -162,5 +201,29 @@ export const loadConfig = (env: Record<string, string | undefined>): Config => {
       'invalid configuration:\n  TAPP_APP_ID: required when TEE_PROVIDER=tapp or KEY_SOURCE=tapp',
     );
   }
-  return Object.freeze({ ...cfg, demoUpstream: cfg.UPSTREAM_URL === undefined });
+  return Object.freeze({ ...cfg, demoUpstream: cfg.UPSTREAM_URL === undefined, tlsMode: tlsModeOf(cfg) });
+};
+
+/** TLS variables across fields (each rule says what to change). */
+const tlsModeOf = (cfg: Env): TlsMode => {
+  const fail = (line: string): never => {
+    throw new ConfigError(`invalid configuration:\n  ${line}`);
+  };
+  const cert = cfg.TLS_CERT_PATH !== undefined;
+  const key = cfg.TLS_KEY_PATH !== undefined;
+  const source = cfg.TLS_KEY_SOURCE;
+  if (source === undefined || source === 'file') {
+    if (key && !cert) fail('TLS_CERT_PATH: required with TLS_KEY_PATH');
+    if (source === 'file' && !(cert && key))
+      fail('TLS_KEY_PATH: TLS_KEY_SOURCE=file needs both TLS_CERT_PATH and TLS_KEY_PATH');
+    return cert && key ? 'file' : cert ? 'bind' : 'off';
+  }
+  if (cert || key) {
+    fail(
+      `${cert ? 'TLS_CERT_PATH' : 'TLS_KEY_PATH'}: not used with TLS_KEY_SOURCE=${source} (the key and certificate come from ${source}); unset it`,
+    );
+  }
+  if (source === 'tapp' && cfg.TAPP_APP_ID === undefined)
+    fail('TAPP_APP_ID: required when TLS_KEY_SOURCE=tapp');
+  return source;
 };

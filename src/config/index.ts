@@ -1,2 +1,2 @@
-export type { Config, Env } from './config.js';
+export type { Config, Env, TlsMode } from './config.js';
 export { ConfigError, envSchema, loadConfig } from './config.js';

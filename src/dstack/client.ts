@@ -61,12 +61,28 @@ export const getKeyResponseSchema = z.object({
   signature_chain: z.array(hex),
 });
 
+/**
+ * `POST /GetTlsKey` answer: a fresh key (PEM) and its certificate chain (PEM, leaf first) signed by
+ * the app's KMS-derived CA (dstack guest agent API, `GetTlsKey`).
+ */
+export const getTlsKeyResponseSchema = z.object({
+  key: z.string().min(1),
+  certificate_chain: z.array(z.string().min(1)).min(1),
+});
+
+export interface DstackTlsKey {
+  /** PEM private key. */
+  key: string;
+  /** PEM certificates, leaf first. */
+  certificateChain: string[];
+}
+
 export interface DstackKey {
   key: Uint8Array;
   signatureChain: Uint8Array[];
 }
 
-type Operation = 'GetQuote' | 'Info' | 'GetKey';
+type Operation = 'GetQuote' | 'Info' | 'GetKey' | 'GetTlsKey';
 
 const unavailable = (op: Operation, reason: string, code: string, cause?: unknown): SidecarError =>
   new SidecarError(`dstack ${op} failed: ${reason}`, {
@@ -129,6 +145,30 @@ export class DstackClient {
       key: new Uint8Array(Buffer.from(answer.key, 'hex')),
       signatureChain: answer.signature_chain.map((s) => new Uint8Array(Buffer.from(s, 'hex'))),
     };
+  }
+
+  /**
+   * A TLS server key and certificate for `subject` / `altNames`, for serving HTTPS from inside the
+   * CVM. `usage_ra_tls` stays off: the attestation report binds the key, not a quote in the
+   * certificate.
+   */
+  async getTlsKey(
+    request: { subject: string; altNames: readonly string[] },
+    signal?: AbortSignal,
+  ): Promise<DstackTlsKey> {
+    const answer = await this.call(
+      'GetTlsKey',
+      {
+        subject: request.subject,
+        alt_names: request.altNames,
+        usage_ra_tls: false,
+        usage_server_auth: true,
+        usage_client_auth: false,
+      },
+      getTlsKeyResponseSchema,
+      signal,
+    );
+    return { key: answer.key, certificateChain: answer.certificate_chain };
   }
 
   private async call<T extends z.ZodType>(

@@ -1,9 +1,16 @@
-export type { DstackClientOptions, DstackInfo, DstackKey, DstackQuoteResponse } from './client.js';
+export type {
+  DstackClientOptions,
+  DstackInfo,
+  DstackKey,
+  DstackQuoteResponse,
+  DstackTlsKey,
+} from './client.js';
 export {
   DEFAULT_DSTACK_SOCKET,
   DstackClient,
   getKeyResponseSchema,
   getQuoteResponseSchema,
+  getTlsKeyResponseSchema,
   infoResponseSchema,
 } from './client.js';
 export { composeHash, MRCONFIGID_COMPOSE_HASH_TAG, mrConfigIdBindsComposeHash } from './compose-hash.js';

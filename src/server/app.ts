@@ -11,6 +11,7 @@ import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type ProxyContext, proxyRequest, RESPONSE_ID_PATTERN, tokenMatches } from '../proxy/index.js';
 import type { SignatureLookup } from '../signatures/index.js';
+import { type TlsBindingSource, tlsBindingForReport } from '../tls/index.js';
 import type { ClientLimit } from './client-limits.js';
 import type { InFlight } from './in-flight.js';
 
@@ -36,6 +37,8 @@ export interface AppDeps {
   /** The client a per-client limit applies to. */
   clientOf: (incoming: HttpBindings['incoming']) => string;
   inFlight: InFlight;
+  /** The certificate `include_tls_fingerprint=true` binds; unset: no TLS configured (the flag gets 400). */
+  tls?: TlsBindingSource | undefined;
   /** Shown by /health. */
   status: { simulated: boolean; demoUpstream: boolean; platform: string; gpu: string; version: string };
 }
@@ -178,6 +181,7 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
       nonceParam === undefined
         ? undefined
         : parseHex('nonce', nonceParam, { bytes: 32, code: 'invalid_nonce' });
+    const tls = tlsBindingForReport(c.req.query('include_tls_fingerprint'), deps.tls, c.env.incoming);
     if (nonce !== undefined) await deps.limits.attestation.take(c.env.incoming);
     const wanted = c.req.query('signing_address');
     if (wanted !== undefined && wanted.toLowerCase() !== deps.signers.get(algo).address.toLowerCase()) {
@@ -187,7 +191,7 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
         code: 'signing_address_not_found',
       });
     }
-    const result = await deps.attestation.report(algo, nonce);
+    const result = await deps.attestation.report(algo, nonce, tls);
     // A cached report is served many times: serialize it once (it is ~20 KB of hex).
     let body = serializedReports.get(result);
     if (body === undefined) {

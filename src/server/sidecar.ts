@@ -1,4 +1,5 @@
 import { createServer, type Server, STATUS_CODES } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { getRequestListener, RequestError } from '@hono/node-server';
@@ -11,6 +12,7 @@ import type { Logger } from '../log/index.js';
 import { Metrics } from '../metrics/index.js';
 import { Upstream } from '../proxy/index.js';
 import { PendingSignatures, SignatureLookup, type SignatureStore } from '../signatures/index.js';
+import { startTls, type TlsSource } from '../tls/index.js';
 import { createApp } from './app.js';
 import { ClientLimit, clientKey } from './client-limits.js';
 import { InFlight } from './in-flight.js';
@@ -59,6 +61,8 @@ export interface SidecarOverrides {
   store?: SignatureStore;
   /** `fetch` used by the NRAS self-check. */
   fetch?: typeof fetch;
+  /** Replaces the TLS source configuration would choose. */
+  tls?: TlsSource;
 }
 
 /**
@@ -73,6 +77,8 @@ export const startSidecar = async (
 ): Promise<Sidecar> => {
   const providers = { ...(await selectProviders(config, logger, overrides.fetch)), ...overrides.providers };
   const signers = createSigners(await providers.keys.load());
+  // Before anything listens: a bad certificate or key is a start-up error naming the variable.
+  const tls = await startTls(config, logger, overrides.tls);
   const metrics = new Metrics();
   let demo: DemoUpstream | undefined;
   if (config.demoUpstream) {
@@ -145,6 +151,7 @@ export const startSidecar = async (
     logger,
     metrics,
     authToken: config.AUTH_TOKEN,
+    tls: tls?.binder,
     proxy: {
       upstream,
       signers,
@@ -185,7 +192,12 @@ export const startSidecar = async (
       });
     },
   });
-  const server = createServer({ maxHeaderSize: config.MAX_HEADER_BYTES }, listener);
+  const server = (
+    tls?.terminates === true
+      ? createHttpsServer({ ...tls.serverOptions(), maxHeaderSize: config.MAX_HEADER_BYTES }, listener)
+      : createServer({ maxHeaderSize: config.MAX_HEADER_BYTES }, listener)
+  ) as Server;
+  tls?.follow(tls.terminates ? (server as unknown as HttpsServer) : undefined);
   // Slowloris: a client must send its headers, and its whole request, in bounded time (Node answers
   // 408 itself). Response time is not bounded here: streams may run long, the upstream idle timeout
   // bounds them.
@@ -194,6 +206,7 @@ export const startSidecar = async (
   server.on('clientError', answerClientError);
   /** Everything started so far, stopped in reverse order (on close, and when start-up fails). */
   const release = async (): Promise<void> => {
+    tls?.close();
     upstream.close();
     await demo?.close();
     await store.close?.();
@@ -216,7 +229,8 @@ export const startSidecar = async (
   }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  const scheme = tls?.terminates === true ? 'https' : 'http';
+  const url = `${scheme}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
   logger.info(
     {
       url,

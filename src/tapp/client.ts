@@ -43,7 +43,19 @@ export interface TappSecretKey {
   ethAddress: Uint8Array;
 }
 
-type Rpc = 'GetEvidence' | 'GetAppSecretKey';
+/** GetAppTlsCert's answer (the private key is PEM text: it is what a TLS server is handed). */
+export interface TappTlsCert {
+  keyPem: string;
+  certPem: string;
+  /** `ca` or `self-signed`. */
+  issuer: string;
+  /** sha256 of the SubjectPublicKeyInfo as Tapp states it (hex, possibly `0x`-prefixed). */
+  publicKeySha256: string;
+  /** `local` (changes when the instance restarts) or `kms`. */
+  keySource: string;
+}
+
+type Rpc = 'GetEvidence' | 'GetAppSecretKey' | 'GetAppTlsCert';
 type Unary = (
   request: object,
   options: CallOptions,
@@ -125,6 +137,19 @@ export class TappClient {
       privateKey: bytesField(answer['private_key']),
       publicKey: bytesField(answer['public_key']),
       ethAddress: bytesField(answer['eth_address']),
+    };
+  }
+
+  /** The app's TLS key and certificate (Tapp ≥ 0.4.0; older ones answer UNIMPLEMENTED). */
+  async getAppTlsCert(appId: string, signal?: AbortSignal): Promise<TappTlsCert> {
+    const answer = await this.call('GetAppTlsCert', { app_id: appId }, signal);
+    const text = (key: string): string => (typeof answer[key] === 'string' ? (answer[key] as string) : '');
+    return {
+      keyPem: text('key_pem'),
+      certPem: text('cert_pem'),
+      issuer: text('issuer'),
+      publicKeySha256: text('public_key_sha256'),
+      keySource: text('key_source'),
     };
   }
 

@@ -1,4 +1,4 @@
-export type { TappClientOptions, TappEvidenceResponse, TappSecretKey } from './client.js';
+export type { TappClientOptions, TappEvidenceResponse, TappSecretKey, TappTlsCert } from './client.js';
 export { DEFAULT_TAPP_ENDPOINT, TAPP_PROTO_PATH, TappClient } from './client.js';
 export type { TappEvidence } from './evidence.js';
 export { EvidenceFormatError, parseTappEvidence, tappEvidenceSchema } from './evidence.js';

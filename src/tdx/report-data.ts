@@ -1,3 +1,4 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 import { assertBytes, equalBytes } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { type ParsedQuote, parseQuote, QuoteParseError } from './quote.js';
@@ -9,6 +10,11 @@ import type { TeePlatform } from './quote-provider.js';
  * - [0, 32): ecdsa: the 20-byte Ethereum address followed by 12 zero bytes; ed25519: the 32-byte
  *   public key.
  * - [32, 64): the raw 32-byte request nonce.
+ *
+ * With a TLS certificate bound (NEAR AI's `include_tls_fingerprint=true`, inference-proxy
+ * `attestation.rs` build_report_data): [0, 32) = sha256(signer bytes ‖ tlsSpkiSha256), where the
+ * signer bytes are the 20-byte address (ecdsa, unpadded) or the 32-byte public key (ed25519) and
+ * tlsSpkiSha256 is sha256 of the certificate's DER SubjectPublicKeyInfo. [32, 64) is the nonce.
  */
 export type ReportDataAlgo = 'ecdsa' | 'ed25519';
 
@@ -16,19 +22,34 @@ export const REPORT_DATA_LENGTH = 64;
 export const NONCE_LENGTH = 32;
 export const ECDSA_ADDRESS_LENGTH = 20;
 export const ED25519_PUBLIC_KEY_LENGTH = 32;
+export const TLS_SPKI_SHA256_LENGTH = 32;
 
-export type ReportDataInput =
+export type ReportDataInput = (
   | { algo: 'ecdsa'; address: Uint8Array; nonce: Uint8Array }
-  | { algo: 'ed25519'; publicKey: Uint8Array; nonce: Uint8Array };
+  | { algo: 'ed25519'; publicKey: Uint8Array; nonce: Uint8Array }
+) & {
+  /** sha256 of the TLS certificate's DER SubjectPublicKeyInfo: binds it as NEAR does (see above). */
+  tlsSpkiSha256?: Uint8Array | undefined;
+};
 
 export const buildReportData = (input: ReportDataInput): Uint8Array => {
   const out = new Uint8Array(REPORT_DATA_LENGTH);
+  let signer: Uint8Array;
   if (input.algo === 'ecdsa') {
-    out.set(assertBytes('address', input.address, ECDSA_ADDRESS_LENGTH), 0);
+    signer = assertBytes('address', input.address, ECDSA_ADDRESS_LENGTH);
   } else if (input.algo === 'ed25519') {
-    out.set(assertBytes('publicKey', input.publicKey, ED25519_PUBLIC_KEY_LENGTH), 0);
+    signer = assertBytes('publicKey', input.publicKey, ED25519_PUBLIC_KEY_LENGTH);
   } else {
     throw new TypeError(`"algo" expected ecdsa or ed25519`);
+  }
+  if (input.tlsSpkiSha256 === undefined) {
+    out.set(signer, 0);
+  } else {
+    const spki = assertBytes('tlsSpkiSha256', input.tlsSpkiSha256, TLS_SPKI_SHA256_LENGTH);
+    const joined = new Uint8Array(signer.length + spki.length);
+    joined.set(signer, 0);
+    joined.set(spki, signer.length);
+    out.set(sha256(joined), 0);
   }
   out.set(assertBytes('nonce', input.nonce, NONCE_LENGTH), 32);
   return out;

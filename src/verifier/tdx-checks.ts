@@ -1,5 +1,4 @@
 import { createPublicKey, verify } from 'node:crypto';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, toHex } from '../bytes/index.js';
 import { checkRuntimeData, TAPP_REPORT_DATA_SCHEME } from '../tapp/index.js';
 import {
@@ -135,10 +134,28 @@ export const checkReportData = (
     list.fail(id, title, 'no valid signing key in the report to compare with');
     return;
   }
+  // A report that names a TLS fingerprint claims NEAR's binding (`include_tls_fingerprint=true`):
+  // [0, 32) = sha256(address (ecdsa, 20 bytes) or public key (ed25519) ‖ fingerprint). Then only
+  // that layout passes; a report claiming a binding its report_data does not hold fails.
+  const fingerprintHex =
+    report.tls_cert_fingerprint === undefined ? undefined : normalizeHex(report.tls_cert_fingerprint);
+  if (fingerprintHex !== undefined && !/^[0-9a-f]{64}$/.test(fingerprintHex)) {
+    list.fail(id, title, 'tls_cert_fingerprint is not 32 bytes of hex');
+    return;
+  }
+  const tlsSpkiSha256 =
+    fingerprintHex === undefined ? undefined : new Uint8Array(Buffer.from(fingerprintHex, 'hex'));
   const expected =
     signer.algo === 'ecdsa'
-      ? buildReportData({ algo: 'ecdsa', address: signer.bytes, nonce })
-      : buildReportData({ algo: 'ed25519', publicKey: signer.bytes, nonce });
+      ? buildReportData({ algo: 'ecdsa', address: signer.bytes, nonce, tlsSpkiSha256 })
+      : buildReportData({ algo: 'ed25519', publicKey: signer.bytes, nonce, tlsSpkiSha256 });
+  const signerPart =
+    tlsSpkiSha256 === undefined
+      ? signer.algo === 'ecdsa'
+        ? 'address ‖ 12 zero bytes'
+        : 'public key'
+      : `sha256(${signer.algo === 'ecdsa' ? 'address' : 'public key'} ‖ tls_cert_fingerprint)`;
+  const scheme = tlsSpkiSha256 === undefined ? 'raw scheme' : 'NEAR tls_cert_fingerprint scheme';
   const actual = parsed.report.reportData;
   if (report.report_data_scheme === TAPP_REPORT_DATA_SCHEME) {
     if (report.runtime_data === undefined) {
@@ -146,15 +163,26 @@ export const checkReportData = (
       return;
     }
     try {
-      checkRuntimeData({
+      const runtime = checkRuntimeData({
         runtimeData: new TextEncoder().encode(report.runtime_data),
         quoteReportData: actual,
         nonce: expected,
       });
+      // Tapp's own commitment to the app's TLS key (GetAppTlsCert public_key_sha256), when present,
+      // must be the key the report binds.
+      const tappTls = runtime.tls_public_key === undefined ? undefined : normalizeHex(runtime.tls_public_key);
+      if (tappTls !== undefined && fingerprintHex !== undefined && tappTls !== fingerprintHex) {
+        list.fail(id, title, 'tapp scheme: runtime_data.tls_public_key is not tls_cert_fingerprint');
+        return;
+      }
       list.pass(
         id,
         title,
-        'tapp scheme: sha512(runtime_data) = report_data, runtime_data.nonce = key ‖ nonce',
+        `tapp scheme: sha512(runtime_data) = report_data, runtime_data.nonce = ${signerPart} ‖ nonce (${scheme})${
+          tappTls !== undefined && fingerprintHex !== undefined
+            ? '; runtime_data.tls_public_key = tls_cert_fingerprint'
+            : ''
+        }`,
       );
     } catch (error) {
       list.fail(id, title, `tapp scheme: ${(error as Error).message}`);
@@ -162,33 +190,20 @@ export const checkReportData = (
     return;
   }
   if (equalBytes(actual, expected)) {
-    list.pass(
-      id,
-      title,
-      `raw scheme: ${signer.algo === 'ecdsa' ? 'address ‖ 12 zero bytes' : 'public key'} ‖ nonce`,
-    );
+    list.pass(id, title, `${scheme}: ${signerPart} ‖ nonce`);
     return;
   }
   const nonceOk = equalBytes(actual.subarray(32), nonce);
-  if (report.tls_cert_fingerprint !== undefined && nonceOk) {
-    const key = normalizeHex(report.signing_public_key ?? report.signing_address);
-    const fingerprint = normalizeHex(report.tls_cert_fingerprint);
-    const bound = sha256(new Uint8Array(Buffer.from(key + fingerprint, 'hex')));
-    if (equalBytes(actual.subarray(0, 32), bound)) {
-      list.pass(
-        id,
-        title,
-        'NEAR tls_cert_fingerprint scheme (known, informational): sha256(public key ‖ TLS cert fingerprint) ‖ nonce; the TLS certificate itself is not checked',
-      );
-      return;
-    }
-  }
   const keyOk = equalBytes(actual.subarray(0, 32), expected.subarray(0, 32));
   list.fail(
     id,
     title,
     [
-      keyOk ? undefined : 'report_data[0, 32) does not bind the attested signing key',
+      keyOk
+        ? undefined
+        : tlsSpkiSha256 === undefined
+          ? 'report_data[0, 32) does not bind the attested signing key'
+          : 'report_data[0, 32) is not sha256(signing key ‖ tls_cert_fingerprint)',
       nonceOk ? undefined : 'report_data[32, 64) is not our nonce',
     ]
       .filter((s) => s !== undefined)

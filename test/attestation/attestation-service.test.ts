@@ -170,4 +170,32 @@ describe('AttestationService', () => {
     expect(ed.signing_algo).toBe('ed25519');
     expect(ec.signing_algo).toBe('ecdsa');
   });
+
+  it('caches the no-nonce report per TLS binding: with, without, and per certificate', async () => {
+    let n = 0;
+    const s = service(new SimulatedQuoteProvider(), { random: (len) => new Uint8Array(len).fill(++n) });
+    const certA = { spkiSha256: new Uint8Array(32).fill(0xa1), certificate: 'A' };
+    const certB = { spkiSha256: new Uint8Array(32).fill(0xb2), certificate: 'B' };
+    const plain = await s.report('ecdsa');
+    const boundA = await s.report('ecdsa', undefined, certA);
+    expect(plain.tls_cert_fingerprint).toBeUndefined();
+    expect(plain['tls_certificate']).toBeUndefined();
+    expect(boundA.tls_cert_fingerprint).toBe('a1'.repeat(32));
+    expect(boundA['tls_certificate']).toBe('A');
+    expect(boundA.all_attestations[0]?.tls_cert_fingerprint).toBe('a1'.repeat(32));
+    expect(boundA.request_nonce).not.toBe(plain.request_nonce);
+    // Each is served again from its own entry.
+    expect(await s.report('ecdsa')).toBe(plain);
+    expect(await s.report('ecdsa', undefined, { ...certA })).toBe(boundA);
+    // A reloaded certificate gets its own report; the plain one is untouched.
+    const boundB = await s.report('ecdsa', undefined, certB);
+    expect(boundB.tls_cert_fingerprint).toBe('b2'.repeat(32));
+    expect(await s.report('ecdsa')).toBe(plain);
+    // report_data binds the certificate (tdx/report-data.ts), the nonce stays in [32, 64).
+    expect(boundB.report_data.slice(64)).toBe(boundB.request_nonce);
+    expect(boundB.report_data.slice(0, 64)).not.toBe(boundA.report_data.slice(0, 64));
+    await expect(
+      s.report('ecdsa', undefined, { spkiSha256: new Uint8Array(31), certificate: '' }),
+    ).rejects.toThrow(/tls.spkiSha256/);
+  });
 });

@@ -55,12 +55,19 @@ const platforms = [
       KEY_SOURCE: 'dstack',
       GPU_EVIDENCE: 'nvml',
       UPSTREAM_URL: 'http://vllm:8000',
+      TLS_KEY_SOURCE: 'dstack',
     },
   },
   {
     file: 'deploy/tapp/compose.yml',
     socket: '/run/tapp/tapp.sock:/run/tapp/tapp.sock',
-    env: { TEE_PROVIDER: 'tapp', KEY_SOURCE: 'tapp', GPU_EVIDENCE: 'nvml', UPSTREAM_URL: 'http://vllm:8000' },
+    env: {
+      TEE_PROVIDER: 'tapp',
+      KEY_SOURCE: 'tapp',
+      GPU_EVIDENCE: 'nvml',
+      UPSTREAM_URL: 'http://vllm:8000',
+      TLS_KEY_SOURCE: 'tapp',
+    },
   },
 ] as const;
 
@@ -121,6 +128,8 @@ describe.each(platforms)('$file', ({ file, socket, env }) => {
     const config = loadConfig(filled);
     expect(config.TEE_PROVIDER).toBe(env.TEE_PROVIDER);
     expect(config.demoUpstream).toBe(false);
+    // Attested TLS: the sidecar terminates HTTPS with the platform's key.
+    expect(config.tlsMode).toBe(env.TLS_KEY_SOURCE);
   });
 
   it('holds no secret in plain text: tokens and keys are compose references only', () => {
@@ -143,6 +152,8 @@ describe.each(platforms)('$file', ({ file, socket, env }) => {
       expect(service.healthcheck?.test?.[0], name).toBe('CMD');
     }
     expect(sidecar.healthcheck?.test?.join(' ')).toContain('/health');
+    // The sidecar serves HTTPS, so its own health check speaks it too.
+    expect(sidecar.healthcheck?.test?.join(' ')).toContain("require('https')");
   });
 
   it('serves the model the 0G broker config names', () => {
@@ -187,7 +198,8 @@ describe('deploy/0g-broker/config.example.yaml', () => {
   it('points a TeeML service at the sidecar with targetSeparated and targetTeeAddress', () => {
     expect(config.service).toMatchObject({ verifiability: 'TeeML', targetSeparated: true, type: 'chatbot' });
     expect(config.service['targetTeeAddress']).toEqual(expect.any(String));
-    expect(config.service['targetUrl']).toMatch(/^http:\/\/<sidecar-host>:8088(\/v1)?$/);
+    // HTTPS: deploy/tapp/compose.yml terminates TLS in the sidecar (TLS_KEY_SOURCE=tapp).
+    expect(config.service['targetUrl']).toMatch(/^https:\/\/<sidecar-host>:8088(\/v1)?$/);
     expect(config.service['servingUrl']).toEqual(expect.any(String));
   });
 

@@ -375,4 +375,38 @@ describe('verifyReport on simulated quotes', () => {
     });
     expect(statusOf(otherNonce, 'tdx.report-data')).toBe('fail');
   });
+
+  it('the tapp scheme with a TLS binding: runtime_data.nonce binds the key, and tls_public_key must agree', async () => {
+    const { buildRuntimeData, reportDataOfRuntimeData } = await import('../../src/tapp/index.js');
+    const fingerprint = new Uint8Array(32).fill(0x5a);
+    const expected = buildReportData({ algo: 'ecdsa', address, nonce, tlsSpkiSha256: fingerprint });
+    const tappReport = async (tlsPublicKey: Uint8Array | undefined) => {
+      const runtimeData = buildRuntimeData({
+        signer: address,
+        nonce: expected,
+        ...(tlsPublicKey === undefined ? {} : { tlsPublicKeySha256: tlsPublicKey }),
+      });
+      return simulatedReport(reportDataOfRuntimeData(runtimeData), {
+        report_data_scheme: 'tapp-runtime-data-sha512',
+        runtime_data: runtimeData,
+        tls_cert_fingerprint: Buffer.from(fingerprint).toString('hex'),
+      });
+    };
+    const agreeing = await verifyReport(await tappReport(fingerprint), { ...ctx, allowSimulated: true });
+    expect(agreeing.checks.find((c) => c.id === 'tdx.report-data')).toMatchObject({
+      status: 'pass',
+      detail:
+        'tapp scheme: sha512(runtime_data) = report_data, runtime_data.nonce = sha256(address ‖ tls_cert_fingerprint) ‖ nonce (NEAR tls_cert_fingerprint scheme); runtime_data.tls_public_key = tls_cert_fingerprint',
+    });
+    const without = await verifyReport(await tappReport(undefined), { ...ctx, allowSimulated: true });
+    expect(statusOf(without, 'tdx.report-data')).toBe('pass');
+    const disagreeing = await verifyReport(await tappReport(new Uint8Array(32).fill(0x77)), {
+      ...ctx,
+      allowSimulated: true,
+    });
+    expect(disagreeing.checks.find((c) => c.id === 'tdx.report-data')).toMatchObject({
+      status: 'fail',
+      detail: 'tapp scheme: runtime_data.tls_public_key is not tls_cert_fingerprint',
+    });
+  });
 });

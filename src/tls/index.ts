@@ -1,0 +1,18 @@
+export { TlsBinder } from './binder.js';
+export type { DstackTlsSourceOptions } from './dstack.js';
+export { DstackTlsSource } from './dstack.js';
+export type { FileTlsSourceOptions } from './file.js';
+export { FileTlsSource } from './file.js';
+export type { GeneratedTlsSourceOptions } from './generate.js';
+export { GeneratedTlsSource } from './generate.js';
+export type { TlsIdentity, TlsIdentityInput } from './identity.js';
+export { pemCertificates, spkiSha256, TlsConfigError, tlsIdentity } from './identity.js';
+export type { PeerCertificate, PeerResponse, TlsPeerChannelOptions } from './peer-channel.js';
+export { PeerCertificateError, TlsPeerChannel } from './peer-channel.js';
+export type { TlsBindingSource } from './report-flag.js';
+export { tlsBindingForReport } from './report-flag.js';
+export type { TlsRuntime } from './runtime.js';
+export { createTlsSource, httpsServerOptions, startTls } from './runtime.js';
+export type { TappTlsSourceOptions } from './tapp.js';
+export { TappTlsSource } from './tapp.js';
+export type { TlsSource } from './tls-source.js';
