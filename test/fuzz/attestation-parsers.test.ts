@@ -246,7 +246,8 @@ describe('Dstack answers', () => {
         const info = infoResponseSchema.safeParse(value);
         if (info.success) expect(typeof info.data.app_id).toBe('string');
         const key = getKeyResponseSchema.safeParse(value);
-        if (key.success) for (const h of [key.data.key, ...key.data.signature_chain]) expect(h).toMatch(evenHex);
+        if (key.success)
+          for (const h of [key.data.key, ...key.data.signature_chain]) expect(h).toMatch(evenHex);
       }),
       RUNS,
     );
@@ -296,7 +297,11 @@ describe('Tapp evidence and runtime_data', () => {
       fc
         .record(
           {
-            nonce: fc.oneof(hexString(160), fc.constant(`0x${'07'.repeat(32)}`), fc.constant(`0x${'08'.repeat(32)}`)),
+            nonce: fc.oneof(
+              hexString(160),
+              fc.constant(`0x${'07'.repeat(32)}`),
+              fc.constant(`0x${'08'.repeat(32)}`),
+            ),
             // A well-formed signer too, or the accepting path is never reached.
             signer: fc.oneof(fc.string(), fc.constant(`0x${'ab'.repeat(20)}`)),
           },

@@ -143,7 +143,7 @@ describe('certificate chain', () => {
       ok: true,
       rootFingerprint: '102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48',
     });
-    expect(result.rootFingerprint).toBe(NVIDIA_DEVICE_IDENTITY_CA_SHA256);
+    expect(result).toMatchObject({ rootFingerprint: NVIDIA_DEVICE_IDENTITY_CA_SHA256 });
   });
 
   it('a real chain whose root is swapped for a foreign one fails for the chain', () => {
