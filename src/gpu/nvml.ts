@@ -1,6 +1,6 @@
 import { assertBytes, equalBytes } from '../bytes/index.js';
 import { SerialQueue } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailableIn } from '../errors/index.js';
 import { withDeadline } from './deadline.js';
 import { parseGpuEvidence } from './evidence.js';
 import type {
@@ -53,13 +53,7 @@ const CC_FEATURE_ENABLED = 1;
 /** devToolsMode: 0 = off (NVML_CC_SYSTEM_DEVTOOLS_MODE_OFF). */
 const DEVTOOLS_OFF = 0;
 
-const unavailable = (message: string, code: string, details: Record<string, unknown> = {}, cause?: unknown) =>
-  new SidecarError(`GPU evidence unavailable: ${message}`, {
-    status: 503,
-    code,
-    details: { provider: PROVIDER, ...details },
-    cause,
-  });
+const unavailable = unavailableIn('GPU evidence unavailable: ', { provider: PROVIDER });
 
 const u32 = (b: Uint8Array, offset: number): number =>
   new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(offset, true);
