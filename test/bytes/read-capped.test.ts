@@ -40,8 +40,12 @@ describe('readCapped', () => {
     await Promise.resolve();
     expect(seen.cancelled).toBe(true);
     // A declared length within the limit, or none, is only a claim: the bytes decide.
-    expect((await readCapped(Readable.from(bytes('abc')), { limit: 4, declared: 4, tooLarge })).length).toBe(3);
-    expect((await readCapped(Readable.from(bytes('abc')), { limit: 4, declared: null, tooLarge })).length).toBe(3);
+    expect((await readCapped(Readable.from(bytes('abc')), { limit: 4, declared: 4, tooLarge })).length).toBe(
+      3,
+    );
+    expect(
+      (await readCapped(Readable.from(bytes('abc')), { limit: 4, declared: null, tooLarge })).length,
+    ).toBe(3);
   });
 
   it('refuses a body that grows past the limit at the chunk that crosses it, and stops the source', async () => {

@@ -75,9 +75,11 @@ describe('DstackClient against a real HTTP server on a unix socket', () => {
     }
   });
 
-  it('a server that never answers hits the deadline', async () => {
-    agent = await startFakeAgent(() => {
-      /* never answers */
+  it('a server that never answers hits the deadline, and the request is closed', async () => {
+    let closed: Promise<void> = Promise.resolve();
+    agent = await startFakeAgent((_req, res) => {
+      // Never answers; the connection must still be closed by the client giving up.
+      closed = new Promise((resolve) => res.once('close', () => resolve()));
     });
     const error = await rejection(
       new DstackClient({ socketPath: agent.socketPath, timeoutMs: 20 }).getQuote(new Uint8Array(64)),
@@ -85,6 +87,8 @@ describe('DstackClient against a real HTTP server on a unix socket', () => {
     expect(error.status).toBe(503);
     expect(error.code).toBe('dstack_timeout');
     expect(error.message).toMatch(/GetQuote.*20 ms/);
+    await closed;
+    expect(agent.requests).toHaveLength(1);
   });
 
   it('an AbortSignal cancels the call', async () => {
