@@ -1,4 +1,4 @@
-// The public surface of src/tdx (STYLE.md 1): re-exports only. test/tdx/index.test.ts pins the list.
+// The public surface of src/tdx (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
 export type { ConfigfsFs, ConfigfsTsmOptions } from './configfs-tsm.js';
 export { ConfigfsTsmQuoteProvider, nodeConfigfsFs } from './configfs-tsm.js';
 // dstack.ts and tapp.ts exports follow here.
@@ -33,7 +33,7 @@ export type {
   ReportDataScheme,
   TeePlatform,
 } from './quote-provider.js';
-export type { ReportDataAlgo, ReportDataInput, SplitReportData } from './report-data.js';
+export type { ReportDataInput, SplitReportData } from './report-data.js';
 export {
   buildReportData,
   ecdsaAddressFromReportData,

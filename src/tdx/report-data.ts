@@ -1,5 +1,6 @@
 import { assertBytes, equalBytes } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
+import type { SigningAlgo } from '../keys/index.js';
 import { type ParsedQuote, parseQuote, QuoteParseError } from './quote.js';
 import type { TeePlatform } from './quote-provider.js';
 
@@ -9,8 +10,8 @@ import type { TeePlatform } from './quote-provider.js';
  * - [0, 32): ecdsa: the 20-byte Ethereum address followed by 12 zero bytes; ed25519: the 32-byte
  *   public key.
  * - [32, 64): the raw 32-byte request nonce.
+ * One layout per signing algorithm (keys' SigningAlgo).
  */
-export type ReportDataAlgo = 'ecdsa' | 'ed25519';
 
 export const REPORT_DATA_LENGTH = 64;
 export const NONCE_LENGTH = 32;
@@ -18,8 +19,8 @@ export const ECDSA_ADDRESS_LENGTH = 20;
 export const ED25519_PUBLIC_KEY_LENGTH = 32;
 
 export type ReportDataInput =
-  | { algo: 'ecdsa'; address: Uint8Array; nonce: Uint8Array }
-  | { algo: 'ed25519'; publicKey: Uint8Array; nonce: Uint8Array };
+  | { algo: Extract<SigningAlgo, 'ecdsa'>; address: Uint8Array; nonce: Uint8Array }
+  | { algo: Extract<SigningAlgo, 'ed25519'>; publicKey: Uint8Array; nonce: Uint8Array };
 
 export const buildReportData = (input: ReportDataInput): Uint8Array => {
   const out = new Uint8Array(REPORT_DATA_LENGTH);

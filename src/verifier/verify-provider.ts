@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { toHex } from '../bytes/index.js';
+import type { SigningAlgo } from '../keys/index.js';
 import { CheckList } from './check-list.js';
 import { checkSignedExchange } from './signed-exchange.js';
-import type { ReportContext, SigningAlgo, VerificationResult } from './types.js';
+import type { ReportContext, VerificationResult } from './types.js';
 import { resultOf, runReportChecks } from './verify-report.js';
 import { fetchWire, jsonOf } from './wire.js';
 
