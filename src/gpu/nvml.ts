@@ -68,6 +68,9 @@ const ARCHES: Readonly<Record<number, GpuArch>> = {
   [NVML_ARCH_BLACKWELL]: 'BLACKWELL',
 };
 
+/** The dlopen name of NVML as the NVIDIA driver installs it. */
+export const DEFAULT_NVML_LIBRARY_PATH = 'libnvidia-ml.so.1';
+
 export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   readonly kind = 'nvml' as const;
   readonly #libraryPath: string;
@@ -80,7 +83,7 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   #deadline: AbortSignal | undefined;
 
   constructor(options: NvmlGpuEvidenceOptions = {}) {
-    this.#libraryPath = options.libraryPath ?? 'libnvidia-ml.so.1';
+    this.#libraryPath = options.libraryPath ?? DEFAULT_NVML_LIBRARY_PATH;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#load = options.load ?? loadNvml;
   }

@@ -17,7 +17,7 @@ const protoLoader = lazyRequire<typeof import('@grpc/proto-loader')>('@grpc/prot
  */
 
 export interface TappClientOptions {
-  /** `unix:///run/tapp/tapp.sock` (default) or `host:port` (Tapp's TCP listener, :50051). */
+  /** A `unix://` socket (DEFAULT_TAPP_ENDPOINT) or `host:port` (Tapp's TCP listener, :50051). */
   endpoint: string;
   /** Deadline per call in milliseconds. */
   timeoutMs?: number;

@@ -115,6 +115,8 @@ class RetryableAttempt extends Error {
   }
 }
 
+/** Where configfs-tsm reports live (Linux Documentation/ABI/testing/configfs-tsm). */
+export const DEFAULT_TSM_REPORT_ROOT = '/sys/kernel/config/tsm/report';
 const TSM_PROVIDER_TDX = 'tdx_guest';
 const PLATFORM = 'configfs-tsm';
 
@@ -134,7 +136,7 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
   private readonly queue = new SerialQueue();
 
   constructor(options: ConfigfsTsmOptions = {}) {
-    this.root = options.root ?? '/sys/kernel/config/tsm/report';
+    this.root = options.root ?? DEFAULT_TSM_REPORT_ROOT;
     this.fs = options.fs ?? nodeConfigfsFs;
     this.sleep = options.sleep ?? defaultSleep;
     this.entryName = options.entryName ?? (() => `teeml-${randomUUID()}`);

@@ -7,7 +7,7 @@ import { expectQuoteReportData } from './report-data.js';
 const getQuoteFailed = unavailableIn('dstack GetQuote failed: ');
 
 export interface DstackQuoteProviderOptions {
-  /** Guest agent socket (config DSTACK_SOCKET, default `/var/run/dstack.sock`). */
+  /** Guest agent socket (config DSTACK_SOCKET, default DEFAULT_DSTACK_SOCKET). */
   socketPath: string;
   /** Deadline per guest agent call. */
   timeoutMs?: number;

@@ -41,6 +41,8 @@ export const TDX_ATTEST_ERRORS: Readonly<Record<number, { name: string; code: st
   12: { name: 'TDX_ATTEST_ERROR_UNSUPPORTED_ATT_KEY_ID', code: 'tdx_attest_unsupported_att_key_id' },
 };
 
+/** The dlopen name of Intel's library (the DCAP libtdx-attest package). */
+export const DEFAULT_LIBTDX_ATTEST_PATH = 'libtdx_attest.so.1';
 const PLATFORM = 'libtdx';
 const unavailable = unavailableIn('TDX quote unavailable: ', { platform: PLATFORM });
 /** Real quotes are ~5 KB; anything past this is a broken library, not a quote. */
@@ -78,7 +80,7 @@ export class LibTdxQuoteProvider implements QuoteProvider {
   private readonly queue = new SerialQueue();
 
   constructor(options: LibTdxOptions = {}) {
-    this.libraryPath = options.libraryPath ?? 'libtdx_attest.so.1';
+    this.libraryPath = options.libraryPath ?? DEFAULT_LIBTDX_ATTEST_PATH;
   }
 
   getQuote(reportData: Uint8Array, signal?: AbortSignal): Promise<QuoteResult> {

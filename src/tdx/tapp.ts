@@ -11,7 +11,7 @@ import { parseQuote, QuoteParseError } from './quote.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 
 export interface TappQuoteProviderOptions {
-  /** Config TAPP_ENDPOINT: `unix:///run/tapp/tapp.sock` or `host:port`. */
+  /** Config TAPP_ENDPOINT: a `unix://` socket (default DEFAULT_TAPP_ENDPOINT) or `host:port`. */
   endpoint: string;
   /** Config TAPP_APP_ID: the app id this sidecar runs as inside Tapp. */
   appId: string;
