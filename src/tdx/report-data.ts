@@ -1,5 +1,5 @@
 import { assertBytes, equalBytes } from '../bytes/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import type { SigningAlgo } from '../keys/index.js';
 import { type ParsedQuote, parseQuote, QuoteParseError } from './quote.js';
 import type { TeePlatform } from './quote-provider.js';
@@ -73,21 +73,16 @@ export const expectQuoteReportData = (
     parsed = parseQuote(quote);
   } catch (err) {
     if (!(err instanceof QuoteParseError)) throw err;
-    throw new SidecarError(`TDX quote unavailable: ${platform} returned a malformed quote`, {
-      status: 503,
-      code: 'tee_bad_quote',
+    throw unavailable(`TDX quote unavailable: ${platform} returned a malformed quote`, 'tee_bad_quote', {
       details: { platform, field: err.field, length: quote.length },
       cause: err,
     });
   }
   if (!equalBytes(parsed.report.reportData, expected)) {
-    throw new SidecarError(
+    throw unavailable(
       `TDX quote unavailable: ${platform} returned a quote with a different report_data`,
-      {
-        status: 503,
-        code: 'tee_bad_quote',
-        details: { platform },
-      },
+      'tee_bad_quote',
+      { details: { platform } },
     );
   }
   return parsed;
