@@ -1,3 +1,5 @@
+export type { RateVerdict, RateWindowOptions } from './rate-window.js';
+export { RateWindow } from './rate-window.js';
 export type { DeadlineOptions } from './run-with-deadline.js';
 export { runWithDeadline } from './run-with-deadline.js';
 export { SerialQueue } from './serial-queue.js';
