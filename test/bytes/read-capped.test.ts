@@ -1,3 +1,5 @@
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { readCapped } from '../../src/bytes/index.js';
@@ -81,5 +83,37 @@ describe('readCapped', () => {
     const cut = Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
     setImmediate(() => node.destroy(cut));
     await expect(readCapped(node, { limit: 100, tooLarge })).rejects.toBe(cut);
+  });
+
+  it("with rest: 'leave', a server can still answer 413 on the connection of a request body it refused", async () => {
+    const server = createServer((req, res) => {
+      readCapped(req, { limit: 1024, declared: req.headers['content-length'], rest: 'leave', tooLarge }).then(
+        () => res.end('read'),
+        () => res.writeHead(413, { connection: 'close' }).end('too large'),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const send = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ port, host: '127.0.0.1', method: 'POST', headers }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        // Chunked, so only the bytes reveal the size; then the declared-length case.
+        req.write(Buffer.alloc(800));
+        req.end(Buffer.alloc(800));
+      });
+    try {
+      expect(await send({})).toEqual({ status: 413, body: 'too large' });
+      expect(await send({ 'content-length': '1600' })).toEqual({ status: 413, body: 'too large' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
