@@ -1,5 +1,5 @@
 import { runWithDeadline } from '../concurrency/index.js';
-import { SidecarError, unavailable } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 
 /**
  * GPU evidence and NRAS calls under a deadline and the caller's abort signal: either one rejects at

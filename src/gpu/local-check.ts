@@ -1,6 +1,6 @@
 import { verify } from 'node:crypto';
 import { equalBytes, toHex } from '../bytes/index.js';
-import { SidecarError, unavailable } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import { NVIDIA_DEVICE_IDENTITY_CA_SHA256, splitPemChain, verifyCertificateChain } from './cert-chain.js';
 import { EVIDENCE_NONCE_LENGTH, type ParsedGpuEvidence, parseGpuEvidence } from './evidence.js';
 import type { GpuEvidence } from './gpu-evidence-provider.js';

@@ -3,7 +3,12 @@ import { RateWindow } from '../../src/concurrency/index.js';
 
 const clock = (start = 1_000_000) => {
   let now = start;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
+  return {
+    now: () => now,
+    advance: (ms: number): void => {
+      now += ms;
+    },
+  };
 };
 
 describe('RateWindow', () => {
