@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { assertBytes, toHex } from '../bytes/index.js';
 import { runWithDeadline } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import type { GpuEvidence, GpuEvidenceProvider } from '../gpu/gpu-evidence-provider.js';
 import { buildNvidiaPayload } from '../gpu/index.js';
 import type { Signers, SigningAlgo } from '../keys/index.js';
@@ -144,10 +144,7 @@ export class AttestationService {
           timeoutMs,
           // The providers are told to stop through the signal.
           timeoutError: () =>
-            new SidecarError(`the TEE or GPU did not answer within ${timeoutMs} ms`, {
-              status: 503,
-              code: 'attestation_timeout',
-            }),
+            unavailable(`the TEE or GPU did not answer within ${timeoutMs} ms`, 'attestation_timeout'),
         },
       );
       if (gpu.gpus.length > 0) this.options.checkGpuEvidence(gpu.gpus, nonce);

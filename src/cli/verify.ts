@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { NRAS_BASE_URL } from '../gpu/index.js';
 import { type Collateral, loadCollateral } from '../tdx/index.js';
 import {
   type CheckResult,
@@ -23,7 +24,7 @@ Options:
   --at <iso|unix>             verify at this time instead of now (e.g. with recorded collateral)
   --collateral <file>         Intel collateral JSON (dcap-qvl Collateral) instead of fetching it
   --pccs-url <url>            PCCS to fetch collateral from (default: Phala's PCCS)
-  --nras-url <url>            NRAS base URL (default https://nras.attestation.nvidia.com)
+  --nras-url <url>            NRAS base URL (default ${NRAS_BASE_URL})
   --accept-tcb <list>         TCB statuses accepted besides UpToDate, e.g. SWHardeningNeeded,OutOfDate
   --expect-address <addr>     the signing address must be this one (0G targetTeeAddress)
   --compose-hash <hex>        expected Dstack compose hash

@@ -1,4 +1,9 @@
 import { z } from 'zod';
+import { DEFAULT_DSTACK_SOCKET } from '../dstack/index.js';
+import { DEFAULT_NVML_LIBRARY_PATH, NRAS_BASE_URL } from '../gpu/index.js';
+import { DEFAULT_REDIS_KEY_PREFIX } from '../signatures/index.js';
+import { DEFAULT_TAPP_ENDPOINT } from '../tapp/index.js';
+import { DEFAULT_LIBTDX_ATTEST_PATH, DEFAULT_TSM_REPORT_ROOT } from '../tdx/index.js';
 
 /**
  * The sidecar's configuration: read from the environment once, validated once, frozen, and handed to
@@ -6,6 +11,11 @@ import { z } from 'zod';
  *
  * Every name below is part of the product's interface (compose files and operators set them) and is
  * documented in the README's configuration table; a test keeps the two in step.
+ *
+ * A default that is a fact about a mechanism (a socket path, a library name, the NRAS URL, the Redis
+ * key prefix) is owned by the module that implements it and imported here, so library users (the
+ * verifier CLI, tests, embedders) and the sidecar get the same value; no feature folder imports
+ * config. Defaults that are sidecar policy (limits, timeouts, TTLs) are stated here only.
  */
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -58,18 +68,18 @@ export const envSchema = z.object({
     .default('simulated'),
   /** Only with TEE_PROVIDER=auto: fall back to the simulated provider when no TEE is found. */
   TEE_AUTO_ALLOW_SIMULATED: bool.default(false),
-  DSTACK_SOCKET: z.string().min(1).default('/var/run/dstack.sock'),
-  TSM_REPORT_ROOT: z.string().min(1).default('/sys/kernel/config/tsm/report'),
-  LIBTDX_ATTEST_PATH: z.string().min(1).default('libtdx_attest.so.1'),
-  TAPP_ENDPOINT: z.string().min(1).default('unix:///run/tapp/tapp.sock'),
+  DSTACK_SOCKET: z.string().min(1).default(DEFAULT_DSTACK_SOCKET),
+  TSM_REPORT_ROOT: z.string().min(1).default(DEFAULT_TSM_REPORT_ROOT),
+  LIBTDX_ATTEST_PATH: z.string().min(1).default(DEFAULT_LIBTDX_ATTEST_PATH),
+  TAPP_ENDPOINT: z.string().min(1).default(DEFAULT_TAPP_ENDPOINT),
   TAPP_APP_ID: optionalString,
 
   GPU_EVIDENCE: z.enum(['simulated', 'nvml', 'http', 'none', 'fixture']).default('simulated'),
-  NVML_LIBRARY_PATH: z.string().min(1).default('libnvidia-ml.so.1'),
+  NVML_LIBRARY_PATH: z.string().min(1).default(DEFAULT_NVML_LIBRARY_PATH),
   GPU_EVIDENCE_URL: url.optional(),
   GPU_EVIDENCE_TIMEOUT_MS: int(100, 600_000).default(30_000),
   GPU_FIXTURE_PATH: optionalString,
-  NRAS_URL: url.default('https://nras.attestation.nvidia.com'),
+  NRAS_URL: url.default(NRAS_BASE_URL),
   /** At start, submit our own GPU evidence to NRAS and refuse to serve if it is rejected. */
   NRAS_SELF_CHECK: bool.default(false),
 
@@ -103,7 +113,7 @@ export const envSchema = z.object({
    */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   /** Key prefix, so one Redis can hold several deployments' records apart. */
-  REDIS_KEY_PREFIX: z.string().min(1).max(256).default('teeml-sidecar:sig:'),
+  REDIS_KEY_PREFIX: z.string().min(1).max(256).default(DEFAULT_REDIS_KEY_PREFIX),
   /** Longest wait for one Redis command, reply included; beyond it Redis counts as down. */
   REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(250),
   /** Writes kept for replay while Redis is down (oldest dropped beyond it; they stay in memory here). */

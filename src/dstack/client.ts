@@ -1,7 +1,8 @@
 import { request } from 'node:http';
 import { z } from 'zod';
-import { toHex } from '../bytes/index.js';
-import { SidecarError } from '../errors/index.js';
+import { readCapped, toHex } from '../bytes/index.js';
+import { runWithDeadline } from '../concurrency/index.js';
+import { SidecarError, unavailableIn } from '../errors/index.js';
 
 /**
  * Client for the Dstack guest agent: HTTP/1.1 + JSON over its unix socket (PLATFORMS.md, Dstack row).
@@ -84,12 +85,8 @@ export interface DstackKey {
 
 type Operation = 'GetQuote' | 'Info' | 'GetKey' | 'GetTlsKey';
 
-const unavailable = (op: Operation, reason: string, code: string, cause?: unknown): SidecarError =>
-  new SidecarError(`dstack ${op} failed: ${reason}`, {
-    status: 503,
-    code,
-    ...(cause === undefined ? {} : { cause }),
-  });
+/** 503s for one operation: "dstack <op> failed: <reason>". */
+const failed = (op: Operation) => unavailableIn(`dstack ${op} failed: `);
 
 const describeSocketError = (error: unknown): string => {
   const code = (error as { code?: unknown } | null)?.code;
@@ -99,6 +96,12 @@ const describeSocketError = (error: unknown): string => {
   if (typeof code === 'string') return `socket error ${code}`;
   return 'socket error';
 };
+
+/** A response that broke off mid-body (the socket closed) or failed otherwise. */
+const describeStreamError = (error: unknown): string =>
+  (error as { code?: unknown } | null)?.code === 'ECONNRESET'
+    ? 'response was cut off'
+    : 'response stream failed';
 
 export class DstackClient {
   readonly socketPath: string;
@@ -135,11 +138,7 @@ export class DstackClient {
   async getKey(path: string, purpose: string, signal?: AbortSignal): Promise<DstackKey> {
     const answer = await this.call('GetKey', { path, purpose }, getKeyResponseSchema, signal);
     if (answer.key.length !== 64) {
-      throw unavailable(
-        'GetKey',
-        `key expected 32 bytes, got length=${answer.key.length / 2}`,
-        'dstack_bad_key',
-      );
+      throw failed('GetKey')(`key expected 32 bytes, got length=${answer.key.length / 2}`, 'dstack_bad_key');
     }
     return {
       key: new Uint8Array(Buffer.from(answer.key, 'hex')),
@@ -184,43 +183,33 @@ export class DstackClient {
       text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
       json = JSON.parse(text);
     } catch (error) {
-      throw unavailable(op, `response is not valid JSON (${raw.length} bytes)`, 'dstack_bad_response', error);
+      throw failed(op)(`response is not valid JSON (${raw.length} bytes)`, 'dstack_bad_response', {}, error);
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue === undefined ? '' : ` (${issue.path.join('.') || 'body'}: ${issue.message})`;
-      throw unavailable(op, `unexpected response shape${where}`, 'dstack_bad_response');
+      throw failed(op)(`unexpected response shape${where}`, 'dstack_bad_response');
     }
     return parsed.data;
   }
 
-  private post(op: Operation, body: Buffer, signal?: AbortSignal): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(unavailable(op, 'aborted', 'dstack_aborted', signal.reason));
-        return;
-      }
-      let settled = false;
-      const finish = (error: SidecarError | undefined, value?: Buffer): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (error !== undefined) {
-          req.destroy();
-          reject(error);
-        } else {
-          resolve(value as Buffer);
-        }
-      };
-      const onAbort = (): void => finish(unavailable(op, 'aborted', 'dstack_aborted', signal?.reason));
-      const timer = setTimeout(
-        () => finish(unavailable(op, `no answer within ${this.timeoutMs} ms`, 'dstack_timeout')),
-        this.timeoutMs,
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
+  /** One POST under the call deadline and the caller's signal; either one ends the HTTP request. */
+  private async post(op: Operation, body: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    const fail = failed(op);
+    if (signal?.aborted) throw fail('aborted', 'dstack_aborted', {}, signal.reason);
+    return runWithDeadline((deadline) => this.exchange(op, body, deadline), {
+      timeoutMs: this.timeoutMs,
+      timeoutError: () => fail(`no answer within ${this.timeoutMs} ms`, 'dstack_timeout'),
+      signal,
+      abortError: () => fail('aborted', 'dstack_aborted', {}, signal?.reason),
+    });
+  }
 
+  /** The HTTP exchange itself; `signal` (the deadline's) destroys the request when it fires. */
+  private exchange(op: Operation, body: Buffer, signal: AbortSignal): Promise<Buffer> {
+    const fail = failed(op);
+    return new Promise<Buffer>((resolve, reject) => {
       const req = request(
         {
           socketPath: this.socketPath,
@@ -232,47 +221,27 @@ export class DstackClient {
             // Bytes, not characters: the body is a Buffer.
             'content-length': String(body.byteLength),
           },
+          signal,
         },
         (res) => {
           const status = res.statusCode ?? 0;
           if (status !== 200) {
             res.resume();
-            finish(unavailable(op, `guest agent answered HTTP ${status}`, 'dstack_unavailable'));
+            reject(fail(`guest agent answered HTTP ${status}`, 'dstack_unavailable'));
             return;
           }
-          const declared = Number(res.headers['content-length']);
-          if (Number.isFinite(declared) && declared > this.maxResponseBytes) {
-            finish(
-              unavailable(op, `response exceeds ${this.maxResponseBytes} bytes`, 'dstack_response_too_large'),
-            );
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > this.maxResponseBytes) {
-              finish(
-                unavailable(
-                  op,
-                  `response exceeds ${this.maxResponseBytes} bytes`,
-                  'dstack_response_too_large',
-                ),
-              );
-              return;
-            }
-            chunks.push(chunk);
+          readCapped(res, {
+            limit: this.maxResponseBytes,
+            declared: res.headers['content-length'],
+            tooLarge: () =>
+              fail(`response exceeds ${this.maxResponseBytes} bytes`, 'dstack_response_too_large'),
+          }).then(resolve, (error: unknown) => {
+            if (error instanceof SidecarError) reject(error);
+            else reject(fail(describeStreamError(error), 'dstack_unavailable', {}, error));
           });
-          res.on('end', () => finish(undefined, Buffer.concat(chunks, size)));
-          res.on('error', (error) =>
-            finish(unavailable(op, 'response stream failed', 'dstack_unavailable', error)),
-          );
-          res.on('aborted', () => finish(unavailable(op, 'response was cut off', 'dstack_unavailable')));
         },
       );
-      req.on('error', (error) =>
-        finish(unavailable(op, describeSocketError(error), 'dstack_unavailable', error)),
-      );
+      req.on('error', (error) => reject(fail(describeSocketError(error), 'dstack_unavailable', {}, error)));
       req.end(body);
     });
   }

@@ -1,2 +1,2 @@
-export type { ErrorType, SidecarErrorOptions } from './sidecar-error.js';
-export { badRequest, notFound, SidecarError, unavailable } from './sidecar-error.js';
+export type { ErrorType, SidecarErrorOptions, UnavailableOptions } from './sidecar-error.js';
+export { badRequest, notFound, SidecarError, unavailable, unavailableIn } from './sidecar-error.js';

@@ -67,5 +67,35 @@ export const badRequest = (message: string, code = 'invalid_request', param: str
 export const notFound = (message: string, code = 'not_found') =>
   new SidecarError(message, { status: 404, code });
 
-export const unavailable = (message: string, code: string, cause?: unknown) =>
-  new SidecarError(message, { status: 503, code, cause });
+export interface UnavailableOptions {
+  /** Context for logs only; never rendered. */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/**
+ * A 503: a TEE, GPU or platform service the sidecar depends on did not give what it must. The one
+ * constructor of these errors; providers bind their message prefix and log details with
+ * `unavailableIn` instead of writing their own.
+ */
+export const unavailable = (message: string, code: string, options: UnavailableOptions = {}): SidecarError =>
+  new SidecarError(message, {
+    status: 503,
+    code,
+    ...(options.details === undefined ? {} : { details: options.details }),
+    ...(options.cause === undefined ? {} : { cause: options.cause }),
+  });
+
+/**
+ * `unavailable` bound to one dependency: every error starts with `prefix` (e.g. "dstack GetQuote
+ * failed: ") and carries `base` in its log details, merged with the call's own.
+ */
+export const unavailableIn =
+  (prefix: string, base: Record<string, unknown> = {}) =>
+  (message: string, code: string, details: Record<string, unknown> = {}, cause?: unknown): SidecarError => {
+    const merged = { ...base, ...details };
+    return unavailable(`${prefix}${message}`, code, {
+      ...(Object.keys(merged).length === 0 ? {} : { details: merged }),
+      cause,
+    });
+  };

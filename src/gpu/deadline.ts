@@ -1,5 +1,5 @@
 import { runWithDeadline } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 
 /**
  * GPU evidence and NRAS calls under a deadline and the caller's abort signal: either one rejects at
@@ -15,10 +15,6 @@ export const withDeadline = <T>(
   runWithDeadline(work, {
     timeoutMs,
     signal,
-    timeoutError: () =>
-      new SidecarError(`${what} timed out after ${timeoutMs} ms`, {
-        status: 503,
-        code: 'gpu_evidence_timeout',
-      }),
-    abortError: () => new SidecarError(`${what} was aborted`, { status: 503, code: 'gpu_evidence_aborted' }),
+    timeoutError: () => unavailable(`${what} timed out after ${timeoutMs} ms`, 'gpu_evidence_timeout'),
+    abortError: () => unavailable(`${what} was aborted`, 'gpu_evidence_aborted'),
   });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import { parseGpuEvidence } from './evidence.js';
 import type { GpuEvidence } from './gpu-evidence-provider.js';
 import { decodeEvidenceEntry, evidenceEntrySchema } from './payload.js';
@@ -37,11 +37,7 @@ export interface EvidenceDocument {
 }
 
 const malformed = (source: string, message: string, cause?: unknown) =>
-  new SidecarError(`GPU evidence from ${source} is malformed: ${message}`, {
-    status: 503,
-    code: 'gpu_evidence_malformed',
-    cause,
-  });
+  unavailable(`GPU evidence from ${source} is malformed: ${message}`, 'gpu_evidence_malformed', { cause });
 
 /** Validates a parsed JSON document and decodes it into GpuEvidence in list (= index) order. */
 export const parseEvidenceDocument = (json: unknown, source: string): EvidenceDocument => {

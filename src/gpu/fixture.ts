@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { assertBytes } from '../bytes/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import { parseEvidenceDocument } from './evidence-document.js';
 import type { GpuEvidenceProvider, GpuEvidenceResult } from './gpu-evidence-provider.js';
 
@@ -30,9 +30,7 @@ export class FixtureGpuEvidenceProvider implements GpuEvidenceProvider {
     try {
       text = await this.#readFile(this.#path);
     } catch (cause) {
-      throw new SidecarError('GPU evidence fixture could not be read', {
-        status: 503,
-        code: 'gpu_evidence_unavailable',
+      throw unavailable('GPU evidence fixture could not be read', 'gpu_evidence_unavailable', {
         details: { provider: 'fixture' },
         cause,
       });
@@ -41,11 +39,7 @@ export class FixtureGpuEvidenceProvider implements GpuEvidenceProvider {
     try {
       json = JSON.parse(text);
     } catch (cause) {
-      throw new SidecarError('GPU evidence fixture is not JSON', {
-        status: 503,
-        code: 'gpu_evidence_malformed',
-        cause,
-      });
+      throw unavailable('GPU evidence fixture is not JSON', 'gpu_evidence_malformed', { cause });
     }
     return { gpus: parseEvidenceDocument(json, 'the fixture file').gpus, ccState: null, simulated: true };
   }

@@ -1,10 +1,10 @@
-import { assertBytes, equalBytes, toHex } from '../bytes/index.js';
-import { SidecarError } from '../errors/index.js';
+import { assertBytes, equalBytes, readCapped, toHex } from '../bytes/index.js';
+import { unavailableIn } from '../errors/index.js';
 import { withDeadline } from './deadline.js';
+import { discard } from './discard.js';
 import { parseGpuEvidence } from './evidence.js';
 import { parseEvidenceDocument } from './evidence-document.js';
 import type { GpuEvidenceProvider, GpuEvidenceResult } from './gpu-evidence-provider.js';
-import { discard, readCapped } from './read-capped.js';
 
 /**
  * GPU evidence from a local HTTP evidence service (PLATFORMS.md: NVIDIA ships none; small helper
@@ -32,13 +32,7 @@ export interface HttpGpuEvidenceOptions {
 
 const PROVIDER = 'http';
 
-const unavailable = (message: string, code: string, details: Record<string, unknown> = {}, cause?: unknown) =>
-  new SidecarError(`GPU evidence unavailable: ${message}`, {
-    status: 503,
-    code,
-    details: { provider: PROVIDER, ...details },
-    cause,
-  });
+const unavailable = unavailableIn('GPU evidence unavailable: ', { provider: PROVIDER });
 
 export class HttpGpuEvidenceProvider implements GpuEvidenceProvider {
   readonly kind = 'http' as const;
@@ -81,9 +75,12 @@ export class HttpGpuEvidenceProvider implements GpuEvidenceProvider {
         status: response.status,
       });
     }
-    const body = await readCapped(response, this.#maxBytes, () =>
-      unavailable(`evidence service answer exceeds ${this.#maxBytes} bytes`, 'gpu_evidence_too_large'),
-    );
+    const body = await readCapped(response.body, {
+      limit: this.#maxBytes,
+      declared: response.headers.get('content-length'),
+      tooLarge: () =>
+        unavailable(`evidence service answer exceeds ${this.#maxBytes} bytes`, 'gpu_evidence_too_large'),
+    });
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));

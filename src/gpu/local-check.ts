@@ -1,6 +1,6 @@
 import { verify } from 'node:crypto';
 import { equalBytes, toHex } from '../bytes/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import { NVIDIA_DEVICE_IDENTITY_CA_SHA256, splitPemChain, verifyCertificateChain } from './cert-chain.js';
 import { EVIDENCE_NONCE_LENGTH, type ParsedGpuEvidence, parseGpuEvidence } from './evidence.js';
 import type { GpuEvidence } from './gpu-evidence-provider.js';
@@ -161,13 +161,10 @@ export const assertGpuEvidence = (gpus: readonly EvidenceInput[], options: Local
   for (const [i, gpu] of gpus.entries()) {
     const result = checkGpuEvidence(gpu, options);
     if (!result.ok) {
-      throw new SidecarError(
+      throw unavailable(
         `GPU ${i} evidence failed the local check (${result.failure?.check ?? 'unknown'}): ${result.failure?.reason ?? ''}`,
-        {
-          status: 503,
-          code: 'gpu_evidence_invalid',
-          details: { gpu: i, check: result.failure?.check },
-        },
+        'gpu_evidence_invalid',
+        { details: { gpu: i, check: result.failure?.check } },
       );
     }
   }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { JSONWebKeySet, JWTPayload } from 'jose';
 import { z } from 'zod';
-import { SidecarError } from '../errors/index.js';
+import { readCapped } from '../bytes/index.js';
+import { SidecarError, unavailableIn } from '../errors/index.js';
 import { withDeadline } from './deadline.js';
-import { discard, readCapped } from './read-capped.js';
+import { discard } from './discard.js';
 
 /**
  * NVIDIA Remote Attestation Service client (PLATFORMS.md, "NRAS"; CONTRACT.md, nvidia_payload).
@@ -41,13 +42,14 @@ const jwksSchema = z.object({
     .max(256),
 });
 
-const nrasError = (message: string, code: string, details: Record<string, unknown> = {}, cause?: unknown) =>
-  new SidecarError(`NRAS: ${message}`, { status: 503, code, details, cause });
+const nrasError = unavailableIn('NRAS: ');
 
 const readJson = async (response: Response, maxBytes: number, what: string): Promise<unknown> => {
-  const body = await readCapped(response, maxBytes, () =>
-    nrasError(`${what} exceeds ${maxBytes} bytes`, 'nras_malformed'),
-  );
+  const body = await readCapped(response.body, {
+    limit: maxBytes,
+    declared: response.headers.get('content-length'),
+    tooLarge: () => nrasError(`${what} exceeds ${maxBytes} bytes`, 'nras_malformed'),
+  });
   try {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
   } catch (cause) {

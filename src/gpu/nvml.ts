@@ -1,6 +1,6 @@
 import { assertBytes, equalBytes } from '../bytes/index.js';
 import { SerialQueue } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailableIn } from '../errors/index.js';
 import { withDeadline } from './deadline.js';
 import { parseGpuEvidence } from './evidence.js';
 import type {
@@ -53,13 +53,7 @@ const CC_FEATURE_ENABLED = 1;
 /** devToolsMode: 0 = off (NVML_CC_SYSTEM_DEVTOOLS_MODE_OFF). */
 const DEVTOOLS_OFF = 0;
 
-const unavailable = (message: string, code: string, details: Record<string, unknown> = {}, cause?: unknown) =>
-  new SidecarError(`GPU evidence unavailable: ${message}`, {
-    status: 503,
-    code,
-    details: { provider: PROVIDER, ...details },
-    cause,
-  });
+const unavailable = unavailableIn('GPU evidence unavailable: ', { provider: PROVIDER });
 
 const u32 = (b: Uint8Array, offset: number): number =>
   new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(offset, true);
@@ -74,6 +68,9 @@ const ARCHES: Readonly<Record<number, GpuArch>> = {
   [NVML_ARCH_BLACKWELL]: 'BLACKWELL',
 };
 
+/** The dlopen name of NVML as the NVIDIA driver installs it. */
+export const DEFAULT_NVML_LIBRARY_PATH = 'libnvidia-ml.so.1';
+
 export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   readonly kind = 'nvml' as const;
   readonly #libraryPath: string;
@@ -86,7 +83,7 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   #deadline: AbortSignal | undefined;
 
   constructor(options: NvmlGpuEvidenceOptions = {}) {
-    this.#libraryPath = options.libraryPath ?? 'libnvidia-ml.so.1';
+    this.#libraryPath = options.libraryPath ?? DEFAULT_NVML_LIBRARY_PATH;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#load = options.load ?? loadNvml;
   }

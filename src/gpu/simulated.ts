@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { assertBytes } from '../bytes/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import type {
   GpuArch,
   GpuEvidence,
@@ -71,12 +71,14 @@ export class SimulatedGpuEvidenceProvider implements GpuEvidenceProvider {
   #load(): Promise<SyntheticGpuFixtures> {
     this.#fixtures ??= loadSyntheticGpuFixtures(this.#fixtureDir).catch((cause: unknown) => {
       this.#fixtures = undefined;
-      throw new SidecarError('simulated GPU evidence: synthetic fixtures could not be loaded', {
-        status: 503,
-        code: 'gpu_evidence_unavailable',
-        details: { provider: 'simulated' },
-        cause,
-      });
+      throw unavailable(
+        'simulated GPU evidence: synthetic fixtures could not be loaded',
+        'gpu_evidence_unavailable',
+        {
+          details: { provider: 'simulated' },
+          cause,
+        },
+      );
     });
     return this.#fixtures;
   }

@@ -1,6 +1,6 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { DstackClient } from '../dstack/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import type { KeyMaterial, KeySource } from './key-source.js';
 
 export interface DstackKeySourceOptions {
@@ -53,10 +53,7 @@ export class DstackKeySource implements KeySource {
     // 32 bytes is checked by the client; the scalar must also lie in [1, n).
     if (!secp256k1.utils.isValidSecretKey(secp.key)) {
       secp.key.fill(0);
-      throw new SidecarError('dstack GetKey failed: key is not a valid secp256k1 scalar', {
-        status: 503,
-        code: 'dstack_bad_key',
-      });
+      throw unavailable('dstack GetKey failed: key is not a valid secp256k1 scalar', 'dstack_bad_key');
     }
     let ed: Uint8Array;
     try {

@@ -1,7 +1,7 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailableIn } from '../errors/index.js';
 import { TappClient } from '../tapp/index.js';
 import { addressOfPublicKey } from './eip191.js';
 import type { KeyMaterial, KeySource } from './key-source.js';
@@ -33,8 +33,7 @@ export const deriveTappEd25519Seed = (secp256k1Key: Uint8Array): Uint8Array =>
     32,
   );
 
-const badKey = (reason: string): SidecarError =>
-  new SidecarError(`tapp GetAppSecretKey failed: ${reason}`, { status: 503, code: 'tapp_bad_key' });
+const unavailable = unavailableIn('tapp GetAppSecretKey failed: ');
 
 /**
  * The app's key from 0G Tapp's GetAppSecretKey (key_type "ethereum"; PLATFORMS.md, 0G Tapp row).
@@ -74,18 +73,18 @@ export class TappKeySource implements KeySource {
     answer.privateKey = new Uint8Array(0);
     if (key.length !== 32) {
       key.fill(0);
-      throw badKey(`key expected 32 bytes, got length=${key.length}`);
+      throw unavailable(`key expected 32 bytes, got length=${key.length}`, 'tapp_bad_key');
     }
     if (!secp256k1.utils.isValidSecretKey(key)) {
       key.fill(0);
-      throw badKey('key is not a valid secp256k1 scalar');
+      throw unavailable('key is not a valid secp256k1 scalar', 'tapp_bad_key');
     }
     // Tapp also sends the address; a key that does not match it is not the registered identity.
     if (answer.ethAddress.length > 0) {
       const derived = addressOfPublicKey(secp256k1.getPublicKey(key, false));
       if (Buffer.compare(Buffer.from(derived), Buffer.from(answer.ethAddress)) !== 0) {
         key.fill(0);
-        throw badKey('key does not match the address Tapp reported');
+        throw unavailable('key does not match the address Tapp reported', 'tapp_bad_key');
       }
     }
     return { secp256k1: key, ed25519: deriveTappEd25519Seed(key) };

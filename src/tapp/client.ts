@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { CallOptions, Client, ServiceError } from '@grpc/grpc-js';
-import { SidecarError } from '../errors/index.js';
+import { type SidecarError, unavailableIn } from '../errors/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import { TAPP_MAX_NONCE_BYTES } from './runtime-data.js';
 
@@ -17,7 +17,7 @@ const protoLoader = lazyRequire<typeof import('@grpc/proto-loader')>('@grpc/prot
  */
 
 export interface TappClientOptions {
-  /** `unix:///run/tapp/tapp.sock` (default) or `host:port` (Tapp's TCP listener, :50051). */
+  /** A `unix://` socket (DEFAULT_TAPP_ENDPOINT) or `host:port` (Tapp's TCP listener, :50051). */
   endpoint: string;
   /** Deadline per call in milliseconds. */
   timeoutMs?: number;
@@ -74,11 +74,7 @@ const statusName = (code: number): string | undefined => {
 };
 
 const failure = (rpc: Rpc, reason: string, code: string, cause?: unknown): SidecarError =>
-  new SidecarError(`tapp ${rpc} failed: ${reason}`, {
-    status: 503,
-    code,
-    ...(cause === undefined ? {} : { cause }),
-  });
+  unavailableIn(`tapp ${rpc} failed: `)(reason, code, {}, cause);
 
 const bytesField = (value: unknown): Uint8Array =>
   value instanceof Uint8Array ? new Uint8Array(value) : new Uint8Array(0);

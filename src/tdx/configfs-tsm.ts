@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import { posix } from 'node:path';
 import { assertBytes } from '../bytes/index.js';
 import { SerialQueue } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailableIn } from '../errors/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 import { expectQuoteReportData } from './report-data.js';
 
@@ -115,16 +115,12 @@ class RetryableAttempt extends Error {
   }
 }
 
+/** Where configfs-tsm reports live (Linux Documentation/ABI/testing/configfs-tsm). */
+export const DEFAULT_TSM_REPORT_ROOT = '/sys/kernel/config/tsm/report';
 const TSM_PROVIDER_TDX = 'tdx_guest';
 const PLATFORM = 'configfs-tsm';
 
-const unavailable = (message: string, details: Record<string, unknown>, cause?: unknown) =>
-  new SidecarError(message, {
-    status: 503,
-    code: 'tee_unavailable',
-    details: { platform: PLATFORM, ...details },
-    cause,
-  });
+const unavailable = unavailableIn('TDX quote unavailable: ', { platform: PLATFORM });
 
 export class ConfigfsTsmQuoteProvider implements QuoteProvider {
   readonly platform = 'configfs-tsm' as const;
@@ -140,7 +136,7 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
   private readonly queue = new SerialQueue();
 
   constructor(options: ConfigfsTsmOptions = {}) {
-    this.root = options.root ?? '/sys/kernel/config/tsm/report';
+    this.root = options.root ?? DEFAULT_TSM_REPORT_ROOT;
     this.fs = options.fs ?? nodeConfigfsFs;
     this.sleep = options.sleep ?? defaultSleep;
     this.entryName = options.entryName ?? (() => `teeml-${randomUUID()}`);
@@ -177,11 +173,12 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
       }
     }
     const busy = reasons.at(-1) === 'busy';
-    throw new SidecarError(
+    throw unavailable(
       busy
-        ? `TDX quote unavailable: configfs-tsm stayed busy after ${reasons.length} attempts`
-        : `TDX quote unavailable: configfs-tsm generation changed under us in ${reasons.length} attempts (concurrent writer)`,
-      { status: 503, code: 'tee_busy', details: { platform: PLATFORM, attempts: reasons.length, reasons } },
+        ? `configfs-tsm stayed busy after ${reasons.length} attempts`
+        : `configfs-tsm generation changed under us in ${reasons.length} attempts (concurrent writer)`,
+      'tee_busy',
+      { attempts: reasons.length, reasons },
     );
   }
 
@@ -198,7 +195,7 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
       const quote = await this.step('read outblob', () => this.fs.readFile(posix.join(dir, 'outblob')));
       const afterRead = await this.readGeneration(dir);
       if (afterRead !== afterWrite) throw new RetryableAttempt('generation');
-      if (quote.length === 0) throw unavailable('TDX quote unavailable: configfs-tsm outblob is empty', {});
+      if (quote.length === 0) throw unavailable('configfs-tsm outblob is empty', 'tee_unavailable');
       expectQuoteReportData(PLATFORM, quote, reportData);
       return quote;
     } finally {
@@ -222,7 +219,8 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
             ? ' (configfs-tsm needs root)'
             : '';
       throw unavailable(
-        `TDX quote unavailable: configfs-tsm ${what} failed${code ? ` with ${code}` : ''}${hint}`,
+        `configfs-tsm ${what} failed${code ? ` with ${code}` : ''}${hint}`,
+        'tee_unavailable',
         { step: what, errno: code ?? null },
         err,
       );
@@ -237,18 +235,14 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
       const code = errnoCode(err);
       if (code === 'ENOENT') return; // older kernels have no provider attribute
       if (code === 'EBUSY' || code === 'EAGAIN') throw new RetryableAttempt('busy');
-      throw unavailable(
-        'TDX quote unavailable: configfs-tsm provider unreadable',
-        { errno: code ?? null },
-        err,
-      );
+      throw unavailable('configfs-tsm provider unreadable', 'tee_unavailable', { errno: code ?? null }, err);
     }
     const provider = text.trim();
     if (provider !== TSM_PROVIDER_TDX) {
       // The provider is a kernel module name (tdx_guest, sev_guest, ...), not a secret; print it
       // only when it looks like one.
       const shown = /^[a-z0-9_-]{1,32}$/.test(provider) ? `"${provider}"` : 'an unexpected value';
-      throw unavailable(`TDX quote unavailable: configfs-tsm provider is ${shown}, not ${TSM_PROVIDER_TDX}`, {
+      throw unavailable(`configfs-tsm provider is ${shown}, not ${TSM_PROVIDER_TDX}`, 'tee_unavailable', {
         step: 'provider',
       });
     }
@@ -258,7 +252,7 @@ export class ConfigfsTsmQuoteProvider implements QuoteProvider {
     const bytes = await this.step('read generation', () => this.fs.readFile(posix.join(dir, 'generation')));
     const text = new TextDecoder().decode(bytes).trim();
     if (!/^\d{1,15}$/.test(text)) {
-      throw unavailable('TDX quote unavailable: configfs-tsm generation is not a number', {
+      throw unavailable('configfs-tsm generation is not a number', 'tee_unavailable', {
         length: bytes.length,
       });
     }

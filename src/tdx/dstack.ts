@@ -1,11 +1,13 @@
 import { toHex } from '../bytes/index.js';
 import { DstackClient, type DstackInfo, EventLogError, parseEventLog } from '../dstack/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailableIn } from '../errors/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 import { expectQuoteReportData } from './report-data.js';
 
+const getQuoteFailed = unavailableIn('dstack GetQuote failed: ');
+
 export interface DstackQuoteProviderOptions {
-  /** Guest agent socket (config DSTACK_SOCKET, default `/var/run/dstack.sock`). */
+  /** Guest agent socket (config DSTACK_SOCKET, default DEFAULT_DSTACK_SOCKET). */
   socketPath: string;
   /** Deadline per guest agent call. */
   timeoutMs?: number;
@@ -42,21 +44,14 @@ export class DstackQuoteProvider implements QuoteProvider {
     const answer = await this.client.getQuote(reportData, signal);
     // Fail closed if the agent says it used other report_data than ours (it pads, never hashes).
     if (answer.report_data !== undefined && answer.report_data.toLowerCase() !== toHex(reportData)) {
-      throw new SidecarError('dstack GetQuote failed: the quote was made for other report_data', {
-        status: 503,
-        code: 'dstack_report_data_mismatch',
-      });
+      throw getQuoteFailed('the quote was made for other report_data', 'dstack_report_data_mismatch');
     }
     let eventLog: unknown[];
     try {
       eventLog = parseEventLog(answer.event_log);
     } catch (error) {
       const reason = error instanceof EventLogError ? error.message : 'event log is malformed';
-      throw new SidecarError(`dstack GetQuote failed: ${reason}`, {
-        status: 503,
-        code: 'dstack_bad_response',
-        cause: error,
-      });
+      throw getQuoteFailed(reason, 'dstack_bad_response', {}, error);
     }
     const quote = new Uint8Array(Buffer.from(answer.quote, 'hex'));
     // And check the quote itself: a malformed quote or another report_data is 503, never served.

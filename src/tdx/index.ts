@@ -1,11 +1,16 @@
-// The public surface of src/tdx (STYLE.md 1): re-exports only. test/tdx/index.test.ts pins the list.
+// The public surface of src/tdx (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
 export type { ConfigfsFs, ConfigfsTsmOptions } from './configfs-tsm.js';
-export { ConfigfsTsmQuoteProvider, nodeConfigfsFs } from './configfs-tsm.js';
+export { ConfigfsTsmQuoteProvider, DEFAULT_TSM_REPORT_ROOT, nodeConfigfsFs } from './configfs-tsm.js';
 // dstack.ts and tapp.ts exports follow here.
 export type { DstackQuoteProviderOptions } from './dstack.js';
 export { DstackQuoteProvider } from './dstack.js';
 export type { LibTdxOptions } from './libtdx.js';
-export { LibTdxQuoteProvider, TDX_ATTEST_ERRORS, tdxAttestError } from './libtdx.js';
+export {
+  DEFAULT_LIBTDX_ATTEST_PATH,
+  LibTdxQuoteProvider,
+  TDX_ATTEST_ERRORS,
+  tdxAttestError,
+} from './libtdx.js';
 export type {
   ByteRange,
   CertificationData,
@@ -33,7 +38,7 @@ export type {
   ReportDataScheme,
   TeePlatform,
 } from './quote-provider.js';
-export type { ReportDataAlgo, ReportDataInput, SplitReportData } from './report-data.js';
+export type { ReportDataInput, SplitReportData } from './report-data.js';
 export {
   buildReportData,
   ecdsaAddressFromReportData,

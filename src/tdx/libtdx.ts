@@ -1,7 +1,7 @@
 import type { LibraryHandle } from 'koffi';
 import { assertBytes } from '../bytes/index.js';
 import { SerialQueue } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { type SidecarError, unavailableIn } from '../errors/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 import { expectQuoteReportData } from './report-data.js';
@@ -41,7 +41,10 @@ export const TDX_ATTEST_ERRORS: Readonly<Record<number, { name: string; code: st
   12: { name: 'TDX_ATTEST_ERROR_UNSUPPORTED_ATT_KEY_ID', code: 'tdx_attest_unsupported_att_key_id' },
 };
 
+/** The dlopen name of Intel's library (the DCAP libtdx-attest package). */
+export const DEFAULT_LIBTDX_ATTEST_PATH = 'libtdx_attest.so.1';
 const PLATFORM = 'libtdx';
+const unavailable = unavailableIn('TDX quote unavailable: ', { platform: PLATFORM });
 /** Real quotes are ~5 KB; anything past this is a broken library, not a quote. */
 const MAX_QUOTE_SIZE = 1 << 20;
 
@@ -59,23 +62,12 @@ export interface LibTdxOptions {
 export const tdxAttestError = (rc: number): SidecarError => {
   const known = TDX_ATTEST_ERRORS[rc];
   const hex = `0x${rc.toString(16).padStart(4, '0')}`;
-  return new SidecarError(
-    `TDX quote unavailable: tdx_att_get_quote failed with ${known?.name ?? 'an unknown code'} (${hex})`,
-    {
-      status: 503,
-      code: known?.code ?? 'tdx_attest_unknown_error',
-      details: { platform: PLATFORM, rc, rcName: known?.name ?? null },
-    },
+  return unavailable(
+    `tdx_att_get_quote failed with ${known?.name ?? 'an unknown code'} (${hex})`,
+    known?.code ?? 'tdx_attest_unknown_error',
+    { rc, rcName: known?.name ?? null },
   );
 };
-
-const failure = (message: string, details: Record<string, unknown> = {}, cause?: unknown) =>
-  new SidecarError(`TDX quote unavailable: ${message}`, {
-    status: 503,
-    code: 'tee_unavailable',
-    details: { platform: PLATFORM, ...details },
-    cause,
-  });
 
 const isNull = (ptr: unknown): boolean => ptr === null || ptr === undefined || ptr === 0n || ptr === 0;
 
@@ -88,7 +80,7 @@ export class LibTdxQuoteProvider implements QuoteProvider {
   private readonly queue = new SerialQueue();
 
   constructor(options: LibTdxOptions = {}) {
-    this.libraryPath = options.libraryPath ?? 'libtdx_attest.so.1';
+    this.libraryPath = options.libraryPath ?? DEFAULT_LIBTDX_ATTEST_PATH;
   }
 
   getQuote(reportData: Uint8Array, signal?: AbortSignal): Promise<QuoteResult> {
@@ -104,8 +96,9 @@ export class LibTdxQuoteProvider implements QuoteProvider {
     try {
       lib = ffi().load(this.libraryPath);
     } catch (err) {
-      throw failure(
+      throw unavailable(
         `could not load ${this.libraryPath} (Intel DCAP libtdx-attest not installed?)`,
+        'tee_unavailable',
         { library: this.libraryPath },
         err,
       );
@@ -122,7 +115,12 @@ export class LibTdxQuoteProvider implements QuoteProvider {
         freeQuote: lib.func('uint32_t tdx_att_free_quote(void *p_quote)'),
       };
     } catch (err) {
-      throw failure(`${this.libraryPath} lacks tdx_att_get_quote/tdx_att_free_quote`, {}, err);
+      throw unavailable(
+        `${this.libraryPath} lacks tdx_att_get_quote/tdx_att_free_quote`,
+        'tee_unavailable',
+        {},
+        err,
+      );
     }
     return this.binding;
   }
@@ -144,7 +142,7 @@ export class LibTdxQuoteProvider implements QuoteProvider {
         quoteSize,
         0,
         (err: unknown, result: number) => {
-          if (err) reject(failure('tdx_att_get_quote could not be called', {}, err));
+          if (err) reject(unavailable('tdx_att_get_quote could not be called', 'tee_unavailable', {}, err));
           else resolve(result);
         },
       );
@@ -154,9 +152,12 @@ export class LibTdxQuoteProvider implements QuoteProvider {
     let quote: Uint8Array;
     try {
       if (rc !== 0) throw tdxAttestError(rc);
-      if (isNull(ptr)) throw failure('tdx_att_get_quote reported success without a quote', { rc });
+      if (isNull(ptr))
+        throw unavailable('tdx_att_get_quote reported success without a quote', 'tee_unavailable', { rc });
       if (size === 0 || size > MAX_QUOTE_SIZE) {
-        throw failure('tdx_att_get_quote returned an implausible quote size', { size });
+        throw unavailable('tdx_att_get_quote returned an implausible quote size', 'tee_unavailable', {
+          size,
+        });
       }
       // Copy out of the library's buffer before freeing it.
       quote = new Uint8Array(ffi().view(ptr, size)).slice();

@@ -1,6 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { assertBytes, equalBytes } from '../bytes/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
+import type { SigningAlgo } from '../keys/index.js';
 import { type ParsedQuote, parseQuote, QuoteParseError } from './quote.js';
 import type { TeePlatform } from './quote-provider.js';
 
@@ -10,13 +11,13 @@ import type { TeePlatform } from './quote-provider.js';
  * - [0, 32): ecdsa: the 20-byte Ethereum address followed by 12 zero bytes; ed25519: the 32-byte
  *   public key.
  * - [32, 64): the raw 32-byte request nonce.
+ * One layout per signing algorithm (keys' SigningAlgo).
  *
  * With a TLS certificate bound (NEAR AI's `include_tls_fingerprint=true`, inference-proxy
  * `attestation.rs` build_report_data): [0, 32) = sha256(signer bytes ‖ tlsSpkiSha256), where the
  * signer bytes are the 20-byte address (ecdsa, unpadded) or the 32-byte public key (ed25519) and
  * tlsSpkiSha256 is sha256 of the certificate's DER SubjectPublicKeyInfo. [32, 64) is the nonce.
  */
-export type ReportDataAlgo = 'ecdsa' | 'ed25519';
 
 export const REPORT_DATA_LENGTH = 64;
 export const NONCE_LENGTH = 32;
@@ -25,8 +26,8 @@ export const ED25519_PUBLIC_KEY_LENGTH = 32;
 export const TLS_SPKI_SHA256_LENGTH = 32;
 
 export type ReportDataInput = (
-  | { algo: 'ecdsa'; address: Uint8Array; nonce: Uint8Array }
-  | { algo: 'ed25519'; publicKey: Uint8Array; nonce: Uint8Array }
+  | { algo: Extract<SigningAlgo, 'ecdsa'>; address: Uint8Array; nonce: Uint8Array }
+  | { algo: Extract<SigningAlgo, 'ed25519'>; publicKey: Uint8Array; nonce: Uint8Array }
 ) & {
   /** sha256 of the TLS certificate's DER SubjectPublicKeyInfo: binds it as NEAR does (see above). */
   tlsSpkiSha256?: Uint8Array | undefined;
@@ -93,21 +94,16 @@ export const expectQuoteReportData = (
     parsed = parseQuote(quote);
   } catch (err) {
     if (!(err instanceof QuoteParseError)) throw err;
-    throw new SidecarError(`TDX quote unavailable: ${platform} returned a malformed quote`, {
-      status: 503,
-      code: 'tee_bad_quote',
+    throw unavailable(`TDX quote unavailable: ${platform} returned a malformed quote`, 'tee_bad_quote', {
       details: { platform, field: err.field, length: quote.length },
       cause: err,
     });
   }
   if (!equalBytes(parsed.report.reportData, expected)) {
-    throw new SidecarError(
+    throw unavailable(
       `TDX quote unavailable: ${platform} returned a quote with a different report_data`,
-      {
-        status: 503,
-        code: 'tee_bad_quote',
-        details: { platform },
-      },
+      'tee_bad_quote',
+      { details: { platform } },
     );
   }
   return parsed;

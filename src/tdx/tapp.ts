@@ -1,4 +1,4 @@
-import { SidecarError } from '../errors/index.js';
+import { SidecarError, unavailableIn } from '../errors/index.js';
 import {
   checkRuntimeData,
   EvidenceFormatError,
@@ -11,7 +11,7 @@ import { parseQuote, QuoteParseError } from './quote.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 
 export interface TappQuoteProviderOptions {
-  /** Config TAPP_ENDPOINT: `unix:///run/tapp/tapp.sock` or `host:port`. */
+  /** Config TAPP_ENDPOINT: a `unix://` socket (default DEFAULT_TAPP_ENDPOINT) or `host:port`. */
   endpoint: string;
   /** Config TAPP_APP_ID: the app id this sidecar runs as inside Tapp. */
   appId: string;
@@ -20,12 +20,7 @@ export interface TappQuoteProviderOptions {
   client?: TappClient;
 }
 
-const bad = (reason: string, code: string, cause?: unknown): SidecarError =>
-  new SidecarError(`tapp GetEvidence failed: ${reason}`, {
-    status: 503,
-    code,
-    ...(cause === undefined ? {} : { cause }),
-  });
+const bad = unavailableIn('tapp GetEvidence failed: ');
 
 /**
  * Quotes from 0G Tapp (PLATFORMS.md, 0G Tapp row). Tapp does not let an app set report_data: our 64
@@ -88,9 +83,9 @@ export class TappQuoteProvider implements QuoteProvider {
       };
     } catch (error) {
       if (error instanceof SidecarError) throw error;
-      if (error instanceof RuntimeDataError) throw bad(error.message, 'tapp_report_data_mismatch', error);
+      if (error instanceof RuntimeDataError) throw bad(error.message, 'tapp_report_data_mismatch', {}, error);
       if (error instanceof EvidenceFormatError || error instanceof QuoteParseError) {
-        throw bad(error.message, 'tapp_bad_response', error);
+        throw bad(error.message, 'tapp_bad_response', {}, error);
       }
       throw error;
     }

@@ -1,4 +1,6 @@
-// The public surface of src/verifier (STYLE.md 1): re-exports only. test/verifier/index.test.ts pins the list.
+// The public surface of src/verifier (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+// SigningAlgo is the keys' own type, re-exported for library users of the verifier.
+export type { SigningAlgo } from '../keys/index.js';
 export { CheckList } from './check-list.js';
 export type { AttestedSigner, SimulationFacts } from './report-checks.js';
 export type { AttestationView } from './report-shape.js';
@@ -13,7 +15,6 @@ export type {
   CheckStatus,
   MeasurementAllowLists,
   ReportContext,
-  SigningAlgo,
   VerificationResult,
 } from './types.js';
 export type { VerifyProviderOptions } from './verify-provider.js';

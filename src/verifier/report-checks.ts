@@ -1,7 +1,7 @@
+import type { SigningAlgo } from '../keys/index.js';
 import { addressOfPublicKey, checksumAddress } from '../keys/index.js';
 import type { CheckList } from './check-list.js';
 import { type AttestationView, normalizeHex } from './report-shape.js';
-import type { SigningAlgo } from './types.js';
 
 const HEX_RE = /^[0-9a-f]*$/;
 

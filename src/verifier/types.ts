@@ -1,3 +1,4 @@
+import type { SigningAlgo } from '../keys/index.js';
 import type { Collateral } from '../tdx/index.js';
 
 /**
@@ -39,8 +40,6 @@ export interface MeasurementAllowLists {
   /** Dstack `os-image-hash` runtime event (RTMR3). */
   osImageHash?: readonly string[];
 }
-
-export type SigningAlgo = 'ecdsa' | 'ed25519';
 
 /** What `verifyReport` needs besides the report: everything is injected, nothing is global. */
 export interface ReportContext {

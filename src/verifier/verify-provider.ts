@@ -1,10 +1,11 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { toHex } from '../bytes/index.js';
+import type { SigningAlgo } from '../keys/index.js';
 import { type PeerCertificate, pemCertificates, spkiSha256, TlsPeerChannel } from '../tls/index.js';
 import { CheckList } from './check-list.js';
 import { normalizeHex } from './report-shape.js';
 import { checkSignedExchange } from './signed-exchange.js';
-import type { ReportContext, SigningAlgo, VerificationResult } from './types.js';
+import type { ReportContext, VerificationResult } from './types.js';
 import { resultOf, runReportChecks } from './verify-report.js';
 import { fetchWire, jsonOf } from './wire.js';
 

@@ -1,8 +1,8 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
+import type { SigningAlgo } from '../keys/index.js';
 import { addressOfPublicKey, checksumAddress, hashMessage } from '../keys/index.js';
 import { normalizeHex } from './report-shape.js';
-import type { SigningAlgo } from './types.js';
 
 /**
  * Recovers the signer of an EIP-191 `personal_sign` signature over UTF-8 text (CONTRACT.md,

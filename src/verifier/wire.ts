@@ -1,3 +1,5 @@
+import { readCapped } from '../bytes/index.js';
+
 /**
  * HTTP through the injected `fetch`, keeping the exact bytes: signatures are over the bytes a
  * client sent and received (CONTRACT.md), so nothing here decodes and re-encodes a body.
@@ -17,15 +19,16 @@ export const fetchWire = async (
   init: RequestInit = {},
 ): Promise<WireResponse> => {
   const response = await fetchFn(url, init);
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > MAX_WIRE_BYTES) {
-    await response.body?.cancel();
-    throw new Error(`answer from ${new URL(url).pathname} exceeds ${MAX_WIRE_BYTES} bytes`);
-  }
-  const body = new Uint8Array(await response.arrayBuffer());
-  if (body.length > MAX_WIRE_BYTES)
-    throw new Error(`answer from ${new URL(url).pathname} exceeds ${MAX_WIRE_BYTES} bytes`);
-  return { status: response.status, headers: response.headers, body };
+  const body = await readCapped(response.body, {
+    limit: MAX_WIRE_BYTES,
+    declared: response.headers.get('content-length'),
+    tooLarge: () => new Error(`answer from ${new URL(url).pathname} exceeds ${MAX_WIRE_BYTES} bytes`),
+  });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: new Uint8Array(body.buffer, body.byteOffset, body.length),
+  };
 };
 
 /** JSON of a body, or undefined when it is not JSON. */

@@ -18,12 +18,14 @@ const logger = createLogger('silent');
 const gatedQuotes = () => {
   const simulated = new SimulatedQuoteProvider();
   const waiting: Array<() => void> = [];
+  const signals: Array<AbortSignal | undefined> = [];
   let calls = 0;
   const provider: QuoteProvider = {
     platform: 'simulated',
     simulated: true,
     getQuote: async (rd, signal) => {
       calls++;
+      signals.push(signal);
       await new Promise<void>((resolve, reject) => {
         waiting.push(resolve);
         signal?.addEventListener('abort', () => reject(signal.reason));
@@ -42,6 +44,8 @@ const gatedQuotes = () => {
     get waiting() {
       return waiting.length;
     },
+    /** The abort signal each call was given. */
+    signals,
   };
 };
 
@@ -106,8 +110,13 @@ describe('AttestationService', () => {
     const s = service(q.provider, { timeoutMs: 1000 });
     const pending = s.report('ecdsa', new Uint8Array(32).fill(9));
     const check = expect(pending).rejects.toMatchObject({ status: 503, code: 'attestation_timeout' });
+    await flush();
+    expect(q.signals).toHaveLength(1);
+    expect(q.signals[0]?.aborted).toBe(false);
     await vi.advanceTimersByTimeAsync(1000);
     await check;
+    // The provider was given a signal, and the deadline fired it.
+    expect(q.signals[0]?.aborted).toBe(true);
   });
 
   it('serves a cached report, refreshes it in the background late in its TTL, and collects anew when expired', async () => {

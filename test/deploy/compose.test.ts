@@ -204,6 +204,7 @@ describe('deploy/0g-broker/config.example.yaml', () => {
   });
 
   it('contains placeholders, never a real private key', () => {
+    expect(config.network.privateKeys.length).toBeGreaterThan(0);
     for (const key of config.network.privateKeys) expect(key).toMatch(/^<.*>$/);
   });
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DstackClient } from '../../src/dstack/index.js';
 import { sharedFixtures } from '../paths.js';
 import { rejection } from '../rejection.js';
@@ -75,16 +75,33 @@ describe('DstackClient against a real HTTP server on a unix socket', () => {
     }
   });
 
-  it('a server that never answers hits the deadline', async () => {
-    agent = await startFakeAgent(() => {
-      /* never answers */
-    });
-    const error = await rejection(
-      new DstackClient({ socketPath: agent.socketPath, timeoutMs: 20 }).getQuote(new Uint8Array(64)),
-    );
-    expect(error.status).toBe(503);
-    expect(error.code).toBe('dstack_timeout');
-    expect(error.message).toMatch(/GetQuote.*20 ms/);
+  it('a server that never answers hits the deadline, and the request is closed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let arrived: () => void = () => undefined;
+      const reached = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      let closed: Promise<void> = Promise.resolve();
+      agent = await startFakeAgent((_req, res) => {
+        // Never answers; the client giving up must close the connection.
+        closed = new Promise((resolve) => res.once('close', () => resolve()));
+        arrived();
+      });
+      const pending = rejection(
+        new DstackClient({ socketPath: agent.socketPath, timeoutMs: 20 }).getQuote(new Uint8Array(64)),
+      );
+      await reached;
+      await vi.advanceTimersByTimeAsync(20);
+      const error = await pending;
+      expect(error.status).toBe(503);
+      expect(error.code).toBe('dstack_timeout');
+      expect(error.message).toMatch(/GetQuote.*20 ms/);
+      await closed;
+      expect(agent.requests).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('an AbortSignal cancels the call', async () => {

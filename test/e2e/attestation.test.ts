@@ -80,10 +80,18 @@ describe('attestation report (simulated default)', () => {
 
   it('a report for another nonce does not carry ours', async () => {
     const mine = randomBytes(32).toString('hex');
-    const other = json<Report>(await report(`?nonce=${randomBytes(32).toString('hex')}`));
-    const quote = parseQuote(new Uint8Array(Buffer.from(other.intel_quote, 'hex')));
-    expect(Buffer.from(quote.report.reportData).subarray(32).toString('hex')).not.toBe(mine);
-    expect(other.request_nonce).not.toBe(mine);
+    const theirs = randomBytes(32).toString('hex');
+    const first = json<Report>(await report(`?nonce=${mine}`));
+    const other = json<Report>(await report(`?nonce=${theirs}`));
+    const nonceIn = (r: Report) =>
+      Buffer.from(parseQuote(new Uint8Array(Buffer.from(r.intel_quote, 'hex'))).report.reportData)
+        .subarray(32)
+        .toString('hex');
+    expect(nonceIn(first)).toBe(mine);
+    // The second report was collected for its own nonce, not served from the first one.
+    expect(nonceIn(other)).toBe(theirs);
+    expect(other.request_nonce).toBe(theirs);
+    expect(other.intel_quote).not.toBe(first.intel_quote);
   });
 
   it('puts the Ed25519 public key in report_data for signing_algo=ed25519', async () => {

@@ -142,22 +142,16 @@ describe('faults', () => {
       }, 20);
     });
     // Waiting for the upstream's headers: the sidecar must abort the upstream request.
-    const before = upstream.requests.length;
+    const client = request(`${sidecar.url}/v1/chat/completions`, { method: 'POST' });
     const upstreamGone = new Promise<void>((resolve) => {
-      upstream.server.once('request', (req) => req.socket.once('close', () => resolve()));
+      // The request reached the upstream: the client leaves now, and the upstream socket must close.
+      upstream.server.once('request', (req) => {
+        req.socket.once('close', () => resolve());
+        client.destroy();
+      });
     });
-    await new Promise<void>((resolve) => {
-      const req = request(`${sidecar.url}/v1/chat/completions`, { method: 'POST' });
-      req.on('error', () => undefined);
-      req.end(JSON.stringify(chat({ scenario: 'slow-headers' })));
-      const poll = setInterval(() => {
-        if (upstream.requests.length > before) {
-          clearInterval(poll);
-          req.destroy();
-          resolve();
-        }
-      }, 5);
-    });
+    client.on('error', () => undefined);
+    client.end(JSON.stringify(chat({ scenario: 'slow-headers' })));
     await upstreamGone;
     await stillServing();
     // A client that left before the upstream answered is not reported as an unreachable upstream.

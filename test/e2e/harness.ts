@@ -41,9 +41,38 @@ export type Handler = (req: IncomingMessage, body: Buffer, res: ServerResponse) 
 export interface TestUpstream {
   url: string;
   server: Server;
-  requests: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: Buffer }>;
+  /** Each request as received, and the body bytes the handler wrote back (`sent`, in order). */
+  requests: Array<{
+    method: string;
+    url: string;
+    headers: IncomingMessage['headers'];
+    body: Buffer;
+    sent: Buffer[];
+  }>;
   close(): Promise<void>;
 }
+
+/**
+ * Keeps a copy of every body chunk a handler passes to `res.write` / `res.end`, so a test can
+ * compare what a client received with the exact bytes the upstream sent.
+ */
+const recordWrites = (res: ServerResponse): Buffer[] => {
+  const sent: Buffer[] = [];
+  const keep = (chunk: unknown): void => {
+    if (typeof chunk === 'string' || chunk instanceof Uint8Array) sent.push(Buffer.from(chunk));
+  };
+  const write = res.write as (...args: unknown[]) => boolean;
+  const end = res.end as (...args: unknown[]) => ServerResponse;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    keep(chunk);
+    return write.call(res, chunk, ...rest);
+  }) as ServerResponse['write'];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    keep(chunk);
+    return end.call(res, chunk, ...rest);
+  }) as ServerResponse['end'];
+  return sent;
+};
 
 /** A real HTTP server standing in for vLLM; `handler` scripts its behaviour per test. */
 export const startUpstream = (handler: Handler): Promise<TestUpstream> =>
@@ -51,10 +80,11 @@ export const startUpstream = (handler: Handler): Promise<TestUpstream> =>
     const requests: TestUpstream['requests'] = [];
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
+      const sent = recordWrites(res);
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks);
-        requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+        requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, sent });
         handler(req, body, res);
       });
     });

@@ -72,14 +72,30 @@ const mutated = (valid: Uint8Array) =>
 const hexString = (maxLength: number) =>
   fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF'.split('')), maxLength });
 
-/** Runs `fn`; passes when it returns or throws an instance of `errorType`. */
-const returnsOr = (errorType: new (...args: never[]) => Error, fn: () => unknown): void => {
+/**
+ * Runs `fn`: it must either throw an instance of `errorType`, or return a value for which `holds`
+ * asserts what a successful parse promises (a parser that returned nonsense fails too).
+ */
+const returnsOr = <T>(
+  errorType: new (...args: never[]) => Error,
+  fn: () => T,
+  holds: (value: T) => void,
+): void => {
+  let value: T;
   try {
-    fn();
-    expect(true).toBe(true);
+    value = fn();
   } catch (error) {
     expect(error).toBeInstanceOf(errorType);
+    return;
   }
+  holds(value);
+};
+
+/** A parsed quote stays inside its bytes and its report_data is the bytes at the offset it names. */
+const quoteHolds = (bytes: Uint8Array) => (q: ReturnType<typeof parseQuote>) => {
+  expect(q.signatureData.range.end).toBeLessThanOrEqual(bytes.length);
+  expect(q.signedRange.end).toBeLessThanOrEqual(q.signatureData.range.start);
+  expect(q.report.reportData).toEqual(bytes.slice(q.reportDataOffset, q.reportDataOffset + 64));
 };
 
 describe('TDX quote parser', () => {
@@ -89,7 +105,7 @@ describe('TDX quote parser', () => {
     const started = Date.now();
     fc.assert(
       fc.property(fc.constantFrom(...quotes).chain(mutated), (bytes) => {
-        returnsOr(QuoteParseError, () => parseQuote(bytes));
+        returnsOr(QuoteParseError, () => parseQuote(bytes), quoteHolds(bytes));
       }),
       RUNS,
     );
@@ -100,7 +116,12 @@ describe('TDX quote parser', () => {
   it('rejects what is not bytes with QuoteParseError', () => {
     fc.assert(
       fc.property(fc.anything(), (value) => {
-        returnsOr(QuoteParseError, () => parseQuote(value as Uint8Array));
+        // Only bytes can parse; anything else must be refused.
+        returnsOr(
+          QuoteParseError,
+          () => parseQuote(value as Uint8Array),
+          () => expect(value).toBeInstanceOf(Uint8Array),
+        );
       }),
       { ...RUNS, numRuns: 100 },
     );
@@ -117,8 +138,11 @@ describe('GPU evidence and nvidia_payload', () => {
     fc.assert(
       fc.property(mutated(gpu.evidence), (bytes) => {
         try {
-          parseGpuEvidence(bytes);
-          expect(true).toBe(true);
+          const parsed = parseGpuEvidence(bytes);
+          // A parse covers every byte: signed part + 96-byte signature, nonce at [4, 36).
+          expect(parsed.signedBytes.length + parsed.signature.length).toBe(bytes.length);
+          expect(parsed.signature.length).toBe(96);
+          expect(parsed.nonce).toEqual(bytes.slice(4, 36));
         } catch (error) {
           expect(error).toBeInstanceOf(Error);
           expect(error).not.toBeInstanceOf(RangeError);
@@ -143,12 +167,17 @@ describe('GPU evidence and nvidia_payload', () => {
           fc.jsonValue({ maxDepth: 2 }),
         )
         .map(([key, value]) => JSON.stringify({ ...json, [key]: value })),
+      // A valid top-level arch that the entries do not share.
+      fc.constant(JSON.stringify({ ...json, arch: 'BLACKWELL' })),
     );
     fc.assert(
       fc.property(text, (input) => {
         try {
-          parseNvidiaPayload(input);
-          expect(true).toBe(true);
+          const parsed = parseNvidiaPayload(input);
+          // What parses is one 32-byte nonce and at least one entry, all of the top-level arch.
+          expect(parsed.nonce.length).toBe(32);
+          expect(parsed.evidenceList.length).toBeGreaterThan(0);
+          for (const entry of parsed.evidenceList) expect(entry.arch).toBe(parsed.arch);
         } catch (error) {
           expect(error).toBeInstanceOf(Error);
           expect((error as Error).message).toMatch(/^nvidia_payload: /);
@@ -182,11 +211,16 @@ describe('Dstack answers', () => {
     );
     fc.assert(
       fc.property(input, (value) => {
-        returnsOr(EventLogError, () => {
-          const parsed = parseEventLog(value);
-          for (const [i, event] of parsed.entries()) eventDigest(event, i);
-          replayRtmrs(parsed);
-        });
+        returnsOr(
+          EventLogError,
+          () => {
+            const parsed = parseEventLog(value);
+            for (const [i, event] of parsed.entries()) eventDigest(event, i);
+            return replayRtmrs(parsed);
+          },
+          // A replay is four SHA-384 registers.
+          (rtmrs) => expect(rtmrs.map((r) => r.length)).toEqual([48, 48, 48, 48]),
+        );
       }),
       RUNS,
     );
@@ -196,7 +230,11 @@ describe('Dstack answers', () => {
     const shaped = fc.oneof(
       fc.anything(),
       fc.record(
-        { quote: fc.oneof(hexString(160), fc.anything()), event_log: fc.anything() },
+        {
+          quote: fc.oneof(hexString(160), fc.string(), fc.anything()),
+          // A string event log too, or no GetQuote answer is ever accepted.
+          event_log: fc.oneof(fc.string(), fc.anything()),
+        },
         { requiredKeys: [] },
       ),
       fc.record(
@@ -207,9 +245,15 @@ describe('Dstack answers', () => {
     );
     fc.assert(
       fc.property(shaped, (value) => {
-        for (const schema of [getQuoteResponseSchema, infoResponseSchema, getKeyResponseSchema]) {
-          expect(typeof schema.safeParse(value).success).toBe('boolean');
-        }
+        // safeParse must not throw, and what it accepts must have the shape the client relies on.
+        const evenHex = /^(?:[0-9a-fA-F]{2})*$/;
+        const quote = getQuoteResponseSchema.safeParse(value);
+        if (quote.success) expect(quote.data.quote).toMatch(/^(?:[0-9a-fA-F]{2})+$/);
+        const info = infoResponseSchema.safeParse(value);
+        if (info.success) expect(typeof info.data.app_id).toBe('string');
+        const key = getKeyResponseSchema.safeParse(value);
+        if (key.success)
+          for (const h of [key.data.key, ...key.data.signature_chain]) expect(h).toMatch(evenHex);
       }),
       RUNS,
     );
@@ -240,7 +284,12 @@ describe('Tapp evidence and runtime_data', () => {
     );
     fc.assert(
       fc.property(input, (bytes) => {
-        returnsOr(EvidenceFormatError, () => parseTappEvidence(bytes));
+        returnsOr(
+          EvidenceFormatError,
+          () => parseTappEvidence(bytes),
+          // The schema asks for at least 4 base64 characters: a parsed quote is never empty.
+          (parsed) => expect(parsed.quote.length).toBeGreaterThan(0),
+        );
       }),
       RUNS,
     );
@@ -253,7 +302,15 @@ describe('Tapp evidence and runtime_data', () => {
       fc.jsonValue({ maxDepth: 2 }).map((v) => new TextEncoder().encode(JSON.stringify(v))),
       fc
         .record(
-          { nonce: fc.oneof(hexString(160), fc.constant(`0x${'07'.repeat(32)}`)), signer: fc.string() },
+          {
+            nonce: fc.oneof(
+              hexString(160),
+              fc.constant(`0x${'07'.repeat(32)}`),
+              fc.constant(`0x${'08'.repeat(32)}`),
+            ),
+            // A well-formed signer too, or the accepting path is never reached.
+            signer: fc.oneof(fc.string(), fc.constant(`0x${'ab'.repeat(20)}`)),
+          },
           { requiredKeys: [] },
         )
         .map((v) => new TextEncoder().encode(JSON.stringify(v))),
@@ -261,7 +318,15 @@ describe('Tapp evidence and runtime_data', () => {
     fc.assert(
       fc.property(runtime, fc.boolean(), (runtimeData, committed) => {
         const quoteReportData = committed ? reportDataOfRuntimeData(runtimeData) : new Uint8Array(64);
-        returnsOr(RuntimeDataError, () => checkRuntimeData({ runtimeData, quoteReportData, nonce }));
+        returnsOr(
+          RuntimeDataError,
+          () => checkRuntimeData({ runtimeData, quoteReportData, nonce }),
+          // Accepted only when the quote committed to these bytes and they echo our nonce.
+          (data) => {
+            expect(committed).toBe(true);
+            expect(data.nonce?.toLowerCase()).toBe(`0x${'07'.repeat(32)}`);
+          },
+        );
       }),
       RUNS,
     );

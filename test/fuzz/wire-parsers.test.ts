@@ -66,11 +66,19 @@ describe('SSE parser (upstream bytes)', () => {
   it('never throws on arbitrary bytes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => {
-        const events = parseAll([bytes]);
-        expect(Array.isArray(events)).toBe(true);
+        // Lines end at CR, LF or CRLF (HTML SSE spec): no CR survives into an event, and a name
+        // never spans two lines. Data lines are joined with LF only.
+        for (const event of parseAll([bytes])) {
+          expect(event.data ?? '').not.toContain('\r');
+          expect(event.event ?? '').not.toMatch(/[\r\n]/);
+        }
       }),
       RUNS,
     );
+    expect(parseAll([encoder.encode('event: a\rdata: x\r\n\rdata: y\n\n')])).toEqual([
+      { event: 'a', data: 'x' },
+      { event: undefined, data: 'y' },
+    ]);
   });
 
   it('gives the same events whatever the chunking', () => {
@@ -93,13 +101,24 @@ describe('SSE parser (upstream bytes)', () => {
         fc.oneof(sseLike, fc.uint8Array({ maxLength: 512 })),
         fc.array(fc.nat(), { maxLength: 8 }),
         (bytes, cuts) => {
+          // The longest run of bytes without CR or LF: the only thing the limit may refuse.
+          const longestLine = Math.max(
+            ...Buffer.from(bytes)
+              .toString('latin1')
+              .split(/[\r\n]/)
+              .map((l) => l.length),
+          );
+          let events: SseEvent[];
           try {
-            parseAll(chunked(bytes, cuts), 16);
-            expect(true).toBe(true);
+            events = parseAll(chunked(bytes, cuts), 16);
           } catch (error) {
             expect(error).toBeInstanceOf(RangeError);
             expect((error as Error).message).toBe('SSE line exceeds the maximum length');
+            expect(longestLine).toBeGreaterThan(16);
+            return;
           }
+          // Below the limit it changes nothing: the same events as an unlimited parser.
+          expect(events).toEqual(parseAll([bytes]));
         },
       ),
       RUNS,
@@ -218,12 +237,17 @@ describe('response ids', () => {
         fc.oneof(fc.anything(), fc.record({ id: fc.oneof(fc.string({ maxLength: 300 }), fc.anything()) })),
         (value) => {
           const id = idOf(value);
+          const own =
+            typeof value === 'object' && value !== null && !Array.isArray(value)
+              ? (value as { id?: unknown }).id
+              : undefined;
           if (id === undefined) {
-            expect(id).toBeUndefined();
+            // Refused only when there is no string id that the pattern allows.
+            expect(typeof own === 'string' && RESPONSE_ID_PATTERN.test(own)).toBe(false);
             return;
           }
           expect(RESPONSE_ID_PATTERN.test(id)).toBe(true);
-          expect((value as { id: unknown }).id).toBe(id);
+          expect(own).toBe(id);
         },
       ),
       RUNS,
@@ -251,8 +275,19 @@ describe('JSON response bodies (parseJsonAnswer, withResponseId)', () => {
         ),
         (bytes) => {
           const prepared = prepareJsonBody(bytes, freshId);
-          if (prepared !== undefined) expect(RESPONSE_ID_PATTERN.test(prepared.id)).toBe(true);
-          else expect(prepared).toBeUndefined();
+          let value: unknown;
+          try {
+            value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+          } catch {
+            value = undefined;
+          }
+          const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+          // Unsigned exactly when the bytes are not a JSON object; otherwise a usable id, and the
+          // upstream's own bytes whenever it gave that id itself.
+          expect(prepared !== undefined).toBe(isObject);
+          if (prepared === undefined) return;
+          expect(RESPONSE_ID_PATTERN.test(prepared.id)).toBe(true);
+          if (!prepared.injected) expect(prepared.body).toBe(bytes);
         },
       ),
       RUNS,

@@ -134,11 +134,13 @@ describe('HttpGpuEvidenceProvider', () => {
 
   it('caps the answer size, with and without content-length', async () => {
     const big = 'x'.repeat(2048);
+    // A declared length over the cap is refused before any body is read: this body never finishes,
+    // so only the content-length check can answer (reading would run into the timeout instead).
     handler = (_, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ evidence_list: [], pad: big }));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+      res.write('{"evidence_list":[');
     };
-    const provider = new HttpGpuEvidenceProvider({ url, maxBytes: 1024 });
+    const provider = new HttpGpuEvidenceProvider({ url, maxBytes: 1024, timeoutMs: 2_000 });
     expect(await rejection(provider.collect(new Uint8Array(32)))).toMatchObject({
       code: 'gpu_evidence_too_large',
     });

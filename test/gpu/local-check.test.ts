@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SidecarError } from '../../src/errors/index.js';
-import { splitPemChain, verifyCertificateChain } from '../../src/gpu/cert-chain.js';
+import {
+  NVIDIA_DEVICE_IDENTITY_CA_SHA256,
+  splitPemChain,
+  verifyCertificateChain,
+} from '../../src/gpu/cert-chain.js';
 import { assertGpuEvidence, checkGpuEvidence, KNOWN_SAMPLE_NONCES } from '../../src/gpu/local-check.js';
 import { parseNvidiaPayload } from '../../src/gpu/payload.js';
 import { ownFixtures } from '../paths.js';
@@ -130,7 +134,7 @@ describe('certificate chain', () => {
     )!;
   const syntheticPems = () => syntheticChain.match(/-----BEGIN[\s\S]+?END CERTIFICATE-----\n?/g)!;
 
-  it('the real chain verifies to the pinned NVIDIA root', () => {
+  it('the real chain verifies to the pinned NVIDIA root, which is the constant the sidecar pins', () => {
     const result = verifyCertificateChain(readText('nvidia/nvtrust-hopper-sample/hopperCertChain.txt'), {
       pinnedRoots: ['102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48'],
       now,
@@ -139,6 +143,7 @@ describe('certificate chain', () => {
       ok: true,
       rootFingerprint: '102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48',
     });
+    expect(result).toMatchObject({ rootFingerprint: NVIDIA_DEVICE_IDENTITY_CA_SHA256 });
   });
 
   it('a real chain whose root is swapped for a foreign one fails for the chain', () => {

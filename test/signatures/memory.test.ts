@@ -99,9 +99,16 @@ describe('PendingSignatures', () => {
       await w;
       expect(woke).toBe(true);
       pending.begin('x');
-      const t = pending.wait('x', 50);
-      await vi.advanceTimersByTimeAsync(50);
+      let timedOut = false;
+      const t = pending.wait('x', 50).then(() => {
+        timedOut = true;
+      });
+      await vi.advanceTimersByTimeAsync(49);
+      expect(timedOut).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
       await t;
+      expect(timedOut).toBe(true);
+      // Timing out gives up waiting; the id stays in flight until the proxy settles it.
       expect(pending.size).toBe(1);
     } finally {
       vi.useRealTimers();

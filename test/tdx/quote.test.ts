@@ -270,15 +270,21 @@ describe('parseQuote is strict', () => {
         (base, edits, cut) => {
           const q = base.slice(0, cut);
           for (const [at, value] of edits) if (at < q.length) q[at] = value;
+          let parsed: ParsedQuote;
           try {
-            parseQuote(q);
+            parsed = parseQuote(q);
           } catch (err) {
-            if (!(err instanceof QuoteParseError)) throw err;
+            expect(err).toBeInstanceOf(QuoteParseError);
+            return;
           }
+          // What parses stays inside the bytes, and report_data is the bytes at the offset it names.
+          expect(parsed.signatureData.range.end).toBeLessThanOrEqual(q.length);
+          expect(parsed.report.reportData).toEqual(
+            q.slice(parsed.reportDataOffset, parsed.reportDataOffset + 64),
+          );
         },
       ),
       { numRuns: 2000, seed: 42 },
     );
-    expect(true).toBe(true);
   });
 });

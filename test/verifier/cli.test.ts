@@ -81,11 +81,14 @@ describe('teeml-sidecar verify', () => {
   });
 
   it('--collateral reads the file through the injected reader; an unreadable one is a usage error', async () => {
+    const asked: string[] = [];
     const { code, err } = await run(['http://x', '--collateral', '/nowhere.json'], {
-      readFile: async () => {
+      readFile: async (path: string) => {
+        asked.push(path);
         throw new Error('ENOENT');
       },
     });
+    expect(asked).toEqual(['/nowhere.json']);
     expect(code).toBe(2);
     expect(err).toContain('--collateral');
   });
