@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_DSTACK_SOCKET } from '../dstack/index.js';
 import { DEFAULT_NVML_LIBRARY_PATH, NRAS_BASE_URL } from '../gpu/index.js';
-import { DEFAULT_REDIS_KEY_PREFIX } from '../signatures/index.js';
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX } from '../signatures/index.js';
 import { DEFAULT_TAPP_ENDPOINT } from '../tapp/index.js';
 import { DEFAULT_LIBTDX_ATTEST_PATH, DEFAULT_TSM_REPORT_ROOT } from '../tdx/index.js';
 
@@ -115,7 +115,7 @@ export const envSchema = z.object({
   /** Key prefix, so one Redis can hold several deployments' records apart. */
   REDIS_KEY_PREFIX: z.string().min(1).max(256).default(DEFAULT_REDIS_KEY_PREFIX),
   /** Longest wait for one Redis command, reply included; beyond it Redis counts as down. */
-  REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(250),
+  REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
   /** Writes kept for replay while Redis is down (oldest dropped beyond it; they stay in memory here). */
   REDIS_RETRY_BUFFER: int(0, 10_000_000).default(10_000),
 

@@ -4,9 +4,8 @@ import type { Logger } from '../log/index.js';
 import type { Collateral, ConfigfsFs, QuoteProvider, QuoteResult } from '../tdx/index.js';
 
 /**
- * What the doctor reads beyond the sidecar's configuration: command-line flags, and inputs whose
- * configuration variables live on other branches (the lead wires those: TLS_CERT_PATH and
- * TLS_KEY_PATH are not in src/config on this branch, so the TLS check reads them from here).
+ * What the doctor reads beyond the sidecar's configuration: command-line flags. The TLS paths
+ * default to the configuration's TLS_CERT_PATH / TLS_KEY_PATH; the flags check other files.
  */
 export interface DoctorInputs {
   /** `--nras`: submit this machine's GPU evidence to NRAS (NRAS_URL) and show its verdict. */

@@ -204,71 +204,86 @@ const tryListen = (host: string, port: number): Promise<Error | undefined> =>
 
 /**
  * `wiring.tls`: the PEM certificate parses, is inside its validity window, and matches the private
- * key. The paths come from DoctorInputs (TLS_CERT_PATH / TLS_KEY_PATH once the configuration has
- * them). Nothing of the key is printed; only the certificate's subject, issuer and dates.
+ * key. The paths are `--tls-cert` / `--tls-key`, else TLS_CERT_PATH / TLS_KEY_PATH (docs/tls.md).
+ * With TLS_CERT_PATH alone (TLS terminates elsewhere in the CVM) only the certificate is checked.
+ * Keys made in memory or fetched from Dstack / Tapp (TLS_KEY_SOURCE) are checked by the sidecar at
+ * start. Nothing of the key is printed; only the certificate's subject, issuer and dates.
  */
 const checkTls = async (ctx: DoctorContext): Promise<CheckOutcome> => {
-  const { inputs, deps } = ctx;
-  const certPath = inputs.tlsCertPath;
-  const keyPath = inputs.tlsKeyPath;
+  const { inputs, deps, config } = ctx;
+  const fromFlags = inputs.tlsCertPath !== undefined || inputs.tlsKeyPath !== undefined;
+  const certPath = fromFlags ? inputs.tlsCertPath : config.TLS_CERT_PATH;
+  const keyPath = fromFlags ? inputs.tlsKeyPath : config.TLS_KEY_PATH;
+  const source = config.TLS_KEY_SOURCE;
+  if (!fromFlags && source !== undefined && source !== 'file') {
+    return skip(`TLS_KEY_SOURCE=${source}: the key is made or fetched at start, and checked there`);
+  }
   if (certPath === undefined && keyPath === undefined)
     return skip('no TLS certificate configured: the sidecar serves plain HTTP');
-  if (certPath === undefined || keyPath === undefined) {
+  const bindOnly = !fromFlags && certPath !== undefined && keyPath === undefined;
+  if (!bindOnly && (certPath === undefined || keyPath === undefined)) {
     return fail(
       'only one of the TLS certificate and key is configured',
       'set both the certificate and the key path',
     );
   }
+  const certFile = certPath as string;
   let certPem: Uint8Array;
-  let keyPem: Uint8Array;
   try {
-    certPem = await deps.readFile(certPath);
+    certPem = await deps.readFile(certFile);
   } catch (error) {
     return fail(
-      `certificate ${certPath}: ${describeError(error)}`,
+      `certificate ${certFile}: ${describeError(error)}`,
       'the sidecar must be able to read the certificate file',
     );
-  }
-  try {
-    keyPem = await deps.readFile(keyPath);
-  } catch (error) {
-    return fail(`key ${keyPath}: ${describeError(error)}`, 'the sidecar must be able to read the key file');
   }
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(Buffer.from(certPem));
   } catch {
     return fail(
-      `certificate ${certPath}: not a PEM certificate`,
+      `certificate ${certFile}: not a PEM certificate`,
       'give the PEM certificate (leaf first when a chain)',
     );
   }
-  let key: ReturnType<typeof createPrivateKey>;
-  try {
-    key = createPrivateKey(Buffer.from(keyPem));
-  } catch {
-    // Never echo the key file's content or the parser's message (it may quote it).
-    return fail(
-      `key ${keyPath}: not a readable unencrypted PEM private key`,
-      'give the PEM private key (PKCS#8, SEC1 or PKCS#1), unencrypted',
-    );
-  } finally {
-    keyPem.fill(0);
-  }
   const subject = cert.subject.split('\n').join(', ');
-  const seen = `certificate ${certPath} (${subject}, valid ${cert.validFrom} to ${cert.validTo})`;
-  const now = deps.now().getTime();
-  if (!cert.checkPrivateKey(key)) {
-    return fail(
-      `${seen} does not match the key ${keyPath}`,
-      'the key file must hold the private key of this certificate',
-    );
+  const seen = `certificate ${certFile} (${subject}, valid ${cert.validFrom} to ${cert.validTo})`;
+  if (keyPath !== undefined) {
+    let keyPem: Uint8Array;
+    try {
+      keyPem = await deps.readFile(keyPath);
+    } catch (error) {
+      return fail(`key ${keyPath}: ${describeError(error)}`, 'the sidecar must be able to read the key file');
+    }
+    let key: ReturnType<typeof createPrivateKey>;
+    try {
+      key = createPrivateKey(Buffer.from(keyPem));
+    } catch {
+      // Never echo the key file's content or the parser's message (it may quote it).
+      return fail(
+        `key ${keyPath}: not a readable unencrypted PEM private key`,
+        'give the PEM private key (PKCS#8, SEC1 or PKCS#1), unencrypted',
+      );
+    } finally {
+      keyPem.fill(0);
+    }
+    if (!cert.checkPrivateKey(key)) {
+      return fail(
+        `${seen} does not match the key ${keyPath}`,
+        'the key file must hold the private key of this certificate',
+      );
+    }
   }
+  const now = deps.now().getTime();
   if (now < Date.parse(cert.validFrom))
     return fail(`${seen}: not valid yet`, 'check the clock, or issue a certificate valid now');
   const expires = Date.parse(cert.validTo);
   if (now > expires) return fail(`${seen}: expired`, 'renew the certificate');
   if (expires - now < EXPIRY_WARNING_MS)
     return warn(`${seen}: expires within 14 days`, 'renew the certificate soon');
-  return pass(`${seen}, matches the key`);
+  return pass(
+    keyPath === undefined
+      ? `${seen}; bound in reports, served by a TLS terminator elsewhere in the CVM (TLS_CERT_PATH alone)`
+      : `${seen}, matches the key`,
+  );
 };

@@ -4,7 +4,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { parseHex, toHex } from '../bytes/index.js';
 import type { Budget } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { SidecarError, unavailable } from '../errors/index.js';
 import type { Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
@@ -338,7 +338,7 @@ const claimResponseId = async (
     const claim = await ctx.store.claim(generateResponseId());
     if (claim !== undefined) return claim;
   }
-  throw new SidecarError('no response id could be allocated', { status: 503, code: 'id_unavailable' });
+  throw unavailable('no response id could be allocated', 'id_unavailable');
 };
 
 /** Signs over the bytes the client received and fills the claim. Runs only after delivery. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
 export const tooLarge = (limit: number): SidecarError =>
@@ -8,53 +9,38 @@ export const tooLarge = (limit: number): SidecarError =>
   });
 
 /**
- * Reads a request body as the exact bytes received, up to `limit`. A declared Content-Length over
- * the limit is refused before reading a byte.
+ * Reads a request body as the exact bytes received, up to `limit` (bytes/readCapped). A declared
+ * Content-Length over the limit is refused before reading a byte; the unread rest is left for the
+ * server, which still answers 413 on that connection. A client that goes away mid-body is
+ * `client_closed`; any other read failure `body_read_failed`.
  */
-export const readBody = (incoming: IncomingMessage, limit: number): Promise<Buffer> => {
-  const declared = incoming.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const cleanup = (): void => {
-      incoming.off('data', onData);
-      incoming.off('end', onEnd);
-      incoming.off('error', onError);
-      incoming.off('close', onClose);
-    };
-    const onData = (chunk: Buffer): void => {
-      total += chunk.length;
-      if (total > limit) {
-        cleanup();
-        incoming.pause();
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(
-        new SidecarError('request body could not be read', {
-          status: 400,
-          code: 'body_read_failed',
-          cause: err,
-        }),
-      );
-    };
-    const onClose = (): void => {
-      if (incoming.complete) return;
-      cleanup();
-      reject(new SidecarError('client closed the connection', { status: 400, code: 'client_closed' }));
-    };
-    incoming.on('data', onData);
-    incoming.on('end', onEnd);
-    incoming.on('error', onError);
-    incoming.on('close', onClose);
-  });
+export const readBody = async (incoming: IncomingMessage, limit: number): Promise<Buffer> => {
+  let body: Buffer;
+  try {
+    body = await readCapped(incoming, {
+      limit,
+      declared: incoming.headers['content-length'],
+      tooLarge: () => tooLarge(limit),
+      rest: 'leave',
+    });
+  } catch (err) {
+    if (err instanceof SidecarError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || !incoming.complete) {
+      throw new SidecarError('client closed the connection', {
+        status: 400,
+        code: 'client_closed',
+        cause: err,
+      });
+    }
+    throw new SidecarError('request body could not be read', {
+      status: 400,
+      code: 'body_read_failed',
+      cause: err,
+    });
+  }
+  // A body that ended without all its bytes is never proxied (nor signed).
+  if (!incoming.complete)
+    throw new SidecarError('client closed the connection', { status: 400, code: 'client_closed' });
+  return body;
 };

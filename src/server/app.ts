@@ -5,7 +5,7 @@ import { type Context, Hono } from 'hono';
 import type { AttestationService } from '../attestation/index.js';
 import { parseHex } from '../bytes/index.js';
 import type { Budget } from '../concurrency/index.js';
-import { SidecarError } from '../errors/index.js';
+import { SidecarError, unavailable } from '../errors/index.js';
 import type { Signers, SigningAlgo } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
@@ -102,10 +102,7 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
     c.env.outgoing.setHeader('x-request-id', id);
     if (deps.inFlight.draining && !OPEN_WHILE_DRAINING.test(c.req.path)) {
       c.header('connection', 'close');
-      throw new SidecarError('shutting down; retry on another instance', {
-        status: 503,
-        code: 'shutting_down',
-      });
+      throw unavailable('shutting down; retry on another instance', 'shutting_down');
     }
     // No global cap here: each kind of work has its own budget (proxy: uploads and upstream slots;
     // lookups; fresh reports: the attestation queue), so /health and the cached report always answer.
@@ -182,7 +179,7 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
         ? undefined
         : parseHex('nonce', nonceParam, { bytes: 32, code: 'invalid_nonce' });
     const tls = tlsBindingForReport(c.req.query('include_tls_fingerprint'), deps.tls, c.env.incoming);
-    if (nonce !== undefined) await deps.limits.attestation.take(c.env.incoming);
+    if (nonce !== undefined) deps.limits.attestation.take(c.env.incoming);
     const wanted = c.req.query('signing_address');
     if (wanted !== undefined && wanted.toLowerCase() !== deps.signers.get(algo).address.toLowerCase()) {
       // Load balancers probe replicas with signing_address to find the one holding that key.
@@ -236,7 +233,7 @@ export const createApp = (deps: AppDeps): Hono<Env> => {
 
   const proxyTo = async (method: 'GET' | 'POST', openAiPath: string, sign: boolean, c: Context<Env>) => {
     requireAuth(c);
-    await deps.limits.proxy.take(c.env.incoming);
+    deps.limits.proxy.take(c.env.incoming);
     const url = c.req.url;
     const q = url.indexOf('?');
     return proxyRequest(deps.proxy, c.env.incoming, c.env.outgoing, {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateWindow } from '../concurrency/index.js';
 import { SidecarError } from '../errors/index.js';
 
 export interface ClientLimitOptions {
@@ -22,29 +22,32 @@ export const clientKey = (incoming: IncomingMessage, trustProxy: boolean): strin
 };
 
 /**
- * A per-client fixed-window limit (rate-limiter-flexible's in-memory limiter, which bounds its own
- * storage by expiring keys). Over the limit: 429 in the OpenAI shape with Retry-After.
+ * A per-client fixed-window limit (concurrency/RateWindow: memory bounded by the clients active in
+ * one window, clock injectable). Over the limit: 429 in the OpenAI shape with Retry-After.
  */
 export class ClientLimit {
-  private readonly limiter: RateLimiterMemory | undefined;
+  private readonly window: RateWindow | undefined;
 
-  constructor(private readonly options: ClientLimitOptions) {
-    this.limiter =
-      options.perMinute > 0 ? new RateLimiterMemory({ points: options.perMinute, duration: 60 }) : undefined;
+  constructor(private readonly options: ClientLimitOptions & { now?: () => number }) {
+    this.window =
+      options.perMinute > 0
+        ? new RateWindow({
+            limit: options.perMinute,
+            windowMs: 60_000,
+            ...(options.now === undefined ? {} : { now: options.now }),
+          })
+        : undefined;
   }
 
-  /** Consumes one point for this client; throws 429 (with `retryAfterSeconds` in details) when spent. */
-  async take(incoming: IncomingMessage): Promise<void> {
-    if (this.limiter === undefined) return;
-    try {
-      await this.limiter.consume(clientKey(incoming, this.options.trustProxy));
-    } catch (err) {
-      if (!(err instanceof RateLimiterRes)) throw err;
-      throw new SidecarError(`rate limit reached for ${this.options.name} requests; retry later`, {
-        status: 429,
-        code: `${this.options.name}_rate_limited`,
-        details: { retryAfterSeconds: Math.ceil(err.msBeforeNext / 1000) },
-      });
-    }
+  /** Counts one request for this client; throws 429 (with `retryAfterSeconds` in details) when spent. */
+  take(incoming: IncomingMessage): void {
+    if (this.window === undefined) return;
+    const verdict = this.window.take(clientKey(incoming, this.options.trustProxy));
+    if (verdict.ok) return;
+    throw new SidecarError(`rate limit reached for ${this.options.name} requests; retry later`, {
+      status: 429,
+      code: `${this.options.name}_rate_limited`,
+      details: { retryAfterSeconds: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)) },
+    });
   }
 }

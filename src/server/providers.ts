@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Config } from '../config/index.js';
-import { SidecarError } from '../errors/index.js';
+import { unavailable } from '../errors/index.js';
 import type { GpuEvidence, GpuEvidenceProvider } from '../gpu/gpu-evidence-provider.js';
 import {
   assertGpuEvidence,
@@ -74,9 +74,9 @@ const detectQuoteProvider = async (
     );
     return new SimulatedQuoteProvider();
   }
-  throw new SidecarError(
+  throw unavailable(
     `TEE_PROVIDER=auto found no TEE (no ${config.DSTACK_SOCKET}, no ${config.TSM_REPORT_ROOT}, no working ${config.LIBTDX_ATTEST_PATH})`,
-    { status: 503, code: 'tee_not_found' },
+    'tee_not_found',
   );
 };
 
@@ -184,9 +184,9 @@ export const selectProviders = async (
       ...(fetchImpl ? { fetch: fetchImpl } : {}),
     });
     if (!result.verification.ok) {
-      throw new SidecarError(
+      throw unavailable(
         `NRAS rejected this machine's GPU evidence at start-up (NRAS_SELF_CHECK=true): ${result.verification.failures.join(', ')}`,
-        { status: 503, code: 'nras_self_check_failed' },
+        'nras_self_check_failed',
       );
     }
     logger.info("NRAS accepted this machine's GPU evidence");

@@ -4,7 +4,12 @@ export type { MemoryStoreOptions } from './memory.js';
 export { MemorySignatureStore } from './memory.js';
 export { PendingSignatures } from './pending.js';
 export type { RedisClientLike, RedisStoreOptions } from './redis.js';
-export { DEFAULT_REDIS_KEY_PREFIX, RedisCommandTimeoutError, RedisSignatureStore } from './redis.js';
+export {
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  DEFAULT_REDIS_KEY_PREFIX,
+  RedisCommandTimeoutError,
+  RedisSignatureStore,
+} from './redis.js';
 export { signPair } from './sign-pair.js';
 export type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
 export type { RemoteSignatureStore, TieredStoreOptions } from './tiered.js';

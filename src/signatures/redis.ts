@@ -70,7 +70,7 @@ export interface RedisStoreOptions {
 }
 
 export const DEFAULT_REDIS_KEY_PREFIX = 'teeml-sidecar:sig:';
-const DEFAULT_COMMAND_TIMEOUT_MS = 250;
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
 
 /** What a claimed, not yet signed id holds. */
 const CLAIM_PREFIX = 'claim:';
@@ -136,7 +136,7 @@ export class RedisSignatureStore implements SignatureStore {
   constructor(private readonly options: RedisStoreOptions) {
     if (!(options.ttlMs >= 1)) throw new RangeError('ttlMs must be ≥ 1');
     this.prefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
-    this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS;
     if (options.client !== undefined) {
       this.client = options.client;
     } else if (options.url !== undefined) {
