@@ -122,60 +122,70 @@ export const startSidecar = async (
     clientKey(incoming, config.TRUST_PROXY_HEADERS);
   const app = createApp({
     inFlight,
-    clientOf,
-    signatures: new SignatureLookup({
-      store,
-      pending,
-      pendingWaitMs: 5_000,
-      // About 1 s in all before a 404 on a shared store (signatures/lookup.ts).
-      rereadDelaysMs: selected.shared ? [50, 200, 750] : [],
-    }),
-    limits: {
-      proxy: new ClientLimit({
-        name: 'proxy',
-        perMinute: config.RATE_LIMIT_PER_MINUTE,
-        trustProxy: config.TRUST_PROXY_HEADERS,
-      }),
-      attestation: new ClientLimit({
+    logger,
+    health: {
+      signers,
+      metrics,
+      status: {
+        simulated,
+        demoUpstream: demo !== undefined,
+        platform: providers.quotes.platform,
+        gpu: providers.gpus.kind,
+        version: VERSION,
+      },
+    },
+    attestation: {
+      attestation,
+      signers,
+      tls: tls?.binder,
+      limit: new ClientLimit({
         name: 'attestation',
         perMinute: config.ATTESTATION_RATE_LIMIT_PER_MINUTE,
         trustProxy: config.TRUST_PROXY_HEADERS,
+      }),
+    },
+    signatures: {
+      signatures: new SignatureLookup({
+        store,
+        pending,
+        pendingWaitMs: 5_000,
+        // About 1 s in all before a 404 on a shared store (signatures/lookup.ts).
+        rereadDelaysMs: selected.shared ? [50, 200, 750] : [],
       }),
       lookups: new Budget({
         global: config.MAX_PENDING_LOOKUPS,
         perKey: config.MAX_PENDING_LOOKUPS_PER_CLIENT,
       }),
-    },
-    signers,
-    attestation,
-    logger,
-    metrics,
-    authToken: config.AUTH_TOKEN,
-    tls: tls?.binder,
-    proxy: {
-      upstream,
-      signers,
-      store,
-      pending,
-      logger,
-      metrics,
-      maxBodyBytes: config.MAX_BODY_BYTES,
-      maxUpstreamBodyBytes: config.MAX_UPSTREAM_BODY_BYTES,
-      maxSseLineBytes: config.MAX_SSE_LINE_BYTES,
-      upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
-      adminToken: config.ADMIN_TOKEN,
       clientOf,
-      budgets: {
-        uploads: new Budget({ global: config.MAX_CONCURRENT_UPLOADS, perKey: config.MAX_UPLOADS_PER_CLIENT }),
-        upstream: new Budget({ global: config.MAX_CONCURRENT_REQUESTS }),
-      },
     },
-    status: {
-      simulated,
-      demoUpstream: demo !== undefined,
-      platform: providers.quotes.platform,
-      gpu: providers.gpus.kind,
-      version: VERSION,
+    proxy: {
+      authToken: config.AUTH_TOKEN,
+      limit: new ClientLimit({
+        name: 'proxy',
+        perMinute: config.RATE_LIMIT_PER_MINUTE,
+        trustProxy: config.TRUST_PROXY_HEADERS,
+      }),
+      proxy: {
+        upstream,
+        signers,
+        store,
+        pending,
+        logger,
+        metrics,
+        maxBodyBytes: config.MAX_BODY_BYTES,
+        maxUpstreamBodyBytes: config.MAX_UPSTREAM_BODY_BYTES,
+        maxSseLineBytes: config.MAX_SSE_LINE_BYTES,
+        upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+        adminToken: config.ADMIN_TOKEN,
+        clientOf,
+        budgets: {
+          uploads: new Budget({
+            global: config.MAX_CONCURRENT_UPLOADS,
+            perKey: config.MAX_UPLOADS_PER_CLIENT,
+          }),
+          upstream: new Budget({ global: config.MAX_CONCURRENT_REQUESTS }),
+        },
+      },
     },
   });
   // Requests Hono's adapter cannot turn into a URL (`POST *`, a backslash in the path, a bad Host)

@@ -1,0 +1,84 @@
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { type Context, Hono } from 'hono';
+import { SidecarError } from '../../errors/index.js';
+import { type ProxyContext, proxyRequest, tokenMatches } from '../../proxy/index.js';
+import type { ClientLimit } from '../client-limits.js';
+import { notFoundRoute, type ServerEnv } from './env.js';
+
+export interface ProxyRouteDeps {
+  proxy: ProxyContext;
+  /** When set, proxy routes require `Authorization: Bearer <token>`. */
+  authToken?: string | undefined;
+  /** Proxied requests per client per minute. */
+  limit: ClientLimit;
+}
+
+/**
+ * OpenAI endpoints proxied and signed at the root as well as under /v1 (docs/protocol.md, Routes:
+ * the broker's targetUrl may or may not end in /v1). Under /v1 any other POST path is proxied too.
+ */
+const ROOT_PROXY_PATHS = [
+  '/chat/completions',
+  '/completions',
+  '/embeddings',
+  '/moderations',
+  '/rerank',
+  '/score',
+  '/responses',
+  '/tokenize',
+  '/detokenize',
+  '/classify',
+  '/pooling',
+];
+
+/** The sidecar's own read-only routes: a POST to them is a mistake, never something to proxy. */
+const OWN_GET_ROUTES = /^\/(attestation|signature|health|models|metrics)(\/|$)/;
+
+/** Encoded separators in a raw path: never part of an OpenAI route, refused before proxying. */
+const ENCODED_SEPARATOR = /%2f|%5c/i;
+
+/** The proxied OpenAI routes. They write to Node's raw response, so they need the Node bindings. */
+export const proxyRoutes = (deps: ProxyRouteDeps): Hono<ServerEnv> => {
+  const routes = new Hono<ServerEnv>();
+  const requireAuth = (c: Context<ServerEnv>): void => {
+    if (deps.authToken === undefined) return;
+    const header = c.req.header('authorization');
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    if (!tokenMatches(token, deps.authToken)) {
+      throw new SidecarError('missing or invalid bearer token', { status: 401, code: 'invalid_api_key' });
+    }
+  };
+  const proxyTo = async (
+    method: 'GET' | 'POST',
+    openAiPath: string,
+    sign: boolean,
+    c: Context<ServerEnv>,
+  ) => {
+    requireAuth(c);
+    deps.limit.take(c.env.incoming);
+    const url = c.req.url;
+    const q = url.indexOf('?');
+    await proxyRequest(deps.proxy, c.env.incoming, c.env.outgoing, {
+      method,
+      openAiPath,
+      search: q === -1 ? '' : url.slice(q),
+      sign,
+      requestId: c.get('requestId'),
+    });
+    return RESPONSE_ALREADY_SENT;
+  };
+  for (const prefix of ['', '/v1'])
+    routes.get(`${prefix}/models`, (c) => proxyTo('GET', '/models', false, c));
+  for (const path of ROOT_PROXY_PATHS) routes.post(path, (c) => proxyTo('POST', path, true, c));
+  routes.post('/v1/*', (c) => {
+    const path = c.req.path.slice(3);
+    const raw = c.env.incoming.url ?? '';
+    const rawPath = raw.split('?')[0] ?? '';
+    if (path.includes('..') || path.includes('//') || ENCODED_SEPARATOR.test(rawPath)) throw notFoundRoute();
+    if (OWN_GET_ROUTES.test(path)) {
+      throw new SidecarError('method not allowed on this route', { status: 405, code: 'method_not_allowed' });
+    }
+    return proxyTo('POST', path, true, c);
+  });
+  return routes;
+};
