@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
+import { parseSignedText } from '../signatures/index.js';
 import { type SigningAlgo, verifyReport, verifySignedText } from '../verifier/index.js';
 import type { Attestation } from './attestor.js';
 
@@ -235,8 +236,11 @@ export const verifyReceipts = async (
     const algo = value['signing_algo'];
     if (!HEX64.test(req) || !HEX64.test(res))
       problems.push('request/response sha256 are not 64 lowercase hex');
-    const [signedReq, signedRes] = signed.split(':');
-    if (signedRes !== res) problems.push('signed text does not end with the response sha256');
+    const parsed = parseSignedText(signed);
+    const signedReq = parsed?.requestHash;
+    const signedRes = parsed?.responseHash;
+    if (parsed === undefined) problems.push('signed text is not two sha256 hex digests joined by ":"');
+    else if (signedRes !== res) problems.push('signed text does not end with the response sha256');
     if (value['request_hash_compared'] !== false && signedReq !== req)
       problems.push('signed text does not start with the request sha256');
     if (algo !== 'ecdsa' && algo !== 'ed25519') problems.push('unknown signing_algo');

@@ -12,6 +12,7 @@ import {
   type PendingSignatures,
   type SignatureClaim,
   type SignatureStore,
+  sha256Hex,
   signPair,
 } from '../signatures/index.js';
 import { assertJsonRequest, parseJsonAnswer, withResponseId } from './json-body.js';
@@ -55,8 +56,6 @@ export interface ProxyRoute {
   requestId: string;
 }
 
-const sha256hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
 const digestOf = (token: string): Buffer => createHash('sha256').update(token).digest();
 
 /** Constant-time token comparison (hashing first makes the lengths equal). */
@@ -95,7 +94,7 @@ const requestHashOf = (ctx: ProxyContext, incoming: IncomingMessage, body: Uint8
   ) {
     return toHex(parseHex('X-Request-Hash', override.trim(), { bytes: 32 }));
   }
-  return sha256hex(body);
+  return sha256Hex(body);
 };
 
 /**
@@ -413,7 +412,7 @@ const proxyJson = async (
       ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
       throw new ClientGone('client disconnected');
     }
-    await store(ctx, claim, requestHash, sha256hex(body));
+    await store(ctx, claim, requestHash, sha256Hex(body));
     return claim.id;
   } finally {
     ctx.pending.settle(claim.id);

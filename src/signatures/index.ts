@@ -12,5 +12,14 @@ export {
 } from './redis.js';
 export { signPair } from './sign-pair.js';
 export type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
+export {
+  ECDSA_SIGNATURE_PATTERN,
+  ED25519_SIGNATURE_PATTERN,
+  parseSignedText,
+  SIGNED_TEXT_PATTERN,
+  sha256Hex,
+  signatureRecordSchema,
+  signedText,
+} from './signed-text.js';
 export type { RemoteSignatureStore, TieredStoreOptions } from './tiered.js';
 export { TieredSignatureStore } from './tiered.js';

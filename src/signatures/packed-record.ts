@@ -1,4 +1,5 @@
 import type { SignatureRecord } from './signature-store.js';
+import { ECDSA_SIGNATURE_PATTERN, ED25519_SIGNATURE_PATTERN, SIGNED_TEXT_PATTERN } from './signed-text.js';
 
 /**
  * A signature record packed for long-lived storage: the two digests (64 bytes), the ECDSA signature
@@ -12,16 +13,12 @@ export interface PackedRecord {
   ed25519Address: string;
 }
 
-const TEXT = /^[0-9a-f]{64}:[0-9a-f]{64}$/;
-const ECDSA = /^0x[0-9a-f]{130}$/;
-const ED25519 = /^[0-9a-f]{128}$/;
-
 /** Packs a record in the canonical shape our signers produce; undefined for anything else. */
 export const packRecord = (record: SignatureRecord): PackedRecord | undefined => {
   if (
-    !TEXT.test(record.text) ||
-    !ECDSA.test(record.ecdsa.signature) ||
-    !ED25519.test(record.ed25519.signature)
+    !SIGNED_TEXT_PATTERN.test(record.text) ||
+    !ECDSA_SIGNATURE_PATTERN.test(record.ecdsa.signature) ||
+    !ED25519_SIGNATURE_PATTERN.test(record.ed25519.signature)
   ) {
     return undefined;
   }

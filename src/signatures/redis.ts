@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
 import { runWithDeadline } from '../concurrency/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
+import { signatureRecordSchema } from './signed-text.js';
 
 /** The Redis client is only needed with REDIS_URL: loaded when a store is made. */
 const redis = lazyRequire<typeof import('@redis/client')>('@redis/client');
@@ -89,20 +89,6 @@ return 0`;
 export class RedisCommandTimeoutError extends Error {
   override readonly name = 'RedisCommandTimeoutError';
 }
-
-/** A record read back from Redis is data from outside this process: check its shape before serving it. */
-const HEX64 = '[0-9a-f]{64}';
-const recordSchema = z.object({
-  text: z.string().regex(new RegExp(`^${HEX64}:${HEX64}$`)),
-  ecdsa: z.object({
-    signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/),
-    address: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
-  }),
-  ed25519: z.object({
-    signature: z.string().regex(/^[0-9a-fA-F]{128}$/),
-    address: z.string().regex(/^[0-9a-fA-F]{64}$/),
-  }),
-});
 
 /**
  * Reconnect forever, backing off to 2 s: a Redis restart must not need a sidecar restart. Meanwhile
@@ -226,7 +212,7 @@ export class RedisSignatureStore implements SignatureStore {
       this.options.onError?.(new Error('redis: a stored signature record is not JSON; ignored'));
       return undefined;
     }
-    const parsed = recordSchema.safeParse(value);
+    const parsed = signatureRecordSchema.safeParse(value);
     if (!parsed.success) {
       this.options.onError?.(new Error('redis: a stored signature record is malformed; ignored'));
       return undefined;

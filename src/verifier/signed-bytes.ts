@@ -1,5 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
+import { parseSignedText } from '../signatures/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
 import { normalizeHex } from './report-shape.js';
@@ -45,13 +46,12 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
 
   const requestHash = toHex(sha256(input.request));
   const responseHash = toHex(sha256(input.response));
-  const [req, res, ...rest] = text.split(':');
-  const wellFormed =
-    rest.length === 0 &&
-    req !== undefined &&
-    res !== undefined &&
-    /^[0-9a-f]{64}$/.test(req) &&
-    /^[0-9a-f]{64}$/.test(res);
+  // The format is the signatures feature's (signed-text.ts); the hashes above are recomputed here with
+  // another library than the signer's, on purpose.
+  const parsed = parseSignedText(text);
+  const wellFormed = parsed !== undefined;
+  const req = parsed?.requestHash;
+  const res = parsed?.responseHash;
   if (!wellFormed) {
     list.fail(textId, textTitle, 'signed text is not two lowercase sha256 hex digests joined by ":"');
   } else {
