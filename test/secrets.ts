@@ -13,4 +13,7 @@ export const SECRET_MARKERS = {
   completion: 'secret completion 9c1d',
   /** Any PEM private key (TLS keys are made per test, so the marker is the PEM armour itself). */
   tlsPrivateKey: 'PRIVATE KEY-----',
+  /** Sent end-to-end encrypted: the sidecar holds them in plaintext only between decrypt and encrypt. */
+  e2eePrompt: 'sealed prompt 41b7 for the model only',
+  e2eeCompletion: 'sealed answer 8e02 for the client only',
 } as const;

@@ -1,4 +1,11 @@
-import { createPrivateKey, sign as nodeSign } from 'node:crypto';
+import {
+  createECDH,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  sign as nodeSign,
+} from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { signRecoverable } from 'tiny-secp256k1';
@@ -23,6 +30,17 @@ export interface Signer {
   readonly publicKey: string;
   /** Signs UTF-8 text: ecdsa `0x` r‖s‖v (v = 27|28, 132 chars, EIP-191); ed25519 64 bytes lowercase hex. */
   sign(text: string): string;
+  /**
+   * Key agreement with the same private key, for end-to-end encryption to this identity (NEAR AI's
+   * protocol decrypts with the signing key). ecdsa: `peer` is a SEC1 secp256k1 point (65 bytes
+   * uncompressed or 33 compressed), the result the 32-byte x-coordinate of the shared point (what
+   * OpenSSL, k256 and Python `cryptography` call the ECDH secret). ed25519: `peer` is a 32-byte X25519
+   * public key; the private scalar is the RFC 8032 one (SHA-512 of the seed, first half, clamped:
+   * libsodium `crypto_sign_ed25519_sk_to_curve25519`), the result the 32-byte X25519 secret. Throws
+   * a RangeError for a peer key that is not a valid point (or a low-order X25519 key). Only the
+   * shared secret leaves the closure, never the key.
+   */
+  ecdh(peer: Uint8Array): Uint8Array;
 }
 
 export interface Signers {
@@ -38,6 +56,9 @@ const ecdsaSigner = (secret: Uint8Array): Signer => {
   const key = Uint8Array.from(secret);
   const point = secp256k1.getPublicKey(key, false);
   const addressBytes = addressOfPublicKey(point);
+  // OpenSSL's ECDH holds its own copy of the key; the object never leaves this closure.
+  const agreement = createECDH('secp256k1');
+  agreement.setPrivateKey(key);
   return Object.freeze({
     algo: 'ecdsa' as const,
     address: checksumAddress(addressBytes),
@@ -50,11 +71,36 @@ const ecdsaSigner = (secret: Uint8Array): Signer => {
       const { signature, recoveryId } = signRecoverable(hashMessage(text), key);
       return `0x${toHex(signature)}${(27 + recoveryId).toString(16)}`;
     },
+    ecdh(peer: Uint8Array): Uint8Array {
+      if (!(peer instanceof Uint8Array) || (peer.length !== 65 && peer.length !== 33)) {
+        throw new RangeError('secp256k1 peer key must be a 65- or 33-byte SEC1 point');
+      }
+      try {
+        return new Uint8Array(agreement.computeSecret(peer));
+      } catch {
+        throw new RangeError('secp256k1 peer key is not a point on the curve');
+      }
+    },
   });
 };
 
 /** RFC 8410 PKCS#8 prefix for a raw 32-byte Ed25519 seed. */
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+/** RFC 8410 PKCS#8 prefix for a raw 32-byte X25519 private key, and the SPKI one for a public key. */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+/** The X25519 private key of an Ed25519 seed: SHA-512(seed)[0, 32) (OpenSSL clamps it on use). */
+const x25519KeyOf = (seed: Uint8Array): ReturnType<typeof createPrivateKey> => {
+  const scalar = createHash('sha512').update(seed).digest().subarray(0, 32);
+  const der = Buffer.concat([X25519_PKCS8_PREFIX, scalar]);
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+    scalar.fill(0);
+  }
+};
 
 const ed25519Signer = (seed: Uint8Array): Signer => {
   const pub = ed25519.getPublicKey(seed);
@@ -68,12 +114,29 @@ const ed25519Signer = (seed: Uint8Array): Signer => {
   } finally {
     der.fill(0);
   }
+  const x25519 = x25519KeyOf(seed);
   return Object.freeze({
     algo: 'ed25519' as const,
     address: hex,
     addressBytes: pub,
     publicKey: hex,
     sign: (text: string): string => nodeSign(null, encoder.encode(text), key).toString('hex'),
+    ecdh(peer: Uint8Array): Uint8Array {
+      if (!(peer instanceof Uint8Array) || peer.length !== 32) {
+        throw new RangeError('X25519 peer key must be 32 bytes');
+      }
+      try {
+        const publicKey = createPublicKey({
+          key: Buffer.concat([X25519_SPKI_PREFIX, peer]),
+          format: 'der',
+          type: 'spki',
+        });
+        // OpenSSL refuses an all-zero result (a low-order peer point), as RFC 7748 section 6.1 allows.
+        return new Uint8Array(diffieHellman({ privateKey: x25519, publicKey }));
+      } catch {
+        throw new RangeError('X25519 peer key is not usable');
+      }
+    },
   });
 };
 
