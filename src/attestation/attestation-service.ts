@@ -10,7 +10,7 @@ import type { Metrics } from '../metrics/index.js';
 import { buildReportData } from '../tdx/index.js';
 import type { QuoteProvider } from '../tdx/quote-provider.js';
 import { Limiter } from './limiter.js';
-import { type AttestationReport, buildAttestation } from './report.js';
+import { type AttestationReport, buildAttestation, envelopeOf } from './report.js';
 
 export interface AttestationServiceOptions {
   quotes: QuoteProvider;
@@ -162,8 +162,7 @@ export class AttestationService {
       if (tls !== undefined) attestation['tls_cert_fingerprint'] = toHex(tls.spkiSha256);
       this.options.metrics?.attestations.inc({ kind: 'fresh', outcome: 'ok' });
       return {
-        ...attestation,
-        all_attestations: [attestation],
+        ...envelopeOf(attestation),
         ...(tls === undefined ? {} : { tls_certificate: tls.certificate }),
       };
     } catch (err) {

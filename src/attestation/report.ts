@@ -30,9 +30,25 @@ export interface Attestation {
   [extra: string]: unknown;
 }
 
+/**
+ * The report: the flat fields (0G SDK, NEAR's model proxies), plus NEAR AI's cloud envelope, where
+ * clients look for the model key (`model_attestations[].signing_public_key`, their E2EE client) and
+ * start verifying (`gateway_attestation`, their model verifier). In one CVM the sidecar is both the
+ * gateway and the model's attested proxy, so all of them are this same attestation.
+ */
 export interface AttestationReport extends Attestation {
   all_attestations: Attestation[];
+  model_attestations: Attestation[];
+  gateway_attestation: Attestation;
 }
+
+/** Wraps one attestation in the report's envelope (flat fields + NEAR's cloud envelope). */
+export const envelopeOf = (attestation: Attestation): AttestationReport => ({
+  ...attestation,
+  all_attestations: [attestation],
+  model_attestations: [attestation],
+  gateway_attestation: attestation,
+});
 
 export const SIMULATED_WARNING =
   'SIMULATED ATTESTATION: no TEE and/or no GPU evidence backs this report. It proves nothing; verifiers must reject it.';

@@ -19,6 +19,8 @@ interface Report {
   warning?: string;
   report_data: string;
   all_attestations: Array<Record<string, unknown>>;
+  model_attestations: Array<Record<string, unknown>>;
+  gateway_attestation: Record<string, unknown>;
 }
 
 let sidecar: TestSidecar;
@@ -76,6 +78,13 @@ describe('attestation report (simulated default)', () => {
     }
     expect(r.all_attestations).toHaveLength(1);
     expect(r.all_attestations[0]?.request_nonce).toBe(nonce);
+    // NEAR AI's cloud envelope: their E2EE client reads the model key from model_attestations, their
+    // model verifier starts from gateway_attestation; in one CVM both are this attestation.
+    const flat = { ...r } as Record<string, unknown>;
+    for (const key of ['all_attestations', 'model_attestations', 'gateway_attestation']) delete flat[key];
+    expect(r.model_attestations).toEqual([flat]);
+    expect(r.gateway_attestation).toEqual(flat);
+    expect(r.model_attestations[0]?.signing_public_key).toBe(r.signing_public_key);
   });
 
   it('a report for another nonce does not carry ours', async () => {

@@ -72,7 +72,16 @@ describe('verifyProvider against a simulated sidecar', () => {
       (url) => url.pathname.endsWith('/attestation/report'),
       (body) => {
         const report = JSON.parse(new TextDecoder().decode(body)) as Record<string, unknown>;
-        for (const key of ['simulated', 'platform', 'warning', 'gpu', 'all_attestations']) delete report[key];
+        for (const key of [
+          'simulated',
+          'platform',
+          'warning',
+          'gpu',
+          'all_attestations',
+          'model_attestations',
+          'gateway_attestation',
+        ])
+          delete report[key];
         return new TextEncoder().encode(JSON.stringify(report));
       },
     );
