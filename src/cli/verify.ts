@@ -33,6 +33,8 @@ Options:
   --signing-algo <algo>       ecdsa (default) or ed25519
   --model <name>              model for the test completions (default: first of /v1/models)
   --api-key <token>           bearer token for providers that require one (AUTH_TOKEN); never printed
+  --e2ee                      send the test completions end-to-end encrypted (NEAR AI protocol) to the
+                              attested key; check that the answers decrypt and are still signed
   --no-completion             skip the test completions and their signature checks
   --no-tls-binding            https: do not ask for or check the attested TLS certificate
                               (by default the report is fetched with include_tls_fingerprint=true and
@@ -118,6 +120,7 @@ const parse = (argv: string[]) =>
       'api-key': { type: 'string' },
       'no-completion': { type: 'boolean' },
       'no-tls-binding': { type: 'boolean' },
+      e2ee: { type: 'boolean' },
       'allow-no-gpu': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -200,6 +203,7 @@ const buildOptions = async (
     allowNoGpu: values['allow-no-gpu'] === true,
     completion: values['no-completion'] !== true,
     tlsBinding: values['no-tls-binding'] !== true,
+    e2ee: values.e2ee === true,
     allow,
     ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     ...(deps.now === undefined ? {} : { now: deps.now }),

@@ -21,8 +21,26 @@ interface DemoRequest {
   stream_options?: { include_usage?: unknown };
 }
 
+/**
+ * The word by which a demo answer shows what the model received: `heard:` and the first 8 bytes of
+ * sha256 over the last message's text (chat) or the prompt (completions), hex. A client that sent
+ * that text end-to-end encrypted can check, once it decrypts the answer, that the model got the
+ * plaintext and nothing else.
+ */
+export const demoHeard = (text: string): string =>
+  `heard:${createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16)}`;
+
+const lastText = (body: DemoRequest): string => {
+  if (typeof body.prompt === 'string') return body.prompt;
+  if (Array.isArray(body.messages)) {
+    const last = body.messages.at(-1) as { content?: unknown } | undefined;
+    if (typeof last?.content === 'string') return last.content;
+  }
+  return '';
+};
+
 /** Deterministic words derived from the request, so the same request gives the same answer. */
-const demoWords = (body: Uint8Array, count: number): string[] => {
+const demoWords = (body: Uint8Array, heard: string, count: number): string[] => {
   const seed = createHash('sha256').update(body).digest();
   const vocab = [
     'verified',
@@ -36,7 +54,7 @@ const demoWords = (body: Uint8Array, count: number): string[] => {
     'the',
     'sidecar',
   ];
-  const words = ['[demo', 'upstream]'];
+  const words = ['[demo', 'upstream]', heard];
   for (let i = 0; words.length < count; i++)
     words.push(vocab[(seed[i % seed.length] ?? 0) % vocab.length] ?? 'demo');
   return words;
@@ -86,7 +104,7 @@ const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void =>
   const model = typeof body.model === 'string' ? body.model : DEMO_MODEL;
   const maxTokens =
     typeof body.max_tokens === 'number' && body.max_tokens > 0 ? Math.min(body.max_tokens, 256) : 16;
-  const words = demoWords(raw, Math.max(3, maxTokens));
+  const words = demoWords(raw, demoHeard(lastText(body)), Math.max(3, maxTokens));
   const created = Math.floor(Date.now() / 1000);
   const usage = {
     prompt_tokens: Math.ceil(raw.length / 4),

@@ -12,6 +12,11 @@ export interface AttestedSigner {
   bytes: Uint8Array;
   /** ecdsa: EIP-55 address; ed25519: lowercase hex public key. */
   display: string;
+  /**
+   * The attested public key (ecdsa: 64-byte point without 04; ed25519: 32 bytes), lowercase hex, when
+   * the report gives one: the key an end-to-end encrypted prompt is sealed to.
+   */
+  publicKey?: string;
 }
 
 /**
@@ -71,7 +76,9 @@ export const checkSigningKey = (
     }
     const display = checksumAddress(bytes);
     list.pass(id, title, `ecdsa ${display}${publicKey === undefined ? ' (no public key given)' : ''}`);
-    return { algo, bytes, display };
+    const key =
+      publicKey === undefined ? {} : { publicKey: publicKey.length === 130 ? publicKey.slice(2) : publicKey };
+    return { algo, bytes, display, ...key };
   }
   if (address.length !== 64 || !HEX_RE.test(address)) {
     list.fail(id, title, 'ed25519 signing_address is not a 32-byte hex public key');
@@ -82,7 +89,7 @@ export const checkSigningKey = (
     return undefined;
   }
   list.pass(id, title, `ed25519 public key ${address}`);
-  return { algo, bytes: new Uint8Array(Buffer.from(address, 'hex')), display: address };
+  return { algo, bytes: new Uint8Array(Buffer.from(address, 'hex')), display: address, publicKey: address };
 };
 
 /**

@@ -1,3 +1,5 @@
+import { demoHeard } from '../demo-upstream/index.js';
+import { createE2eeClient, type E2eeClient } from '../e2ee/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
 import { checkSignedBytes } from './signed-bytes.js';
@@ -11,7 +13,11 @@ export interface ExchangeInput {
   stream: boolean;
   signer: AttestedSigner | undefined;
   headers: Record<string, string>;
+  /** Send the prompt end-to-end encrypted to the attested key and decrypt the answer (`e2ee.*`). */
+  e2ee?: boolean;
 }
+
+const PROMPT = 'teeml-sidecar verify: reply with one short sentence.';
 
 const textOf = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
@@ -56,20 +62,31 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     list.fail(signerId, signerTitle, reason);
   };
   const algo = input.signer?.algo ?? 'ecdsa';
+  const e2eeId = `e2ee.${kind}`;
+  const e2eeTitle = `${what} completion: prompt sealed to the attested key, answer decrypts with ours`;
+  let client: E2eeClient | undefined;
+  if (input.e2ee === true) {
+    if (input.signer?.publicKey === undefined) {
+      list.fail(e2eeId, e2eeTitle, 'the report gives no attested signing_public_key to encrypt to');
+      failBoth('not sent: no key to encrypt the prompt to');
+      return;
+    }
+    client = createE2eeClient({ algo, modelPublicKey: input.signer.publicKey });
+  }
 
-  const request = new TextEncoder().encode(
-    JSON.stringify({
-      model: input.model,
-      messages: [{ role: 'user', content: 'teeml-sidecar verify: reply with one short sentence.' }],
-      max_tokens: 16,
-      stream: input.stream,
-      ...(input.stream ? { stream_options: { include_usage: true } } : {}),
-    }),
-  );
+  const body = {
+    model: input.model,
+    messages: [{ role: 'user', content: PROMPT }],
+    max_tokens: 16,
+    stream: input.stream,
+    ...(input.stream ? { stream_options: { include_usage: true } } : {}),
+  };
+  const request = new TextEncoder().encode(JSON.stringify(client ? client.encryptRequest(body) : body));
   const completion = await fetchWire(input.fetch, `${input.api}/chat/completions`, {
     method: 'POST',
     headers: {
       ...input.headers,
+      ...(client?.headers ?? {}),
       'content-type': 'application/json',
       accept: input.stream ? 'text/event-stream' : 'application/json',
       // The hashed bytes are the bytes a client's parser sees (CONTRACT.md): ask for no encoding.
@@ -78,9 +95,13 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     body: request,
   });
   if (completion.status !== 200) {
-    failBoth(`POST /chat/completions answered HTTP ${completion.status}`);
+    const code = (jsonOf(completion.body) as { error?: { code?: unknown } } | undefined)?.error?.code;
+    const reason = `POST /chat/completions answered HTTP ${completion.status}${typeof code === 'string' ? ` (${code})` : ''}`;
+    if (client) list.fail(e2eeId, e2eeTitle, reason);
+    failBoth(reason);
     return;
   }
+  if (client) checkDecryption(list, e2eeId, e2eeTitle, client, completion.body, input.stream);
   const encoding = completion.headers.get('content-encoding');
   const id = responseIdOf(completion.headers, completion.body, input.stream);
   if (id === undefined) {
@@ -112,4 +133,59 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     signer: input.signer,
     encoding,
   });
+};
+
+/**
+ * `e2ee.{json,stream}`: every content field of the answer is a ciphertext that decrypts with our
+ * client key (a plaintext or foreign-key field fails), and the decrypted text is non-empty. Against
+ * the demo upstream it also shows the model received exactly our plaintext prompt (`heard:` tag).
+ */
+const checkDecryption = (
+  list: CheckList,
+  id: string,
+  title: string,
+  client: E2eeClient,
+  body: Uint8Array,
+  stream: boolean,
+): void => {
+  const pieces: string[] = [];
+  let fields = 0;
+  try {
+    const values = stream
+      ? textOf(body)
+          .split(/\r?\n/)
+          .filter((line) => line.startsWith('data:') && line.slice(5).trim() !== '[DONE]')
+          .map((line) => JSON.parse(line.slice(5)) as { choices?: unknown })
+      : [JSON.parse(textOf(body)) as { choices?: unknown }];
+    for (const value of values) {
+      const choices = Array.isArray(value.choices) ? (value.choices as Record<string, unknown>[]) : [];
+      for (const choice of choices) {
+        const content = (choice[stream ? 'delta' : 'message'] as { content?: unknown } | undefined)?.content;
+        if (typeof content !== 'string' || content === '') continue;
+        fields++;
+        pieces.push(client.decrypt(content));
+      }
+    }
+  } catch {
+    list.fail(id, title, `a content field does not decrypt with our key (after ${pieces.length} that did)`);
+    return;
+  }
+  const answer = pieces.join('');
+  if (fields === 0 || answer.trim() === '') {
+    list.fail(id, title, 'the answer carries no encrypted content');
+    return;
+  }
+  if (answer.startsWith('[demo upstream]')) {
+    if (!answer.includes(demoHeard(PROMPT))) {
+      list.fail(id, title, 'the demo model did not receive our plaintext prompt');
+      return;
+    }
+    list.pass(
+      id,
+      title,
+      `${fields} field(s) decrypted (${client.algo}); the demo model heard our exact prompt`,
+    );
+    return;
+  }
+  list.pass(id, title, `${fields} field(s) decrypted (${client.algo}), ${answer.length} characters`);
 };

@@ -35,6 +35,8 @@ export interface VerifyProviderOptions extends Omit<ReportContext, 'nonce' | 'no
   tlsChannel?: TlsPeerChannel;
   /** false: do not ask for or check the TLS binding (`tls.fingerprint` skipped). Default true. */
   tlsBinding?: boolean;
+  /** Send the test completions end-to-end encrypted (NEAR AI protocol) and check the answers decrypt. */
+  e2ee?: boolean;
 }
 
 /** API root ending in /v1: the sidecar serves every route at the root and under /v1, NEAR only under /v1. */
@@ -120,6 +122,11 @@ const SIGNATURE_CHECKS: [string, string][] = [
     'streaming completion: signed text is sha256(request bytes):sha256(response bytes)',
   ],
   ['signature.stream.signer', 'streaming completion: signature made by the attested key'],
+];
+
+const E2EE_CHECKS: [string, string][] = [
+  ['e2ee.json', 'non-streaming completion: prompt sealed to the attested key, answer decrypts with ours'],
+  ['e2ee.stream', 'streaming completion: prompt sealed to the attested key, answer decrypts with ours'],
 ];
 
 /**
@@ -214,6 +221,7 @@ const verifyOver = async (
     headers: _h,
     tlsChannel: _t,
     tlsBinding: _tb,
+    e2ee: _e,
     ...reportOptions
   } = options;
   const ctx: ReportContext = { ...reportOptions, nonce, nowSeconds, signingAlgo: algo, fetch: fetchFn };
@@ -226,9 +234,9 @@ const verifyOver = async (
   if (channel !== undefined && attested !== undefined && /^[0-9a-f]{64}$/.test(attested))
     channel.pin(attested);
 
+  const checks = options.e2ee === true ? [...SIGNATURE_CHECKS, ...E2EE_CHECKS] : SIGNATURE_CHECKS;
   if (options.completion === false) {
-    for (const [id, title] of SIGNATURE_CHECKS)
-      list.skip(id, title, 'completions not sent (--no-completion)');
+    for (const [id, title] of checks) list.skip(id, title, 'completions not sent (--no-completion)');
     return resultOf(list, nonceHex, nowSeconds, facts.signer);
   }
   const headers = options.headers ?? {};
@@ -247,7 +255,7 @@ const verifyOver = async (
     }
   }
   if (model === undefined) {
-    for (const [id, title] of SIGNATURE_CHECKS)
+    for (const [id, title] of checks)
       list.fail(
         id,
         title,
@@ -267,10 +275,13 @@ const verifyOver = async (
         stream,
         signer: facts.signer,
         headers,
+        e2ee: options.e2ee === true,
       });
     } catch (error) {
       const reason = `request failed: ${error instanceof Error ? error.message : 'unknown error'}`;
-      for (const [id, title] of SIGNATURE_CHECKS.filter(([id]) => id.startsWith(`signature.${kind}.`))) {
+      for (const [id, title] of checks.filter(
+        ([id]) => id.startsWith(`signature.${kind}.`) || id === `e2ee.${kind}`,
+      )) {
         if (!list.results.some((r) => r.id === id)) list.fail(id, title, reason);
       }
     }
