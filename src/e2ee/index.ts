@@ -5,7 +5,13 @@ export { visitRequest, visitResponse } from './fields.js';
 export type { E2eeScheme, KeyAgreement } from './scheme.js';
 export { E2eeDecryptError } from './scheme.js';
 export type { HeaderLookup } from './session.js';
-export { E2EE_HEADERS, E2eeSession, openE2eeSession } from './session.js';
+export {
+  E2EE_HEADERS,
+  E2eeSession,
+  e2eeUnencryptable,
+  openE2eeSession,
+  withoutE2eeHeaders,
+} from './session.js';
 export { SseEncryptor } from './sse-encryptor.js';
 export type { E2eeVersion } from './suite.js';
 export { E2EE_VERSIONS, recipientKeyOf, schemeFor } from './suite.js';

@@ -14,6 +14,16 @@ export const E2EE_HEADERS = {
   allFields: 'x-encrypt-all-fields',
 } as const;
 
+/**
+ * Request headers to forward upstream without the E2EE ones: the model server gets plaintext, and an
+ * upstream that speaks the protocol itself must not try to decrypt it again.
+ */
+export const withoutE2eeHeaders = <T>(headers: Record<string, T>): Record<string, T> => {
+  const out = { ...headers };
+  for (const name of Object.values(E2EE_HEADERS)) delete out[name];
+  return out;
+};
+
 /** OpenAI paths (after /v1) on which E2EE is defined, and the field set each uses. */
 const ENDPOINTS: Record<string, E2eeEndpoint> = {
   '/chat/completions': 'chat',
@@ -27,7 +37,7 @@ const bad = (message: string, code: string, param: string): SidecarError =>
   new SidecarError(message, { status: 400, code, param });
 
 /** The answer could not be encrypted (not JSON): it is never sent in plaintext instead. */
-const unencryptable = (): SidecarError =>
+export const e2eeUnencryptable = (): SidecarError =>
   new SidecarError('the model server answer cannot be end-to-end encrypted', {
     status: 502,
     code: 'e2ee_upstream_unencryptable',
@@ -136,9 +146,9 @@ export class E2eeSession {
     try {
       parsed = JSON.parse(strictUtf8.decode(body));
     } catch {
-      throw unencryptable();
+      throw e2eeUnencryptable();
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw unencryptable();
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw e2eeUnencryptable();
     this.encryptValue(parsed as Record<string, unknown>, false);
     return encoder.encode(JSON.stringify(parsed));
   }
@@ -147,10 +157,10 @@ export class E2eeSession {
   sseEncryptor(maxLineBytes?: number): SseEncryptor {
     return new SseEncryptor(
       (value) => {
-        if (typeof value !== 'object' || value === null || Array.isArray(value)) throw unencryptable();
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) throw e2eeUnencryptable();
         this.encryptValue(value as Record<string, unknown>, true);
       },
-      unencryptable,
+      e2eeUnencryptable,
       maxLineBytes,
     );
   }

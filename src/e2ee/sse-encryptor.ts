@@ -41,6 +41,16 @@ export class SseEncryptor {
     return out.length === 1 ? (out[0] as Uint8Array) : concat(...out);
   }
 
+  /** The stream `source` with its data events encrypted; empty pieces (a partial line) are held back. */
+  async *transform(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source) {
+      const out = this.push(chunk);
+      if (out.length > 0) yield out;
+    }
+    const last = this.end();
+    if (last.length > 0) yield last;
+  }
+
   /** The upstream ended: an unterminated last line is still transformed, never passed through raw. */
   end(): Uint8Array {
     const rest = this.carry;

@@ -4,6 +4,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { parseHex, toHex } from '../bytes/index.js';
 import type { Budget } from '../concurrency/index.js';
+import { type E2eeSession, e2eeUnencryptable, openE2eeSession, withoutE2eeHeaders } from '../e2ee/index.js';
 import { SidecarError, unavailable } from '../errors/index.js';
 import type { Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
@@ -221,14 +222,24 @@ export const proxyRequest = async (
       if (declaresJson(incoming)) assertJsonRequest(body);
       requestHash = requestHashOf(ctx, incoming, body);
     }
+    // E2EE (NEAR AI protocol): the hash above is over the ciphertext as received; the model gets the
+    // plaintext, and the answer is encrypted before it is hashed and sent.
+    const e2ee = openE2eeSession(
+      (name) => headerValue(incoming.headers[name]),
+      route.openAiPath,
+      ctx.signers,
+    );
+    const forwarded = e2ee !== undefined && body !== undefined ? e2ee.decryptRequest(body) : body;
     releaseSlot = ctx.budgets.upstream.tryTake();
     if (releaseSlot === undefined) throw refused(ctx, 'upstream');
     const call = ctx.upstream.call(
       route.method,
       route.openAiPath,
       route.search,
-      forwardRequestHeaders(incoming.headers),
-      body,
+      e2ee === undefined
+        ? forwardRequestHeaders(incoming.headers)
+        : withoutE2eeHeaders(forwardRequestHeaders(incoming.headers)),
+      forwarded,
     );
     const timer = setTimeout(() => call.abort(upstreamTimeout()), ctx.upstreamTimeoutMs);
     const onClientClose = (): void => {
@@ -250,9 +261,9 @@ export const proxyRequest = async (
         if (route.sign)
           ctx.metrics.unsigned.inc({ reason: status >= 400 ? 'upstream_error' : 'not_signed_route' });
       } else if (contentType.startsWith('text/event-stream')) {
-        signedId = await proxyStream(ctx, res, outgoing, timer, requestHash);
+        signedId = await proxyStream(ctx, res, outgoing, timer, requestHash, e2ee);
       } else {
-        signedId = await proxyJson(ctx, res, outgoing, timer, requestHash);
+        signedId = await proxyJson(ctx, res, outgoing, timer, requestHash, e2ee);
       }
     } finally {
       clearTimeout(timer);
@@ -370,6 +381,7 @@ const proxyJson = async (
   outgoing: ServerResponse,
   timer: NodeJS.Timeout,
   requestHash: string,
+  e2ee?: E2eeSession,
 ): Promise<string | undefined> => {
   const chunks: Buffer[] = [];
   let total = 0;
@@ -389,14 +401,17 @@ const proxyJson = async (
   const status = res.statusCode ?? 200;
   const headers = forwardResponseHeaders(res.headers);
   const answer = parseJsonAnswer(raw);
+  // An E2EE answer goes out encrypted or not at all.
+  if (answer === undefined && e2ee !== undefined) throw e2eeUnencryptable();
   if (answer === undefined) {
     ctx.metrics.unsigned.inc({ reason: 'not_json' });
     outgoing.writeHead(status, { ...headers, 'content-length': String(raw.length) });
     await finish(outgoing, raw);
     return undefined;
   }
+  e2ee?.encryptValue(answer.value, false);
   const claim = await claimResponseId(ctx, answer.id);
-  const body = claim.id === answer.id ? raw : withResponseId(answer, claim.id);
+  const body = claim.id === answer.id && e2ee === undefined ? raw : withResponseId(answer, claim.id);
   // Signed only once every byte is with the socket (a client that leaves half-way gets no record). A
   // lookup that arrives meanwhile waits for the id to settle, so the signature is there within the
   // few ms a client may be early by.
@@ -425,6 +440,7 @@ const proxyStream = async (
   outgoing: ServerResponse,
   timer: NodeJS.Timeout,
   requestHash: string,
+  e2ee?: E2eeSession,
 ): Promise<string | undefined> => {
   const limit = ctx.maxSseLineBytes;
   const tap = new SseTap(limit === undefined ? {} : { maxLineBytes: limit, maxHeldBytes: limit });
@@ -446,7 +462,8 @@ const proxyStream = async (
   };
   try {
     try {
-      for await (const chunk of upstreamChunks(res, timer)) {
+      const chunks = upstreamChunks(res, timer);
+      for await (const chunk of e2ee === undefined ? chunks : e2ee.sseEncryptor(limit).transform(chunks)) {
         const out = tap.push(chunk);
         await write(outgoing, tap.proposed ? await start() : out);
       }
