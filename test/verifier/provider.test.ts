@@ -216,3 +216,48 @@ describe('verifyProvider against a simulated sidecar', () => {
     expect(result.ok).toBe(false);
   });
 });
+
+describe('verifyProvider --e2ee', () => {
+  it.each(['ecdsa', 'ed25519'] as const)(
+    '%s: prompts go sealed to the attested key, answers decrypt, signatures still hold',
+    async (signingAlgo) => {
+      const result = await verifyProvider({
+        baseUrl: sidecar.url,
+        allowSimulated: true,
+        offline: true,
+        signingAlgo,
+        e2ee: true,
+      });
+      expect(failed(result)).toEqual([]);
+      for (const id of ['e2ee.json', 'e2ee.stream', 'signature.json.signer', 'signature.stream.text']) {
+        expect(statusOf(result, id), id).toBe('pass');
+      }
+      expect(result.checks.find((c) => c.id === 'e2ee.stream')?.detail).toContain('heard our exact prompt');
+    },
+  );
+
+  it('fails e2ee.json when an answer field is not a ciphertext for our key', async () => {
+    const plain = rewriting(
+      (url, init) => url.pathname.endsWith('/chat/completions') && !isStream(init),
+      (body) => {
+        const value = JSON.parse(new TextDecoder().decode(body)) as {
+          choices: { message: { content: string } }[];
+        };
+        const choice = value.choices[0];
+        if (choice) choice.message.content = 'a plaintext answer';
+        return new TextEncoder().encode(JSON.stringify(value));
+      },
+    );
+    const result = await verifyProvider({
+      baseUrl: sidecar.url,
+      allowSimulated: true,
+      offline: true,
+      e2ee: true,
+      fetch: plain,
+    });
+    expect(statusOf(result, 'e2ee.json')).toBe('fail');
+    expect(statusOf(result, 'e2ee.stream')).toBe('pass');
+    // The body was changed on the way: its signature no longer covers what we received.
+    expect(statusOf(result, 'signature.json.text')).toBe('fail');
+  });
+});
