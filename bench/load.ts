@@ -16,6 +16,8 @@ export interface LoadOptions {
   overallRate?: number;
   method?: 'GET' | 'POST';
   body?: string;
+  /** Extra request headers (E2EE rows send the protocol's headers). */
+  headers?: Record<string, string>;
   /** Per-request path (distinct ids or nonces). */
   path?: () => string;
   /** Process tree whose CPU time is charged to the run. */
@@ -49,7 +51,7 @@ export const load = (o: LoadOptions): Promise<LoadResult> =>
     const started = performance.now();
     const request: RequestSpec = {
       method: o.method ?? 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(o.headers ?? {}) },
       ...(o.body === undefined ? {} : { body: o.body }),
     };
     const next = o.path;

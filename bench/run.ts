@@ -11,6 +11,7 @@ import { execSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { e2eeRequests, runE2eeCrypto } from './e2ee.js';
 import { type LoadResult, load } from './load.js';
 import { findNginx, nginxVersion, startNginx } from './nginx.js';
 import { type Child, rssBytes, startChild } from './proc.js';
@@ -180,6 +181,42 @@ const main = async (): Promise<void> => {
     }
     log('');
   }
+
+  // --- End-to-end encryption: the same sidecar, plain against E2EE requests. -----------------------
+  log('## End-to-end encryption (NEAR AI protocol): sidecar, plain vs E2EE, 32 connections');
+  log('');
+  log('E2EE rows send the prompt sealed to the sidecar key (decrypted per request) and get every');
+  log('content field back sealed to the client key: one JSON field per small completion, one per');
+  log('SSE chunk. "added" is the sidecar CPU over the plain row, per request or per chunk.');
+  log('');
+  log(
+    '| request | req/s | chunks/s | p50 ms | p99 ms | sidecar CPU µs/req | CPU µs/chunk | added CPU µs per req / per chunk | errors |',
+  );
+  log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const e2ee = await e2eeRequests(sidecar.port, SMALL_BODY, STREAM_BODY);
+  for (const kind of ['small', 'stream'] as const) {
+    const unit = kind === 'stream' ? STREAM_CHUNKS : 1;
+    const path =
+      kind === 'stream'
+        ? `/v1/chat/completions?case=stream&chunks=${STREAM_CHUNKS}`
+        : '/v1/chat/completions?case=small';
+    let plainCpu = Number.NaN;
+    for (const variant of e2ee) {
+      const url = `http://127.0.0.1:${sidecar.port}${path}`;
+      const spec = { url, connections: 32, body: variant[kind], headers: variant.headers };
+      await load({ ...spec, duration: WARM });
+      const r = await load({ ...spec, duration: D, pid: sidecar.pid });
+      if (variant.name === 'plain') plainCpu = r.cpuUsPerReq;
+      const added =
+        variant.name === 'plain'
+          ? '—'
+          : `${fmt(r.cpuUsPerReq - plainCpu)} / ${fmt((r.cpuUsPerReq - plainCpu) / unit, 1)}`;
+      log(
+        `| ${kind === 'stream' ? `SSE ${STREAM_CHUNKS} chunks` : 'small JSON'}, ${variant.name} | ${fmt(r.rps)} | ${fmt(r.rps * unit)} | ${fmt(r.p50Us / 1000, 2)} | ${fmt(r.p99Us / 1000, 2)} | ${fmt(r.cpuUsPerReq)} | ${fmt(r.cpuUsPerReq / unit, 1)} | ${added} | ${r.errors + r.non2xx} |`,
+      );
+    }
+  }
+  log('');
 
   // --- Latency at a fixed rate: 32 connections, well below saturation. -----------------------------
   log(`## Added latency at 32 concurrent connections, fixed ${LATENCY_RATE} req/s (small JSON)`);
@@ -385,6 +422,14 @@ const main = async (): Promise<void> => {
   log('|---|---:|---:|---|');
   for (const r of await runSigning(quick ? 0.5 : 2)) {
     log(`| ${r.name} | ${fmt(r.perSecond)} | ${fmt(r.usPerOp, 1)} | ${r.note} |`);
+  }
+  log('');
+  log('## E2EE field crypto, one core (one ~20-byte field: what one SSE chunk costs the sidecar)');
+  log('');
+  log('| operation | ops/s | µs/op |');
+  log('|---|---:|---:|');
+  for (const r of await runE2eeCrypto(quick ? 0.5 : 2)) {
+    log(`| ${r.name} | ${fmt(r.perSecond)} | ${fmt(r.usPerOp, 1)} |`);
   }
   log('');
   log(
