@@ -72,8 +72,9 @@ export const createE2eeClient = (options: E2eeClientOptions): E2eeClient => {
   if (options.encryptAllFields === true) headers['X-Encrypt-All-Fields'] = 'true';
   const allFields = options.encryptAllFields === true;
 
-  const encrypt = (plaintext: string): string =>
-    plaintext === '' ? '' : Buffer.from(scheme.seal(encoder.encode(plaintext), recipient)).toString('hex');
+  const sealWith = (seal: (p: Uint8Array) => Uint8Array, plaintext: string): string =>
+    plaintext === '' ? '' : Buffer.from(seal(encoder.encode(plaintext))).toString('hex');
+  const encrypt = (plaintext: string): string => sealWith(scheme.sealTo(recipient), plaintext);
   const decrypt = (hex: string): string => {
     if (hex === '') return '';
     if (!HEX.test(hex)) throw new RangeError('ciphertext is not hex');
@@ -88,11 +89,13 @@ export const createE2eeClient = (options: E2eeClientOptions): E2eeClient => {
     decrypt,
     encryptRequest<T extends object>(body: T, endpoint: E2eeEndpoint = 'chat'): T {
       const copy = structuredClone(body) as Record<string, unknown>;
+      // One sealer per request: one ephemeral key for all its fields, a fresh nonce for each.
+      const seal = scheme.sealTo(recipient);
       visitRequest(copy, endpoint, allFields, (holder, key, kind) => {
         const v = holder[key];
-        if (typeof v === 'string') holder[key] = encrypt(v);
+        if (typeof v === 'string') holder[key] = sealWith(seal, v);
         else if ((kind === 'content' || kind === 'json') && v !== undefined && v !== null)
-          holder[key] = encrypt(JSON.stringify(v));
+          holder[key] = sealWith(seal, JSON.stringify(v));
       });
       return copy as T;
     },

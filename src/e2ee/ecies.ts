@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createECDH, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { isPrivate, pointFromScalar, pointMultiply } from 'tiny-secp256k1';
 import { E2eeDecryptError, type E2eeScheme, type KeyAgreement } from './scheme.js';
 
 const POINT = 65;
@@ -17,15 +18,27 @@ const aesKeyOf = (shared: Uint8Array): Buffer =>
  */
 export const ecies: E2eeScheme = {
   name: 'ecies-secp256k1-aes256gcm',
-  seal(plaintext: Uint8Array, recipient: Uint8Array): Uint8Array {
-    const ephemeral = createECDH('secp256k1');
-    const ephemeralPoint = ephemeral.generateKeys();
-    const key = aesKeyOf(ephemeral.computeSecret(recipient));
-    const nonce = randomBytes(NONCE);
-    const cipher = createCipheriv('aes-256-gcm', key, nonce);
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-    key.fill(0);
-    return Buffer.concat([ephemeralPoint, nonce, body]);
+  sealTo(recipient: Uint8Array): (plaintext: Uint8Array) => Uint8Array {
+    // libsecp256k1 (wasm, the signer's library): the two scalar multiplications of a new sealer.
+    let secret = randomBytes(32);
+    while (!isPrivate(secret)) secret = randomBytes(32);
+    const ephemeralPoint = pointFromScalar(secret, false);
+    const shared = pointMultiply(recipient, secret, true);
+    secret.fill(0);
+    if (ephemeralPoint === null || shared === null)
+      throw new RangeError('secp256k1 recipient key is not usable');
+    const key = aesKeyOf(shared.subarray(1));
+    return (plaintext) => {
+      const nonce = randomBytes(NONCE);
+      const cipher = createCipheriv('aes-256-gcm', key, nonce);
+      return Buffer.concat([
+        ephemeralPoint,
+        nonce,
+        cipher.update(plaintext),
+        cipher.final(),
+        cipher.getAuthTag(),
+      ]);
+    };
   },
   open(payload: Uint8Array, agree: KeyAgreement): Uint8Array {
     if (payload.length < POINT + NONCE + TAG || payload[0] !== 0x04) throw new E2eeDecryptError();

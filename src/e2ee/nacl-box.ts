@@ -29,13 +29,13 @@ const beforenm = (shared: Uint8Array, core: typeof hsalsa): Uint8Array => {
  */
 export const naclBox: E2eeScheme = {
   name: 'x25519-xsalsa20poly1305-box',
-  seal(plaintext: Uint8Array, recipient: Uint8Array): Uint8Array {
+  sealTo(recipient: Uint8Array): (plaintext: Uint8Array) => Uint8Array {
     const ephemeral = ephemeralX25519();
     const key = beforenm(ephemeral.agree(recipient), hsalsa);
-    const nonce = randomBytes(NONCE);
-    const sealed = xsalsa20poly1305(key, nonce).encrypt(plaintext);
-    key.fill(0);
-    return Buffer.concat([ephemeral.publicKey, nonce, sealed]);
+    return (plaintext) => {
+      const nonce = randomBytes(NONCE);
+      return Buffer.concat([ephemeral.publicKey, nonce, xsalsa20poly1305(key, nonce).encrypt(plaintext)]);
+    };
   },
   open(payload: Uint8Array, agree: KeyAgreement): Uint8Array {
     if (payload.length < KEY + NONCE + TAG) throw new E2eeDecryptError();

@@ -55,6 +55,8 @@ const hexBytes = (value: string): Uint8Array | undefined =>
  */
 export class E2eeSession {
   private readonly scheme: E2eeScheme;
+  /** Made at the first field sealed: one key agreement per answer (see E2eeScheme.sealTo). */
+  private sealer: ((plaintext: Uint8Array) => Uint8Array) | undefined;
 
   constructor(
     readonly algo: SigningAlgo,
@@ -70,7 +72,8 @@ export class E2eeSession {
   /** Encrypts one field value to the client (hex); the empty string stays empty, as NEAR's does. */
   seal(plaintext: string): string {
     if (plaintext === '') return '';
-    return Buffer.from(this.scheme.seal(encoder.encode(plaintext), this.recipient)).toString('hex');
+    this.sealer ??= this.scheme.sealTo(this.recipient);
+    return Buffer.from(this.sealer(encoder.encode(plaintext))).toString('hex');
   }
 
   /** Decrypts one hex field value; undefined when it is not hex or does not authenticate as UTF-8. */

@@ -18,13 +18,13 @@ const aeadKeyOf = (shared: Uint8Array): Uint8Array =>
  */
 export const x25519XChaCha: E2eeScheme = {
   name: 'x25519-hkdf-xchacha20poly1305',
-  seal(plaintext: Uint8Array, recipient: Uint8Array): Uint8Array {
+  sealTo(recipient: Uint8Array): (plaintext: Uint8Array) => Uint8Array {
     const ephemeral = ephemeralX25519();
     const key = aeadKeyOf(ephemeral.agree(recipient));
-    const nonce = randomBytes(NONCE);
-    const sealed = xchacha20poly1305(key, nonce).encrypt(plaintext);
-    key.fill(0);
-    return Buffer.concat([ephemeral.publicKey, nonce, sealed]);
+    return (plaintext) => {
+      const nonce = randomBytes(NONCE);
+      return Buffer.concat([ephemeral.publicKey, nonce, xchacha20poly1305(key, nonce).encrypt(plaintext)]);
+    };
   },
   open(payload: Uint8Array, agree: KeyAgreement): Uint8Array {
     if (payload.length < KEY + NONCE + TAG) throw new E2eeDecryptError();

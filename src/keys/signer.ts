@@ -1,14 +1,7 @@
-import {
-  createECDH,
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  sign as nodeSign,
-} from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, diffieHellman, sign as nodeSign } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { signRecoverable } from 'tiny-secp256k1';
+import { pointMultiply, signRecoverable } from 'tiny-secp256k1';
 import { assertBytes, toHex } from '../bytes/index.js';
 import { addressOfPublicKey, checksumAddress, hashMessage } from './eip191.js';
 import type { KeyMaterial } from './key-source.js';
@@ -56,9 +49,6 @@ const ecdsaSigner = (secret: Uint8Array): Signer => {
   const key = Uint8Array.from(secret);
   const point = secp256k1.getPublicKey(key, false);
   const addressBytes = addressOfPublicKey(point);
-  // OpenSSL's ECDH holds its own copy of the key; the object never leaves this closure.
-  const agreement = createECDH('secp256k1');
-  agreement.setPrivateKey(key);
   return Object.freeze({
     algo: 'ecdsa' as const,
     address: checksumAddress(addressBytes),
@@ -75,11 +65,16 @@ const ecdsaSigner = (secret: Uint8Array): Signer => {
       if (!(peer instanceof Uint8Array) || (peer.length !== 65 && peer.length !== 33)) {
         throw new RangeError('secp256k1 peer key must be a 65- or 33-byte SEC1 point');
       }
+      // libsecp256k1 (wasm), as for signing: ~4x OpenSSL's generic secp256k1 ECDH here. The shared
+      // secret is the x-coordinate, i.e. the compressed point without its parity byte.
+      let shared: Uint8Array | null;
       try {
-        return new Uint8Array(agreement.computeSecret(peer));
+        shared = pointMultiply(peer, key, true);
       } catch {
-        throw new RangeError('secp256k1 peer key is not a point on the curve');
+        shared = null;
       }
+      if (shared === null) throw new RangeError('secp256k1 peer key is not a point on the curve');
+      return shared.subarray(1);
     },
   });
 };
