@@ -1,5 +1,5 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { isPoint } from 'tiny-secp256k1';
 import type { SigningAlgo } from '../keys/index.js';
 import { ecies } from './ecies.js';
 import { naclBox } from './nacl-box.js';
@@ -28,11 +28,7 @@ export const recipientKeyOf = (algo: SigningAlgo, key: Uint8Array): Uint8Array =
       throw new RangeError(`expected 64 bytes (or 65 with the 04 prefix), got ${key.length}`);
     }
     const point = key.length === 64 ? Uint8Array.of(0x04, ...key) : key;
-    try {
-      secp256k1.Point.fromBytes(point).assertValidity();
-    } catch {
-      throw new RangeError('not a point on secp256k1');
-    }
+    if (!isPoint(point)) throw new RangeError('not a point on secp256k1');
     return point;
   }
   if (key.length !== 32) throw new RangeError(`expected 32 bytes, got ${key.length}`);
