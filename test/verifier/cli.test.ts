@@ -43,6 +43,21 @@ describe('teeml-sidecar verify', () => {
     expect(out).toContain('verdict: FAIL');
   });
 
+  it('--e2ee --signing-algo ed25519: encrypted completions, their e2ee and signature checks pass', async () => {
+    const { code, out } = await run([
+      sidecar.url,
+      '--allow-simulated',
+      '--offline',
+      '--e2ee',
+      '--signing-algo',
+      'ed25519',
+    ]);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^PASS\s+e2ee\.json\s/m);
+    expect(out).toMatch(/^PASS\s+e2ee\.stream\s.*heard our exact prompt/m);
+    expect(out).toMatch(/^PASS\s+signature\.stream\.signer\s.*ed25519/m);
+  });
+
   it('--no-completion skips the signature checks; simulated passes are starred', async () => {
     const { code, out } = await run([sidecar.url, '--allow-simulated', '--no-completion', '--offline']);
     expect(code).toBe(0);
