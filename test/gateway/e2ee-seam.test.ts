@@ -35,7 +35,9 @@ const double = (supports: (report: unknown) => boolean, calls: string[]): E2eeCl
       prepareRequest: async ({ body }) => {
         const json = JSON.parse(new TextDecoder().decode(body)) as { messages: Array<{ content: string }> };
         for (const m of json.messages) m.content = seal(m.content);
-        return { body: new TextEncoder().encode(JSON.stringify(json)), headers: { 'x-signing-algo': algo } };
+        // Not the protocol's X-Signing-Algo: the sidecar answers that header 400 without a client key
+        // and real ciphertexts (NEAR's rule), and these bodies are only reversed text.
+        return { body: new TextEncoder().encode(JSON.stringify(json)), headers: { 'x-e2ee-double': algo } };
       },
       restoreBody: async (body) => {
         const json = JSON.parse(new TextDecoder().decode(body)) as {
@@ -122,8 +124,14 @@ describe('E2EE seam', () => {
     const off = await startTestGateway(sidecar.url, {
       e2ee: { mode: 'off', client: double(() => true, calls) },
     });
+    // The sidecar's report carries NEAR's envelope, so it advertises E2EE: a client whose check says
+    // no stands for a provider that does not.
+    const report: unknown = JSON.parse(
+      (await rawRequest(`${sidecar.url}/v1/attestation/report`)).body.toString(),
+    );
+    expect(reportAdvertisesE2ee(report)).toBe(true);
     const quiet = await startTestGateway(sidecar.url, {
-      e2ee: { mode: 'auto', client: double(reportAdvertisesE2ee, calls) },
+      e2ee: { mode: 'auto', client: double(() => false, calls) },
     });
     try {
       for (const g of [off, quiet]) {
