@@ -7,6 +7,7 @@ import {
   fileReceiptSink,
   type Gateway,
   type GatewayOptions,
+  nearE2eeClient,
   type Policy,
   type PolicyError,
   type ProviderLink,
@@ -252,7 +253,7 @@ export const buildGatewayOptions = async (
     onFailure,
     reattestIntervalMs: parseDuration(str(values, 'reattest-interval') ?? '10m'),
     ...(authToken === undefined ? {} : { authToken }),
-    e2ee: { mode: values['no-e2ee'] === true ? 'off' : 'auto' },
+    e2ee: { mode: values['no-e2ee'] === true ? 'off' : 'auto', client: nearE2eeClient },
     ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     ...(receiptsPath === undefined ? {} : { receiptsPath }),
   };

@@ -10,12 +10,8 @@ import type { SigningAlgo } from '../verifier/index.js';
  * Signatures cover the ciphertext as sent and received, so verification runs on the wire bytes and
  * only a verified answer is decrypted.
  *
- * Not wired yet: this build has no client (src/e2ee is on its own branch). When it lands, the
- * adapter is one small file: `session()` makes `createE2eeClient({ algo, modelPublicKey })` (ecdsa:
- * the attested `signing_public_key`; ed25519: the attested key itself) per request;
- * `prepareRequest` is `encryptRequest(JSON body)` plus its `headers`; `restoreBody` and
- * `restoreEventData` are `decryptResponse(JSON, { streaming })`; `supports` is
- * `reportAdvertisesE2ee`; the CLI passes it as `e2ee.client`.
+ * The client built in is `nearE2eeClient` (src/gateway/near-e2ee.ts, on src/e2ee's client half);
+ * the CLI passes it as `e2ee.client`. Tests pass doubles through the same seam.
  */
 export interface E2eeSession {
   /** The body to send instead of the user's, and the headers to add. */

@@ -8,6 +8,7 @@ export { reportAdvertisesE2ee } from './e2ee.js';
 export type { Gateway, GatewayOptions } from './gateway.js';
 export { startGateway, VERIFICATION_HEADER } from './gateway.js';
 export type { ProviderIdentity } from './identity.js';
+export { nearE2eeClient } from './near-e2ee.js';
 export type { Policy } from './policy.js';
 export { defaultPolicy, PolicyError, parsePolicy, policySchema } from './policy.js';
 export type { ProviderLink } from './provider-link.js';
