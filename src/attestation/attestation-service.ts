@@ -29,7 +29,7 @@ export interface AttestationServiceOptions {
 }
 
 /**
- * A TLS certificate to bind into the report (`include_tls_fingerprint=true`, CONTRACT.md): its SPKI
+ * A TLS certificate to bind into the report (`include_tls_fingerprint=true`, docs/protocol.md): its SPKI
  * hash goes into report_data (tdx/report-data.ts) and `tls_cert_fingerprint`; `certificate` (PEM,
  * the chain as served) goes into the envelope's `tls_certificate`, where NEAR's cloud-api puts it.
  */

@@ -3,7 +3,7 @@ import type { GpuEvidenceResult } from '../gpu/gpu-evidence-provider.js';
 import type { Signer, SigningAlgo } from '../keys/index.js';
 import type { QuoteResult, ReportDataScheme, TeePlatform } from '../tdx/quote-provider.js';
 
-/** The fields of one attestation (CONTRACT.md, Attestation report), plus labelled extras. */
+/** The fields of one attestation (docs/protocol.md, Attestation report), plus labelled extras. */
 export interface Attestation {
   signing_address: string;
   signing_algo: SigningAlgo;

@@ -97,7 +97,7 @@ interface Writable {
 }
 
 /**
- * `teeml-sidecar doctor`: returns the exit status (CONTRACT.md): 0 nothing failed, 1 a check
+ * `teeml-sidecar doctor`: returns the exit status (docs/protocol.md): 0 nothing failed, 1 a check
  * failed, 2 usage error or the doctor itself failed. An invalid configuration is a failed check
  * (the operator fixes it), printed like the others.
  */

@@ -102,7 +102,7 @@ export const envSchema = z.object({
   ATTESTATION_MAX_CONCURRENT: int(1, 64).default(2),
   ATTESTATION_MAX_QUEUE: int(0, 10_000).default(32),
 
-  /** CONTRACT.md: records live at least 20 minutes (the 0G broker's own default). */
+  /** docs/protocol.md: records live at least 20 minutes (the 0G broker's own default). */
   SIGNATURE_TTL_SECONDS: int(1200, 7 * 86_400).default(1800),
   SIGNATURE_CAPACITY: int(1, 10_000_000).default(100_000),
   /**

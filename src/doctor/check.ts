@@ -1,5 +1,5 @@
 /**
- * One doctor check (CONTRACT.md, `teeml-sidecar doctor`): a named question about this machine with
+ * One doctor check (docs/protocol.md, `teeml-sidecar doctor`): a named question about this machine with
  * a status, what was seen, and a one-line hint for the operator when it is not a pass.
  *
  * - `pass`: works as a production deployment needs.

@@ -1,7 +1,7 @@
 import type { CheckResult, CheckStatus } from './check.js';
 
 /**
- * The doctor's two outputs (CONTRACT.md): `{"checks":[{"id","status","detail","hint"}]}` for
+ * The doctor's two outputs (docs/protocol.md): `{"checks":[{"id","status","detail","hint"}]}` for
  * machines, aligned lines for people. `hint` is null in JSON when there is none, so every object has
  * the same four keys.
  */
@@ -29,6 +29,6 @@ export const renderHuman = (results: readonly CheckResult[], title: string): str
   return `${lines.join('\n')}\n`;
 };
 
-/** CONTRACT.md: 0 when nothing failed, 1 when a check failed (2, the doctor itself failing, is the CLI's). */
+/** docs/protocol.md: 0 when nothing failed, 1 when a check failed (2, the doctor itself failing, is the CLI's). */
 export const exitCodeOf = (results: readonly CheckResult[]): 0 | 1 =>
   results.some((r) => r.status === 'fail') ? 1 : 0;

@@ -1,7 +1,7 @@
 /**
  * The one error base class. Every failure the outside world can see is a SidecarError (or becomes a
  * generic 500). Fields are structured so that the single `app.onError` can render the OpenAI error
- * shape `{"error":{"message","type","param":null,"code"}}` (CONTRACT.md, Errors).
+ * shape `{"error":{"message","type","param":null,"code"}}` (docs/protocol.md, Errors).
  *
  * Messages name the field or the system that failed; they never carry request or response content,
  * tokens or keys (STYLE.md 6).

@@ -5,7 +5,7 @@ import type { ProviderLink } from './provider-link.js';
 import { jsonOf, readCapped } from './wire.js';
 
 export interface DirectLinkOptions {
-  /** The provider's base URL, with or without `/v1` (CONTRACT.md: the sidecar serves both). */
+  /** The provider's base URL, with or without `/v1` (docs/protocol.md: the sidecar serves both). */
   provider: string;
   /** `--header 'K: V'` values, sent with every request to the provider. */
   headers?: Record<string, string>;

@@ -2,7 +2,7 @@ import type { SigningAlgo } from '../verifier/index.js';
 
 /**
  * The E2EE step of the gateway, as a seam (issue 14, item 4). The client half of NEAR AI's E2EE
- * protocol (CONTRACT.md, "Confidentiality") is built in src/e2ee; the gateway only needs these two
+ * protocol (docs/protocol.md, "Confidentiality") is built in src/e2ee; the gateway only needs these two
  * halves of it, per request:
  * - before forwarding: encrypt the user's message contents to the attested key and add the
  *   protocol's headers (`X-Signing-Algo`, `X-Client-Pub-Key`, ...);

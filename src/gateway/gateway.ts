@@ -343,7 +343,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       Object.assign(headers, prepared.headers);
     }
     Object.assign(headers, await link.requestHeaders({ openAiPath, body }));
-    // The signed bytes are the bytes a client's parser sees (CONTRACT.md): no content-encoding.
+    // The signed bytes are the bytes a client's parser sees (docs/protocol.md): no content-encoding.
     headers['accept-encoding'] = 'identity';
 
     const controller = new AbortController();
@@ -377,7 +377,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       });
       const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
       if (!signed || body === undefined) {
-        // The provider signs POST answers only (CONTRACT.md, Routes); errors pass through unsigned.
+        // The provider signs POST answers only (docs/protocol.md, Routes); errors pass through unsigned.
         const answer = await readCapped(upstream, maxAnswer, 'answer');
         counters.unsigned += 1;
         res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });

@@ -20,7 +20,7 @@ export interface AnswerVerdict {
 const MAX_SIGNATURE_BYTES = 64 * 1024;
 
 /**
- * Checks one answer against the pinned attestation: finds its response id (CONTRACT.md, "Response
+ * Checks one answer against the pinned attestation: finds its response id (docs/protocol.md, "Response
  * ids"), fetches its signature record through the link, and runs the verifier's
  * `signature.{json,stream}.text/.signer` checks on the exact bytes sent and received. Then the
  * link's own check (0G SDK). Never throws: a provider problem is a failed check.

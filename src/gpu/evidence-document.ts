@@ -12,7 +12,7 @@ import { decodeEvidenceEntry, evidenceEntrySchema } from './payload.js';
  * - an `nvidia_payload`-like object `{evidence_list: [entries], nonce?, arch?}`.
  *
  * `certificate` is base64 of the PEM chain and `evidence` base64 of the raw SPDM report (same as
- * CONTRACT.md `nvidia_payload`). Unknown extra keys are ignored; the known ones are checked.
+ * docs/protocol.md `nvidia_payload`). Unknown extra keys are ignored; the known ones are checked.
  */
 const entry = evidenceEntrySchema.extend({
   driver_version: z.string().max(64).optional(),

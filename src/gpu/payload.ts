@@ -3,7 +3,7 @@ import { toHex } from '../bytes/index.js';
 import type { GpuArch, GpuEvidence } from './gpu-evidence-provider.js';
 
 /**
- * The `nvidia_payload` of an attestation report (CONTRACT.md, "nvidia_payload"): a JSON *string*
+ * The `nvidia_payload` of an attestation report (docs/protocol.md, "nvidia_payload"): a JSON *string*
  * that clients `JSON.parse` and POST unchanged to NRAS `/v3/attest/gpu`:
  *
  *   {"nonce":"<64 hex>","evidence_list":[{"certificate":"<base64 PEM chain>",

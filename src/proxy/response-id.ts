@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-/** `chatcmpl-<24 hex>` for responses whose upstream gave no id (CONTRACT.md, Response ids). */
+/** `chatcmpl-<24 hex>` for responses whose upstream gave no id (docs/protocol.md, Response ids). */
 export const generateResponseId = (): string => `chatcmpl-${randomBytes(12).toString('hex')}`;
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Ids whose response is still being sent. Clients race the end of a stream and may ask for the
- * signature a few ms after the last byte (CONTRACT.md); a lookup for an id that is in flight waits
+ * signature a few ms after the last byte (docs/protocol.md); a lookup for an id that is in flight waits
  * for it to settle instead of answering 404.
  */
 export class PendingSignatures {

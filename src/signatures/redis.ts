@@ -9,7 +9,7 @@ const redis = lazyRequire<typeof import('@redis/client')>('@redis/client');
 
 /**
  * A signature store in Redis, so records outlive a sidecar restart and every replica behind a load
- * balancer finds the records the others made (CONTRACT.md: a client may fetch `/signature/{id}`
+ * balancer finds the records the others made (docs/protocol.md: a client may fetch `/signature/{id}`
  * from any replica).
  *
  * Client library: `@redis/client`, the core of node-redis, maintained by Redis itself and the

@@ -47,7 +47,7 @@ const REPLAY_BATCH = 64;
  * Write-through, two tiers: this replica's memory, and a shared remote store.
  *
  * Why: the memory tier answers this replica's clients even when the remote is down, and a client that
- * races the end of a stream (CONTRACT.md) is answered from memory without a network round trip; the
+ * races the end of a stream (docs/protocol.md) is answered from memory without a network round trip; the
  * remote tier makes records survive a restart and lets any replica behind a load balancer answer.
  *
  * When the remote tier is down (refused, disconnected, or slower than its command timeout):

@@ -10,7 +10,7 @@ import { toHex } from '../bytes/index.js';
  *   {"nonce":"0x<hex of the nonce>","signer":"0x<app signer address>","tls_public_key":"0x…"}
  * (serde field order; `nonce` and `tls_public_key` omitted when empty, `signer` always present),
  * sets report_data = sha512(runtime_data bytes), and returns runtime_data base64-encoded in the
- * evidence next to the quote. Our 64 report_data bytes (CONTRACT.md, report_data) are that nonce.
+ * evidence next to the quote. Our 64 report_data bytes (docs/protocol.md, report_data) are that nonce.
  *
  * Verifiers hash runtime_data exactly as transmitted and read fields out of it; nothing here
  * re-serializes a received runtime_data. `buildRuntimeData` only mirrors Tapp's serializer for tests

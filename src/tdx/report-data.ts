@@ -6,7 +6,7 @@ import { type ParsedQuote, parseQuote, QuoteParseError } from './quote.js';
 import type { TeePlatform } from './quote-provider.js';
 
 /**
- * The 64 bytes we put in a TDX quote's report_data (CONTRACT.md, "report_data"), the layout every
+ * The 64 bytes we put in a TDX quote's report_data (docs/protocol.md, "report_data"), the layout every
  * NEAR/Phala verifier checks:
  * - [0, 32): ecdsa: the 20-byte Ethereum address followed by 12 zero bytes; ed25519: the 32-byte
  *   public key.

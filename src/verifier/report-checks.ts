@@ -20,7 +20,7 @@ export interface AttestedSigner {
 }
 
 /**
- * `report.nonce`: the report answers our nonce (CONTRACT.md: a nonce in the request always gets a
+ * `report.nonce`: the report answers our nonce (docs/protocol.md: a nonce in the request always gets a
  * fresh quote for it). A report with another request_nonce is a replay of an older one.
  */
 export const checkRequestNonce = (list: CheckList, report: AttestationView, nonceHex: string): void => {
@@ -33,7 +33,7 @@ export const checkRequestNonce = (list: CheckList, report: AttestationView, nonc
 
 /**
  * `report.signing-key`: the signing address/public key fields are well formed and agree with each
- * other (CONTRACT.md: ecdsa address = Ethereum address of signing_public_key; ed25519 address = key).
+ * other (docs/protocol.md: ecdsa address = Ethereum address of signing_public_key; ed25519 address = key).
  */
 export const checkSigningKey = (
   list: CheckList,
@@ -94,7 +94,7 @@ export const checkSigningKey = (
 
 /**
  * `signing.expected-address`: the attested address is the one registered elsewhere (0G's on-chain
- * `targetTeeAddress`). Case-insensitive (CONTRACT.md: EIP-55 in output, compared case-insensitively).
+ * `targetTeeAddress`). Case-insensitive (docs/protocol.md: EIP-55 in output, compared case-insensitively).
  */
 export const checkExpectedAddress = (
   list: CheckList,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The attestation fields the verifier reads (CONTRACT.md, "Attestation report"): the NEAR-compatible
+ * The attestation fields the verifier reads (docs/protocol.md, "Attestation report"): the NEAR-compatible
  * core plus our labelled extras. Extra keys are kept and ignored; a provider's claims about itself
  * (`simulated`, `platform`, `report_data_scheme`) are only hints that the checks confirm or refute
  * from the quote, never trusted alone.

@@ -28,7 +28,7 @@ export interface SignedBytesInput {
 }
 
 /**
- * `signature.{json,stream}.text` and `.signer` from bytes already in hand (CONTRACT.md, "Signed text
+ * `signature.{json,stream}.text` and `.signer` from bytes already in hand (docs/protocol.md, "Signed text
  * and signatures"):
  * - `.text`: the signed text is sha256hex(request bytes) ":" sha256hex(response bytes), recomputed
  *   from what went over the wire (a changed byte on either side fails it);

@@ -22,7 +22,7 @@ const PROMPT = 'teeml-sidecar verify: reply with one short sentence.';
 const textOf = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
 /**
- * The response id a client looks the signature up by (CONTRACT.md, "Response ids"): the
+ * The response id a client looks the signature up by (docs/protocol.md, "Response ids"): the
  * `ZG-Res-Key` header, else the body's `id`, else (streams) the first SSE chunk that has one.
  */
 export const responseIdOf = (headers: Headers, body: Uint8Array, stream: boolean): string | undefined => {
@@ -89,7 +89,7 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
       ...(client?.headers ?? {}),
       'content-type': 'application/json',
       accept: input.stream ? 'text/event-stream' : 'application/json',
-      // The hashed bytes are the bytes a client's parser sees (CONTRACT.md): ask for no encoding.
+      // The hashed bytes are the bytes a client's parser sees (docs/protocol.md): ask for no encoding.
       'accept-encoding': 'identity',
     },
     body: request,

@@ -112,7 +112,7 @@ export const checkDebug = (list: CheckList, parsed: ParsedQuote): void => {
 };
 
 /**
- * `tdx.report-data`: the quote binds the attested key and our nonce (CONTRACT.md, report_data).
+ * `tdx.report-data`: the quote binds the attested key and our nonce (docs/protocol.md, report_data).
  * Schemes, in order:
  * - `raw`: report_data = key[0, 32) (ecdsa: address ‖ 12 zero bytes) ‖ nonce.
  * - `tapp-runtime-data-sha512` (0G Tapp): report_data = sha512(runtime_data) and runtime_data's

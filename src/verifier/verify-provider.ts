@@ -10,7 +10,7 @@ import { resultOf, runReportChecks } from './verify-report.js';
 import { fetchWire, jsonOf } from './wire.js';
 
 export interface VerifyProviderOptions extends Omit<ReportContext, 'nonce' | 'nowSeconds' | 'fetch'> {
-  /** The provider's base URL, with or without a trailing `/v1` (CONTRACT.md: both are served). */
+  /** The provider's base URL, with or without a trailing `/v1` (docs/protocol.md: both are served). */
   baseUrl: string;
   /** Used for every request (provider, NRAS); tests inject doubles. Default: global fetch. */
   fetch?: typeof globalThis.fetch;

@@ -5,7 +5,7 @@ import { addressOfPublicKey, checksumAddress, hashMessage } from '../keys/index.
 import { normalizeHex } from './report-shape.js';
 
 /**
- * Recovers the signer of an EIP-191 `personal_sign` signature over UTF-8 text (CONTRACT.md,
+ * Recovers the signer of an EIP-191 `personal_sign` signature over UTF-8 text (docs/protocol.md,
  * "Signed text and signatures": `0x` r(32) s(32) v(1), v = 27 or 28) and returns its EIP-55
  * address. This is what the 0G SDK does with `ethers.recoverAddress(ethers.hashMessage(text), sig)`.
  * Throws for a malformed signature.

@@ -2,7 +2,7 @@ import { readCapped } from '../bytes/index.js';
 
 /**
  * HTTP through the injected `fetch`, keeping the exact bytes: signatures are over the bytes a
- * client sent and received (CONTRACT.md), so nothing here decodes and re-encodes a body.
+ * client sent and received (docs/protocol.md), so nothing here decodes and re-encodes a body.
  */
 export interface WireResponse {
   status: number;

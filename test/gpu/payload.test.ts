@@ -10,7 +10,7 @@ const gpu = (index: number, arch: GpuEvidence['arch'] = 'HOPPER'): GpuEvidence =
 };
 
 describe('buildNvidiaPayload', () => {
-  it('writes exactly the CONTRACT.md shape and key order', () => {
+  it('writes exactly the docs/protocol.md shape and key order', () => {
     const g0 = gpu(0);
     const text = buildNvidiaPayload(nonce, [g0, gpu(1)]);
     const certificate = Buffer.from(g0.certificateChain).toString('base64');

@@ -11,7 +11,7 @@ import { fixtureQuotes, hex } from './fixture-quotes.js';
 
 const bytes = (length: number, fill: number) => new Uint8Array(length).fill(fill);
 
-describe('buildReportData (CONTRACT.md report_data)', () => {
+describe('buildReportData (docs/protocol.md report_data)', () => {
   it('ecdsa: 20-byte address, 12 zero bytes, then the 32-byte nonce', () => {
     const address = Uint8Array.from({ length: 20 }, (_, i) => i + 1);
     const nonce = bytes(32, 0xab);

@@ -55,7 +55,7 @@ describe('verifyReport on the recorded NEAR AI report (offline, fixed clock)', (
     expect(result.checks.find((c) => c.id === 'tdx.report-data')?.detail).toContain(
       'NEAR tls_cert_fingerprint',
     );
-    // The payload went to NRAS byte for byte (CONTRACT.md: POSTed unchanged).
+    // The payload went to NRAS byte for byte (docs/protocol.md: POSTed unchanged).
     expect(nras.posted).toEqual([report['nvidia_payload']]);
     expect(result.signingAddress).toBe(report['signing_address']);
   });
