@@ -5,6 +5,7 @@ import { type Collateral, loadCollateral } from '../tdx/index.js';
 import {
   type CheckResult,
   type MeasurementAllowLists,
+  TCB_STATUSES,
   type VerificationResult,
   type VerifyProviderOptions,
   verifyProvider,
@@ -42,17 +43,6 @@ Options:
   --allow-no-gpu              accept a report without GPU evidence
   -h, --help                  this text
 `;
-
-/** TCB statuses dcap-qvl reports (its TcbStatus type). */
-const TCB_STATUSES = [
-  'UpToDate',
-  'SWHardeningNeeded',
-  'ConfigurationNeeded',
-  'ConfigurationAndSWHardeningNeeded',
-  'OutOfDate',
-  'OutOfDateConfigurationNeeded',
-  'Revoked',
-] as const;
 
 /** I/O the command uses; tests inject doubles. */
 export interface VerifyCommandDeps {

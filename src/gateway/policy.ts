@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import type { MeasurementAllowLists, ReportContext, SigningAlgo } from '../verifier/index.js';
+import {
+  type MeasurementAllowLists,
+  type ReportContext,
+  type SigningAlgo,
+  TCB_STATUSES,
+} from '../verifier/index.js';
 
 const hexOf = (bytes: number) =>
   z
@@ -8,16 +13,7 @@ const hexOf = (bytes: number) =>
     .transform((v) => v.replace(/^0x/i, '').toLowerCase());
 const list = (bytes: number) => z.array(hexOf(bytes)).min(1).optional();
 
-/** TCB statuses dcap-qvl reports (its TcbStatus type). */
-const TCB = z.enum([
-  'UpToDate',
-  'SWHardeningNeeded',
-  'ConfigurationNeeded',
-  'ConfigurationAndSWHardeningNeeded',
-  'OutOfDate',
-  'OutOfDateConfigurationNeeded',
-  'Revoked',
-]);
+const TCB = z.enum(TCB_STATUSES);
 
 /**
  * What the gateway requires of a provider before it forwards a single request (`--policy file.json`).

@@ -9,7 +9,7 @@ export type { SignedBytesInput } from './signed-bytes.js';
 export { checkSignedBytes } from './signed-bytes.js';
 export { responseIdOf } from './signed-exchange.js';
 export { simulatedQuoteMarkers } from './simulated-markers.js';
-export { DEFAULT_ACCEPTED_TCB } from './tdx-checks.js';
+export { DEFAULT_ACCEPTED_TCB, TCB_STATUSES } from './tdx-checks.js';
 export type {
   CheckResult,
   CheckStatus,

@@ -15,6 +15,17 @@ import type { MeasurementAllowLists } from './types.js';
 
 export const DEFAULT_ACCEPTED_TCB: readonly string[] = Object.freeze(['UpToDate']);
 
+/** Every TCB status dcap-qvl reports (its TcbStatus type): what a policy may accept. */
+export const TCB_STATUSES = [
+  'UpToDate',
+  'SWHardeningNeeded',
+  'ConfigurationNeeded',
+  'ConfigurationAndSWHardeningNeeded',
+  'OutOfDate',
+  'OutOfDateConfigurationNeeded',
+  'Revoked',
+] as const;
+
 /**
  * A simulated quote is signed by a throwaway P-256 key carried in the quote itself (src/tdx/
  * simulated.ts). Checking that signature proves only that the bytes were not altered after the
