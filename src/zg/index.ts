@@ -1,0 +1,7 @@
+// The public surface of src/zg (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+export { adaptBrokerQuote, BROKER_QUOTE_SCHEME } from './broker-quote.js';
+export type { ProviderLink } from './provider-link.js';
+export type { WalletKeyInput } from './wallet-key.js';
+export { readWalletKey } from './wallet-key.js';
+export type { ZgLayout, ZgLinkOptions } from './zg-link.js';
+export { createZgLink, MIN_LEDGER_0G, signerOfService, usageOf, ZgLink } from './zg-link.js';
