@@ -16,4 +16,6 @@ export const SECRET_MARKERS = {
   /** Sent end-to-end encrypted: the sidecar holds them in plaintext only between decrypt and encrypt. */
   e2eePrompt: 'sealed prompt 41b7 for the model only',
   e2eeCompletion: 'sealed answer 8e02 for the client only',
+  /** The 0G wallet key the 0G tests pay with (ZG_PRIVATE_KEY); funded on the local chain only. */
+  zgWalletKey: '3f1e9a7c2b5d84e6f0a1c3b5d7e9f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6',
 } as const;

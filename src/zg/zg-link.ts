@@ -338,7 +338,9 @@ export class ZgLink implements ProviderLink {
   #provision(): Promise<void> {
     this.#provisioned ??= (async () => {
       const provider = this.#service.provider;
-      if (!(await this.#broker.inference.acknowledged(provider))) {
+      // acknowledged() throws while the sub-account does not exist; acknowledging creates it.
+      const acknowledged = await this.#broker.inference.acknowledged(provider).catch(() => false);
+      if (!acknowledged) {
         await this.#broker.inference.acknowledgeProviderSigner(provider, this.#options.gasPrice);
       }
       const auto = this.#options.autoFunding ?? {};
