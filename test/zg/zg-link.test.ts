@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SidecarError } from '../../src/errors/index.js';
 import { buildNvidiaPayload, SimulatedGpuEvidenceProvider } from '../../src/gpu/index.js';
 import { SimulatedQuoteProvider } from '../../src/tdx/index.js';
-import { parseAttestation, responseIdOf, verifySignedText } from '../../src/verifier/index.js';
+import { parseAttestation, responseIdOf, verifyReport, verifySignedText } from '../../src/verifier/index.js';
 import { BROKER_QUOTE_SCHEME, createZgLink, type ZgLink } from '../../src/zg/index.js';
 import { json, startTestSidecar, type TestSidecar } from '../e2e/harness.js';
 import { rejection } from '../rejection.js';
@@ -287,6 +287,36 @@ describe('0G mode against a local chain, separated layout (broker forwards to th
     if (!parsed.ok) return;
     expect(parsed.report.request_nonce).toBe('07'.repeat(32));
     expect(parsed.report.signing_address).toBe(await l.expectedSigner());
+  });
+});
+
+describe('0G attestation checked against the chain signer (src/verifier, expectAddress)', () => {
+  const verifyVia = async (l: ZgLink) => {
+    const nonce = new Uint8Array(32).fill(9);
+    const { report } = await l.fetchAttestation(nonce, 'ecdsa');
+    const expectAddress = await l.expectedSigner();
+    return verifyReport(report, {
+      nonce,
+      nowSeconds: Math.floor(Date.now() / 1000),
+      allowSimulated: true,
+      offline: true,
+      ...(expectAddress === undefined ? {} : { expectAddress }),
+    });
+  };
+  const status = (result: Awaited<ReturnType<typeof verifyReport>>, id: string) =>
+    result.checks.find((c) => c.id === id)?.status;
+
+  it('the report behind a separated broker binds the key the chain names', async () => {
+    const result = await verifyVia(await link(separated.providerAddress));
+    expect(status(result, 'signing.expected-address')).toBe('pass');
+    expect(status(result, 'report.nonce')).toBe('pass');
+    expect(status(result, 'tdx.report-data')).toBe('pass');
+  });
+
+  it('a report for another key than the chain names fails signing.expected-address', async () => {
+    const result = await verifyVia(await link(wrongSigner.providerAddress));
+    expect(status(result, 'signing.expected-address')).toBe('fail');
+    expect(result.ok).toBe(false);
   });
 });
 
