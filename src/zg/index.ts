@@ -1,5 +1,7 @@
 // The public surface of src/zg (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
 export { adaptBrokerQuote, BROKER_QUOTE_SCHEME } from './broker-quote.js';
+export type { ZgFlags } from './cli-options.js';
+export { isZgMode, zgLinkOptionsFromFlags } from './cli-options.js';
 export type { ProviderLink } from './provider-link.js';
 export type { WalletKeyInput } from './wallet-key.js';
 export { readWalletKey } from './wallet-key.js';

@@ -3,9 +3,11 @@ import { SidecarError } from '../../src/errors/index.js';
 import {
   adaptBrokerQuote,
   BROKER_QUOTE_SCHEME,
+  isZgMode,
   readWalletKey,
   signerOfService,
   usageOf,
+  zgLinkOptionsFromFlags,
 } from '../../src/zg/index.js';
 import { rejection } from '../rejection.js';
 import { SECRET_MARKERS } from '../secrets.js';
@@ -144,5 +146,56 @@ describe('adaptBrokerQuote', () => {
     for (const value of bad) {
       expect(() => adaptBrokerQuote(value)).toThrow(SidecarError);
     }
+  });
+});
+
+describe('zgLinkOptionsFromFlags', () => {
+  const env = { ZG_PRIVATE_KEY: KEY };
+  const address = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
+
+  it('turns the --zg-* flags and ZG_PRIVATE_KEY into link options', async () => {
+    expect(isZgMode({})).toBe(false);
+    expect(isZgMode({ rpc: 'http://127.0.0.1:8545' })).toBe(true);
+    expect(
+      await zgLinkOptionsFromFlags(
+        { rpc: 'https://evmrpc.example/key', provider: 'qwen/qwen-2.5-7b', createLedger: '3.5' },
+        env,
+      ),
+    ).toEqual({
+      rpcUrl: 'https://evmrpc.example/key',
+      provider: 'qwen/qwen-2.5-7b',
+      privateKey: `0x${KEY}`,
+      createLedger: 3.5,
+    });
+    expect(
+      await zgLinkOptionsFromFlags(
+        {
+          rpc: 'http://127.0.0.1:8545',
+          provider: address,
+          ledgerAddress: address,
+          inferenceAddress: address,
+        },
+        env,
+      ),
+    ).toMatchObject({ provider: address, ledgerAddress: address, inferenceAddress: address });
+  });
+
+  it('names the flag that is wrong', async () => {
+    const cases: [Parameters<typeof zgLinkOptionsFromFlags>[0], string][] = [
+      [{ provider: 'm' }, '--zg-rpc'],
+      [{ rpc: 'ftp://x', provider: 'm' }, '--zg-rpc'],
+      [{ rpc: 'http://127.0.0.1:1' }, '--zg-provider'],
+      [{ rpc: 'http://127.0.0.1:1', provider: '0x1234' }, '--zg-provider'],
+      [{ rpc: 'http://127.0.0.1:1', provider: 'm', ledgerAddress: 'ledger' }, '--zg-ledger-address'],
+      [{ rpc: 'http://127.0.0.1:1', provider: 'm', inferenceAddress: '0x12' }, '--zg-inference-address'],
+      [{ rpc: 'http://127.0.0.1:1', provider: 'm', createLedger: '2' }, '--zg-create-ledger'],
+      [{ rpc: 'http://127.0.0.1:1', provider: 'm', createLedger: 'ten' }, '--zg-create-ledger'],
+    ];
+    for (const [flags, flag] of cases) {
+      const error = await rejection(zgLinkOptionsFromFlags(flags, env));
+      expect(error).toMatchObject({ status: 400, code: 'invalid_zg_option', param: flag });
+    }
+    const noKey = await rejection(zgLinkOptionsFromFlags({ rpc: 'http://127.0.0.1:1', provider: 'm' }, {}));
+    expect(noKey).toMatchObject({ code: 'missing_wallet_key' });
   });
 });
