@@ -12,8 +12,25 @@ type Broker = Awaited<ReturnType<Sdk['createZGComputeNetworkBroker']>>;
 // Both load on first use: a gateway in direct mode (and the sidecar) never pays for the SDK. They
 // are required as CommonJS on purpose: the SDK requires ethers that way, and one ethers instance
 // keeps its `instanceof Wallet` checks and its Contract runners consistent with ours.
-const loadSdk = lazyRequire<Sdk>('@0gfoundation/0g-compute-ts-sdk');
-const loadEthers = lazyRequire<Ethers>('ethers');
+// They are optional peer dependencies (package.json): the TDX image prunes to production
+// dependencies and would otherwise carry ~180 MB it never runs (the SDK ships a storage client
+// binary and a web UI). A source checkout (`npm ci`) has them; an install without them says so.
+const requireOptional = <T>(specifier: string): (() => T) => {
+  const load = lazyRequire<T>(specifier);
+  return () => {
+    try {
+      return load();
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code !== 'MODULE_NOT_FOUND') throw error;
+      throw new SidecarError(
+        `0G mode needs ${specifier}: install the optional peer dependencies @0gfoundation/0g-compute-ts-sdk and ethers at the versions package.json names`,
+        { status: 500, code: 'zg_sdk_missing', cause: error },
+      );
+    }
+  };
+};
+const loadSdk = requireOptional<Sdk>('@0gfoundation/0g-compute-ts-sdk');
+const loadEthers = requireOptional<Ethers>('ethers');
 
 /**
  * The read-only view of InferenceServing this link needs for itself (ABI of the SDK 0.9.0's
