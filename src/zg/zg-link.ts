@@ -290,11 +290,11 @@ export class ZgLink implements ProviderLink {
         undefined,
         options.gasPrice,
       );
-    } catch {
+    } catch (error) {
       rpc.destroy();
       throw new SidecarError(
         `the 0G serving contracts were not found on chain ${chainId} (ledger ${addresses.ledger}, inference ${addresses.inference}): pass --zg-ledger-address and --zg-inference-address`,
-        { status: 502, code: 'zg_contracts_unavailable' },
+        { status: 502, code: 'zg_contracts_unavailable', cause: error },
       );
     }
     const serving = new ethers.Contract(addresses.inference, SERVING_ABI, rpc);

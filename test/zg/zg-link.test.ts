@@ -375,6 +375,22 @@ describe('0G mode refusals', () => {
     expect(await l.afterAnswer({ id, responseBody: answer.body, streamed: false })).toBe(false);
   });
 
+  it('start-up names what is wrong: an RPC that does not answer, contracts not there, no such provider', async () => {
+    const rpc = await rejection(
+      createZgLink({ rpcUrl: 'http://127.0.0.1:1', provider: 'm', privateKey: USER_KEY }),
+    );
+    expect(rpc).toMatchObject({ status: 502, code: 'zg_rpc_unreachable' });
+    const nowhere = '0x000000000000000000000000000000000000dEaD';
+    const contracts = await rejection(link('m', { ledgerAddress: nowhere, inferenceAddress: nowhere }));
+    expect(contracts).toMatchObject({ status: 502, code: 'zg_contracts_unavailable' });
+    expect(contracts.message).toContain('--zg-ledger-address');
+    expect(await rejection(link('no/such-model'))).toMatchObject({
+      status: 404,
+      code: 'zg_provider_not_found',
+    });
+    expect(await rejection(link(nowhere))).toMatchObject({ status: 404, code: 'zg_provider_not_found' });
+  });
+
   it('a wallet without a ledger gets a 402 naming --zg-create-ledger, and too small a ledger is refused', async () => {
     const l = await link(separated.providerAddress, { privateKey: LATE_KEY });
     const error = await rejection(l.requestHeaders({ openAiPath: '/chat/completions', body: undefined }));
