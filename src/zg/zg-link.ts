@@ -394,10 +394,13 @@ export class ZgLink implements ProviderLink {
     return new URL(`${this.#service.url}/v1/proxy${openAiPath}`);
   }
 
-  async requestHeaders(_input: {
+  async requestHeaders(input: {
     openAiPath: string;
     body: Uint8Array | undefined;
   }): Promise<Record<string, string>> {
+    // The broker serves signature records without authentication (the SDK fetches them bare), and a
+    // record must stay fetchable even when the ledger ran dry after the answer.
+    if (input.openAiPath === '/signature') return {};
     if (this.#ledgerMissing) {
       await this.#prepareLedger();
       if (this.#ledgerMissing) throw noLedger(this.#service.provider);

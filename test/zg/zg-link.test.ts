@@ -419,6 +419,8 @@ describe('0G mode refusals', () => {
     const error = await rejection(l.requestHeaders({ openAiPath: '/chat/completions', body: undefined }));
     expect(error).toMatchObject({ status: 402, code: 'insufficient_balance' });
     expect((error as SidecarError).message).toContain('run dry');
+    // Signature records stay fetchable: they need no session.
+    expect(await l.requestHeaders({ openAiPath: '/signature', body: undefined })).toEqual({});
   });
 
   it('never writes the wallet key or a bearer token to the console', () => {
