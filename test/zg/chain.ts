@@ -88,6 +88,8 @@ export interface LocalChain {
   /** The inference contract, read-only. */
   inference: Contract;
   registerService(registration: ServiceRegistration): Promise<void>;
+  /** The contract owner withdraws its acknowledgement of a provider's TEE signer. */
+  revokeAcknowledgement(provider: string): Promise<void>;
   /** Sends `amount` native tokens from the deployer. */
   fund(address: string, amount: bigint): Promise<void>;
   /** The ledger contract as `key` sees it. */
@@ -181,6 +183,9 @@ export const startLocalChain = async (): Promise<LocalChain> => {
       if (r.acknowledge ?? true) {
         await (await inference.getFunction('acknowledgeTEESignerByOwner')(provider.address)).wait();
       }
+    },
+    async revokeAcknowledgement(provider) {
+      await (await inference.getFunction('revokeTEESignerAcknowledgement')(provider)).wait();
     },
     async fund(address, amount) {
       await (await deployer.sendTransaction({ to: address, value: amount })).wait();

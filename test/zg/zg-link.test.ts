@@ -423,6 +423,21 @@ describe('0G mode refusals', () => {
     expect(await l.requestHeaders({ openAiPath: '/signature', body: undefined })).toEqual({});
   });
 
+  it('re-reads the signer from the chain, and refuses one the contract owner no longer acknowledges', async () => {
+    const l = await link(wrongSigner.providerAddress, { chainCacheMs: 0 });
+    const before = await l.expectedSigner();
+    expect(before).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    await chain.revokeAcknowledgement(wrongSigner.providerAddress);
+    expect(await rejection(l.expectedSigner())).toMatchObject({
+      status: 502,
+      code: 'zg_signer_not_acknowledged',
+    });
+    expect(await rejection(link(wrongSigner.providerAddress))).toMatchObject({
+      status: 400,
+      code: 'zg_signer_not_acknowledged',
+    });
+  });
+
   it('never writes the wallet key or a bearer token to the console', () => {
     expect(consoleLines.length).toBeGreaterThan(0);
     expect(bearerTokens.length).toBeGreaterThan(0);
