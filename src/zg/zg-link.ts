@@ -220,6 +220,7 @@ export class ZgLink implements ProviderLink {
   #service: ServiceView;
   #signer: { address: string; layout: ZgLayout; at: number };
   #funds: { locked: bigint; available: bigint | undefined; at: number } | undefined;
+  #health: { view: Record<string, unknown>; at: number } | undefined;
   #provisioned: Promise<void> | undefined;
   #ledgerMissing = false;
   #answers = 0;
@@ -544,32 +545,45 @@ export class ZgLink implements ProviderLink {
       sdk_rejected: this.#sdkRejected,
       spend_0g: format(this.#spend),
     };
+    return { ...out, ...(await this.#chainHealth()) };
+  }
+
+  /**
+   * Ledger and sub-account as /health shows them, read at most once per chainCacheMs: a health
+   * check polled every few seconds must not become RPC load.
+   */
+  async #chainHealth(): Promise<Record<string, unknown>> {
+    const ttl = this.#options.chainCacheMs ?? 10_000;
+    if (this.#health !== undefined && this.#now() - this.#health.at < ttl) return this.#health.view;
+    const format = (v: bigint) => this.#ethers.formatEther(v);
+    const view: Record<string, unknown> = {};
     try {
       const ledger = (await this.#broker.ledger.getLedger()) as unknown as {
         availableBalance: bigint;
         totalBalance: bigint;
       };
-      out['ledger'] = {
+      view['ledger'] = {
         total_0g: format(ledger.totalBalance),
         available_0g: format(ledger.availableBalance),
       };
     } catch {
-      out['ledger'] = null;
-      out['ledger_hint'] = 'no ledger: restart with --zg-create-ledger <amount>';
+      view['ledger'] = null;
+      view['ledger_hint'] = 'no ledger: restart with --zg-create-ledger <amount>';
     }
     try {
       const account = (await this.#serving.getFunction('getAccount')(
         this.#wallet,
         this.#service.provider,
       )) as { balance: bigint; pendingRefund: bigint };
-      out['sub_account'] = {
+      view['sub_account'] = {
         balance_0g: format(account.balance),
         pending_refund_0g: format(account.pendingRefund),
       };
     } catch {
-      out['sub_account'] = null;
+      view['sub_account'] = null;
     }
-    return out;
+    this.#health = { view, at: this.#now() };
+    return view;
   }
 
   async close(): Promise<void> {

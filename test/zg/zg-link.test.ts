@@ -212,7 +212,10 @@ afterAll(async () => {
 describe('0G mode against a local chain, separated layout (broker forwards to the sidecar)', () => {
   it('finds the provider by model name, pays through the SDK, and every answer verifies against the chain signer', async () => {
     const user = new Wallet(USER_KEY).address;
+    let clock = 0;
     const l = await link('demo/separated-model', {
+      now: () => clock,
+      chainCacheMs: 1000,
       createLedger: 10,
       ledgerAddress: chain.ledgerAddress,
       inferenceAddress: chain.inferenceAddress,
@@ -264,6 +267,12 @@ describe('0G mode against a local chain, separated layout (broker forwards to th
     expect(await separated.settle()).toEqual([0]);
     const after = await subAccount(user, separated.providerAddress);
     expect(before.balance - after.balance).toBe(fees);
+    // /health reads the chain at most once per chainCacheMs.
+    expect((await l.health())['sub_account']).toEqual({
+      balance_0g: formatEther(before.balance),
+      pending_refund_0g: '0.0',
+    });
+    clock += 1000;
     const health = await l.health();
     expect(health).toMatchObject({
       wallet: user,
