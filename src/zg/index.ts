@@ -2,7 +2,6 @@
 export { adaptBrokerQuote, BROKER_QUOTE_SCHEME } from './broker-quote.js';
 export type { ZgFlags } from './cli-options.js';
 export { isZgMode, zgLinkOptionsFromFlags } from './cli-options.js';
-export type { ProviderLink } from './provider-link.js';
 export type { WalletKeyInput } from './wallet-key.js';
 export { readWalletKey } from './wallet-key.js';
 export type { ZgLayout, ZgLinkOptions } from './zg-link.js';

@@ -2,7 +2,7 @@ import { toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import { adaptBrokerQuote } from './broker-quote.js';
-import type { ProviderLink } from './provider-link.js';
+import type { ProviderLink } from '../gateway/index.js';
 
 type Sdk = typeof import('@0gfoundation/0g-compute-ts-sdk');
 // The CommonJS typings of ethers, as the SDK's own typings reference them.

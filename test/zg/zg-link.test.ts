@@ -2,15 +2,13 @@ import { createHash } from 'node:crypto';
 import { type Contract, formatEther, parseEther, Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SidecarError } from '../../src/errors/index.js';
-import { buildNvidiaPayload, SimulatedGpuEvidenceProvider } from '../../src/gpu/index.js';
-import { SimulatedQuoteProvider } from '../../src/tdx/index.js';
 import { parseAttestation, responseIdOf, verifyReport, verifySignedText } from '../../src/verifier/index.js';
 import { BROKER_QUOTE_SCHEME, createZgLink, type ZgLink } from '../../src/zg/index.js';
-import { json, startTestSidecar, type TestSidecar } from '../e2e/harness.js';
 import { rejection } from '../rejection.js';
 import { SECRET_MARKERS } from '../secrets.js';
-import { type BrokerDouble, startBrokerDouble } from './broker-double.js';
-import { DEV_KEYS, type LocalChain, startLocalChain } from './chain.js';
+import type { BrokerDouble } from './broker-double.js';
+import type { LocalChain } from './chain.js';
+import { MODELS, PRICES, startZgWorld, USER_KEY, type ZgWorld } from './world.js';
 
 /**
  * The 0G mode for real, offline: the official SDK against a local chain with 0G's serving contracts,
@@ -19,14 +17,12 @@ import { DEV_KEYS, type LocalChain, startLocalChain } from './chain.js';
 
 const sha = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
 const GWEI = 1_000_000_000;
-const USER_KEY = `0x${SECRET_MARKERS.zgWalletKey}`;
 const LATE_KEY = '0x1b0c0a5f6e8d4c2b3a1908f7e6d5c4b3a29180f7e6d5c4b3a2918f0e1d2c3b4a';
 const DRY_KEY = '0x2c1d0b6a7f9e5d3c4b2a1909f8e7d6c5b4a39281f8e7d6c5b4a3928f1e2d3c4b';
-const INPUT_PRICE = 1_000_000_000_000n; // neuron per prompt token
-const OUTPUT_PRICE = 3_000_000_000_000n; // neuron per completion token
+const { inputPrice: INPUT_PRICE, outputPrice: OUTPUT_PRICE } = PRICES;
 
+let world: ZgWorld;
 let chain: LocalChain;
-let sidecar: TestSidecar;
 let sidecarAddress: string;
 let separated: BrokerDouble;
 let signing: BrokerDouble;
@@ -42,21 +38,6 @@ const captureConsole = () => {
       consoleLines.push(args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
     });
   }
-};
-
-const brokerQuote = async (address: string): Promise<Record<string, unknown>> => {
-  const reportData = new Uint8Array(64);
-  reportData.set(new TextEncoder().encode(address));
-  const quote = await new SimulatedQuoteProvider().getQuote(reportData);
-  const nonce = createHash('sha256').update(address).digest();
-  const gpus = await new SimulatedGpuEvidenceProvider().collect(new Uint8Array(nonce));
-  return {
-    quote: Buffer.from(quote.quote).toString('hex'),
-    event_log: JSON.stringify(quote.eventLog),
-    report_data: Buffer.from(reportData).toString('base64'),
-    vm_config: '{}',
-    nvidia_payload: JSON.parse(buildNvidiaPayload(new Uint8Array(nonce), gpus.gpus)) as unknown,
-  };
 };
 
 const link = async (provider: string, extra: Partial<Parameters<typeof createZgLink>[0]> = {}) => {
@@ -130,82 +111,13 @@ const subAccount = async (user: string, provider: string) =>
 
 beforeAll(async () => {
   captureConsole();
-  [chain, sidecar] = await Promise.all([startLocalChain(), startTestSidecar()]);
-  sidecarAddress = json<{ signing_address: string }>(
-    await (async () => {
-      const { rawRequest } = await import('../e2e/harness.js');
-      return rawRequest(`${sidecar.url}/v1/attestation/report`);
-    })(),
-  ).signing_address;
-  const teeA = Wallet.createRandom();
-  const teeB = Wallet.createRandom();
-  const teeC = Wallet.createRandom();
-  const common = { rpc: chain.rpc, chainId: chain.chainId, inferenceAddress: chain.inferenceAddress };
-  [separated, signing, wrongSigner] = await Promise.all([
-    startBrokerDouble({
-      ...common,
-      providerKey: DEV_KEYS.providerA,
-      teeKey: teeA.privateKey,
-      layout: 'separated',
-      targetUrl: `${sidecar.url}/v1`,
-      model: 'demo/separated-model',
-    }),
-    startBrokerDouble({
-      ...common,
-      providerKey: DEV_KEYS.providerB,
-      teeKey: teeB.privateKey,
-      layout: 'signing',
-      targetUrl: `${sidecar.url}/v1`,
-      model: 'demo/broker-model',
-      quote: await brokerQuote(teeB.address),
-    }),
-    startBrokerDouble({
-      ...common,
-      providerKey: DEV_KEYS.providerC,
-      teeKey: teeC.privateKey,
-      layout: 'separated',
-      targetUrl: `${sidecar.url}/v1`,
-      model: 'demo/wrong-signer-model',
-    }),
-  ]);
-  const prices = { inputPrice: INPUT_PRICE, outputPrice: OUTPUT_PRICE };
-  await chain.registerService({
-    providerKey: DEV_KEYS.providerA,
-    url: separated.url,
-    model: 'demo/separated-model',
-    teeSignerAddress: separated.teeAddress,
-    additionalInfo: {
-      TargetSeparated: true,
-      TargetTeeAddress: sidecarAddress,
-      ProviderType: 'decentralized',
-    },
-    ...prices,
-  });
-  await chain.registerService({
-    providerKey: DEV_KEYS.providerB,
-    url: signing.url,
-    model: 'demo/broker-model',
-    teeSignerAddress: signing.teeAddress,
-    additionalInfo: { TargetSeparated: false },
-    ...prices,
-  });
-  // The chain names a TEE key that is not the one behind the broker.
-  await chain.registerService({
-    providerKey: DEV_KEYS.providerC,
-    url: wrongSigner.url,
-    model: 'demo/wrong-signer-model',
-    teeSignerAddress: wrongSigner.teeAddress,
-    additionalInfo: { TargetSeparated: true, TargetTeeAddress: Wallet.createRandom().address },
-    ...prices,
-  });
-  for (const key of [USER_KEY, LATE_KEY, DRY_KEY])
-    await chain.fund(new Wallet(key).address, parseEther('1000'));
+  world = await startZgWorld([USER_KEY, LATE_KEY, DRY_KEY]);
+  ({ chain, sidecarAddress, separated, signing, wrongSigner } = world);
 });
 
 afterAll(async () => {
   for (const l of links) await l.close();
-  await Promise.all([separated?.close(), signing?.close(), wrongSigner?.close(), sidecar?.close()]);
-  await chain?.close();
+  await world?.close();
   vi.restoreAllMocks();
 });
 
@@ -213,7 +125,7 @@ describe('0G mode against a local chain, separated layout (broker forwards to th
   it('finds the provider by model name, pays through the SDK, and every answer verifies against the chain signer', async () => {
     const user = new Wallet(USER_KEY).address;
     let clock = 0;
-    const l = await link('demo/separated-model', {
+    const l = await link(MODELS.separated, {
       now: () => clock,
       chainCacheMs: 1000,
       createLedger: 10,
@@ -237,7 +149,7 @@ describe('0G mode against a local chain, separated layout (broker forwards to th
 
     let fees = 0n;
     for (const stream of [false, true]) {
-      const answer = await chat(l, 'demo/separated-model', stream);
+      const answer = await chat(l, MODELS.separated, stream);
       expect(answer.status).toBe(200);
       const id = responseIdOf(answer.headers, answer.body, stream);
       expect(id).toMatch(/^chatcmpl-/);
@@ -338,7 +250,7 @@ describe('0G mode against a local chain, a broker that signs in its CVM', () => 
     expect(await l.expectedSigner()).toBe(signing.teeAddress);
     let fees = 0n;
     for (const stream of [false, true]) {
-      const answer = await chat(l, 'demo/broker-model', stream);
+      const answer = await chat(l, MODELS.signing, stream);
       expect(answer.status).toBe(200);
       const key = answer.headers.get('zg-res-key') ?? '';
       expect(key).toMatch(/^[0-9a-f-]{36}$/);
@@ -371,10 +283,10 @@ describe('0G mode against a local chain, a broker that signs in its CVM', () => 
 
 describe('0G mode refusals', () => {
   it('a wrong signer address on chain: the signature is not by expectedSigner, and the SDK agrees', async () => {
-    const l = await link('demo/wrong-signer-model');
+    const l = await link(MODELS.wrongSigner);
     const expected = await l.expectedSigner();
     expect(expected).not.toBe(sidecarAddress);
-    const answer = await chat(l, 'demo/wrong-signer-model', false);
+    const answer = await chat(l, MODELS.wrongSigner, false);
     expect(answer.status).toBe(200);
     const id = responseIdOf(answer.headers, answer.body, false) ?? '';
     const record = await signatureFor(l, id);
