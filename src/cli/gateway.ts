@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { SidecarError } from '../errors/index.js';
 import {
   DirectLink,
   defaultPolicy,
@@ -15,6 +16,7 @@ import {
   startGateway,
 } from '../gateway/index.js';
 import { createLogger } from '../log/index.js';
+import { createZgLink, isZgMode, type ZgFlags, zgLinkOptionsFromFlags } from '../zg/index.js';
 
 /**
  * Every option of `teeml-sidecar gateway`, with its environment equivalent: the one list the
@@ -104,11 +106,54 @@ export const GATEWAY_OPTIONS = [
     type: 'boolean',
     help: 'do not encrypt to the attested key even when the provider supports E2EE',
   },
+  {
+    flag: 'zg-rpc',
+    env: 'TEEML_GATEWAY_ZG_RPC',
+    type: 'string',
+    arg: '<url>',
+    help: '0G mode (instead of --provider): the 0G chain RPC; the wallet key comes from ZG_PRIVATE_KEY or --zg-private-key-file',
+  },
+  {
+    flag: 'zg-provider',
+    env: 'TEEML_GATEWAY_ZG_PROVIDER',
+    type: 'string',
+    arg: '<address|model>',
+    help: '0G mode: a provider address, or a model name (the cheapest acknowledged TeeML provider serving it)',
+  },
+  {
+    flag: 'zg-private-key-file',
+    env: 'TEEML_GATEWAY_ZG_PRIVATE_KEY_FILE',
+    type: 'string',
+    arg: '<file>',
+    help: '0G mode: a file holding the wallet key (else ZG_PRIVATE_KEY); never a key on the command line',
+  },
+  {
+    flag: 'zg-ledger-address',
+    env: 'TEEML_GATEWAY_ZG_LEDGER_ADDRESS',
+    type: 'string',
+    arg: '<address>',
+    help: "0G mode: the LedgerManager contract (default: the SDK's address for the chain)",
+  },
+  {
+    flag: 'zg-inference-address',
+    env: 'TEEML_GATEWAY_ZG_INFERENCE_ADDRESS',
+    type: 'string',
+    arg: '<address>',
+    help: "0G mode: the InferenceServing contract (default: the SDK's address for the chain)",
+  },
+  {
+    flag: 'zg-create-ledger',
+    env: 'TEEML_GATEWAY_ZG_CREATE_LEDGER',
+    type: 'string',
+    arg: '<amount>',
+    help: "0G mode: create the wallet's ledger with this many 0G (at least 3) if it has none",
+  },
 ] as const;
 
 type OptionFlag = (typeof GATEWAY_OPTIONS)[number]['flag'];
 
 export const GATEWAY_USAGE = `Usage: teeml-sidecar gateway --provider <url> [options]
+       teeml-sidecar gateway --zg-rpc <url> --zg-provider <address|model> [options]   (0G mode; ZG_PRIVATE_KEY)
 
 A local OpenAI endpoint (default http://127.0.0.1:8090/v1) that attests the provider with a fresh
 nonce at start and every --reattest-interval, and verifies every answer's signature against the
@@ -123,6 +168,11 @@ ${GATEWAY_OPTIONS.map((o) => `  --${o.flag}${'arg' in o ? ` ${o.arg}` : ''}`.pad
 
 class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/** The provider could not be reached or set up (exit 1, not a usage error). */
+class StartError extends Error {
+  override readonly name = 'StartError';
 }
 
 /** `90s`, `10m`, `1h`, `500ms`, or plain seconds. */
@@ -155,8 +205,10 @@ export interface GatewayCommandDeps {
   onListening?: (gateway: Gateway) => void;
   /** Log destination (default stdout). */
   logDestination?: Writable;
-  /** Builds the link for modes other than direct (the 0G mode plugs in here). */
+  /** Builds the link for modes other than direct (default: the 0G mode when a --zg-* option is set). */
   linkFor?: (values: Record<string, unknown>) => Promise<ProviderLink | undefined>;
+  /** The environment 0G mode reads its wallet key from (ZG_PRIVATE_KEY); gatewayCommand passes its own. */
+  env?: Record<string, string | undefined>;
 }
 
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
@@ -188,6 +240,50 @@ const resolve = (argv: string[], env: Record<string, string | undefined>) => {
 
 const str = (values: Record<string, unknown>, flag: OptionFlag): string | undefined =>
   typeof values[flag] === 'string' ? (values[flag] as string) : undefined;
+
+/**
+ * 0G mode (issue 18): any --zg-* option selects it. The flags are checked and the wallet key read
+ * (ZG_PRIVATE_KEY or --zg-private-key-file) before anything touches the chain; a provider that
+ * cannot be set up (RPC down, contracts not found, no such provider) stops the start with exit 1.
+ */
+const zgLinkFor = async (
+  values: Record<string, unknown>,
+  deps: GatewayCommandDeps,
+): Promise<ProviderLink | undefined> => {
+  const pick = (flag: OptionFlag, key: keyof ZgFlags) => {
+    const value = str(values, flag);
+    return value === undefined ? {} : { [key]: value };
+  };
+  const flags: ZgFlags = {
+    ...pick('zg-rpc', 'rpc'),
+    ...pick('zg-provider', 'provider'),
+    ...pick('zg-private-key-file', 'privateKeyFile'),
+    ...pick('zg-ledger-address', 'ledgerAddress'),
+    ...pick('zg-inference-address', 'inferenceAddress'),
+    ...pick('zg-create-ledger', 'createLedger'),
+  };
+  if (!isZgMode(flags)) return undefined;
+  if (str(values, 'provider') !== undefined)
+    throw new UsageError('--provider and the --zg-* options are two modes: give one of them');
+  if (str(values, 'api-key') !== undefined || values['header'] !== undefined)
+    throw new UsageError('--api-key and --header apply to --provider; 0G mode authenticates with the SDK');
+  const read = deps.readFile ?? (async (path: string) => new Uint8Array(await readFile(path)));
+  let options: Awaited<ReturnType<typeof zgLinkOptionsFromFlags>>;
+  try {
+    options = await zgLinkOptionsFromFlags(flags, deps.env ?? {}, async (path) =>
+      new TextDecoder().decode(await read(path)),
+    );
+  } catch (error) {
+    if (error instanceof SidecarError && error.status === 400) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    return await createZgLink({ ...options, ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }) });
+  } catch (error) {
+    if (error instanceof SidecarError) throw new StartError(error.message);
+    throw error;
+  }
+};
 
 export const buildGatewayOptions = async (
   values: Record<string, unknown>,
@@ -225,10 +321,11 @@ export const buildGatewayOptions = async (
   const headers = Object.fromEntries(((values['header'] as string[] | undefined) ?? []).map(parseHeader));
   const apiKey = str(values, 'api-key');
 
-  let link = await deps.linkFor?.(values);
+  let link = await (deps.linkFor ?? ((v: Record<string, unknown>) => zgLinkFor(v, deps)))(values);
   if (link === undefined) {
     const provider = str(values, 'provider');
-    if (provider === undefined) throw new UsageError('--provider <url> is required');
+    if (provider === undefined)
+      throw new UsageError('--provider <url> is required (or, on 0G, --zg-rpc and --zg-provider)');
     let url: URL;
     try {
       url = new URL(provider);
@@ -277,8 +374,12 @@ export const gatewayCommand = async (
       stdout.write(GATEWAY_USAGE);
       return 0;
     }
-    built = await buildGatewayOptions(values, deps);
+    built = await buildGatewayOptions(values, { env, ...deps });
   } catch (error) {
+    if (error instanceof StartError) {
+      stderr.write(`teeml-sidecar gateway: cannot start: ${error.message}\n`);
+      return 1;
+    }
     const usage =
       error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     if (!usage) throw error;

@@ -1,8 +1,8 @@
 import { toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
+import type { ProviderLink } from '../gateway/index.js';
 import { lazyRequire } from '../lazy/index.js';
 import { adaptBrokerQuote } from './broker-quote.js';
-import type { ProviderLink } from '../gateway/index.js';
 
 type Sdk = typeof import('@0gfoundation/0g-compute-ts-sdk');
 // The CommonJS typings of ethers, as the SDK's own typings reference them.

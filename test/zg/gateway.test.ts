@@ -1,0 +1,195 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { formatEther, Wallet } from 'ethers';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { gatewayCommand } from '../../src/cli/gateway.js';
+import { receiptsCommand } from '../../src/cli/receipts.js';
+import type { Gateway } from '../../src/gateway/index.js';
+import { createZgLink } from '../../src/zg/index.js';
+import { SECRET_MARKERS } from '../secrets.js';
+import { MODELS, startZgWorld, USER_KEY, type ZgWorld } from './world.js';
+
+/**
+ * `teeml-sidecar gateway --zg-*` in-process against the offline 0G network (test/zg/world.ts): an
+ * unmodified `openai` client, the official SDK paying through a broker double, a real sidecar.
+ */
+
+const sink = () => {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _e, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { stream, text: () => text };
+};
+
+let world: ZgWorld;
+let dir: string;
+const logs: string[] = [];
+
+const run = async (argv: string[], env: Record<string, string>) => {
+  const out = sink();
+  const err = sink();
+  const logStream = new PassThrough();
+  logStream.on('data', (c: Buffer) => logs.push(c.toString()));
+  const stop = new AbortController();
+  let gateway: Gateway | undefined;
+  let listened: () => void = () => undefined;
+  const listening = new Promise<void>((resolve) => {
+    listened = resolve;
+  });
+  const exit = gatewayCommand(argv, env, out.stream, err.stream, {
+    signal: stop.signal,
+    logDestination: logStream,
+    onListening: (g) => {
+      gateway = g;
+      listened();
+    },
+  });
+  await Promise.race([listening, exit]);
+  return {
+    gateway,
+    out,
+    err,
+    exit,
+    stop: () => {
+      stop.abort();
+      return exit;
+    },
+  };
+};
+
+const zgArgs = (provider: string) => [
+  '--port',
+  '0',
+  '--zg-rpc',
+  world.chain.rpcUrl,
+  '--zg-provider',
+  provider,
+  '--policy',
+  join(dir, 'policy.json'),
+];
+const ENV = () => ({ ZG_PRIVATE_KEY: USER_KEY, TEEML_GATEWAY_ALLOW_SIMULATED: 'true' });
+
+beforeAll(async () => {
+  // The SDK writes its transactions to the console; keep them off the test output.
+  for (const m of ['log', 'info', 'warn'] as const) vi.spyOn(console, m).mockImplementation(() => undefined);
+  world = await startZgWorld([USER_KEY]);
+  dir = mkdtempSync(join(tmpdir(), 'teeml-zg-gateway-'));
+  writeFileSync(join(dir, 'policy.json'), '{"offline":true}');
+  // Ledger, acknowledgement and a funded sub-account up front, with a set gas price: the CLI has
+  // no gas price option, so the SDK would ask the node and pause a second per transaction.
+  for (const provider of [world.separated.providerAddress, world.signing.providerAddress]) {
+    const link = await createZgLink({
+      rpcUrl: world.chain.rpcUrl,
+      provider,
+      privateKey: USER_KEY,
+      createLedger: 10,
+      gasPrice: 1_000_000_000,
+    });
+    await link.close();
+  }
+});
+
+afterAll(async () => {
+  await world?.close();
+  rmSync(dir, { recursive: true, force: true });
+  vi.restoreAllMocks();
+});
+
+describe('teeml-sidecar gateway in 0G mode', () => {
+  it('an unmodified openai client completes JSON and streaming chats, each verified, receipted and paid', async () => {
+    const receipts = join(dir, 'receipts.jsonl');
+    const { gateway, out, stop } = await run([...zgArgs(MODELS.separated), '--receipts', receipts], ENV());
+    expect(gateway).toBeDefined();
+    expect(out.text()).toContain(`attested, signing address ${world.sidecarAddress}`);
+    const url = gateway?.url ?? '';
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const messages = [{ role: 'user' as const, content: SECRET_MARKERS.prompt }];
+
+    const json = await client.chat.completions
+      .create({ model: MODELS.separated, messages, max_tokens: 8 })
+      .withResponse();
+    expect(json.response.headers.get('x-teeml-verification')).toBe('verified');
+    const stream = await client.chat.completions.create({
+      model: MODELS.separated,
+      messages,
+      max_tokens: 8,
+      stream: true,
+    });
+    let streamed = '';
+    for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? '';
+    expect(streamed).toMatch(/demo/);
+
+    expect(gateway?.counters).toMatchObject({ verified: 2, failed: 0 });
+    const recent = gateway?.receipts.recent ?? [];
+    expect(recent.map((r) => r.stream)).toEqual([true, false]);
+    for (const r of recent) {
+      expect(r.request_hash_compared).toBe(false);
+      expect(r.signing_address).toBe(world.sidecarAddress);
+      expect(r.checks.map((c) => `${c.id} ${c.status}`)).toContain('link.after-answer pass');
+    }
+    const health = (await (await fetch(`${url}/health`)).json()) as {
+      provider: Record<string, unknown>;
+      link: Record<string, unknown>;
+    };
+    const user = new Wallet(USER_KEY).address;
+    expect(health.provider).toMatchObject({ mode: '0g', provider: world.separated.providerAddress });
+    expect(health.link).toMatchObject({ wallet: user, answers: 2, sdk_rejected: 0 });
+
+    // What the broker charged equals what the link counted; settling moves the sub-account by it.
+    const fee = world.separated.unsettled(user);
+    expect(fee).toBeGreaterThan(0n);
+    expect(health.link['spend_0g']).toBe(formatEther(fee));
+    const account = async () =>
+      (
+        (await world.chain.inference.getFunction('getAccount')(user, world.separated.providerAddress)) as {
+          balance: bigint;
+        }
+      ).balance;
+    const before = await account();
+    expect(await world.separated.settle()).toEqual([0]);
+    expect(before - (await account())).toBe(fee);
+
+    expect(await stop()).toBe(0);
+    const verified = sink();
+    expect(await receiptsCommand(['verify', receipts], verified.stream, sink().stream)).toBe(0);
+    expect(readFileSync(receipts, 'utf8')).not.toContain(SECRET_MARKERS.prompt);
+  });
+
+  it('a provider whose broker signs attests with a static quote: refused (report.nonce) until a policy accepts one', async () => {
+    const { gateway, stop } = await run(zgArgs(world.signing.providerAddress), ENV());
+    expect(gateway?.attestor.current?.failedCheck).toBe('report.nonce');
+    const res = await fetch(`${gateway?.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODELS.signing, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain('report.nonce');
+    expect(await stop()).toBe(0);
+  });
+
+  it('usage errors exit 2, naming the option; a provider that cannot be reached exits 1', async () => {
+    for (const [argv, env, message] of [
+      [[...zgArgs(MODELS.separated), '--provider', 'http://127.0.0.1:1'], ENV(), /two modes/],
+      [[...zgArgs(MODELS.separated), '--zg-create-ledger', '1'], ENV(), /--zg-create-ledger/],
+      [zgArgs(MODELS.separated), { TEEML_GATEWAY_ALLOW_SIMULATED: 'true' }, /ZG_PRIVATE_KEY/],
+      [['--zg-provider', MODELS.separated], ENV(), /--zg-rpc is required/],
+    ] as const) {
+      const { exit, err } = await run([...argv], { ...env });
+      expect(await exit).toBe(2);
+      expect(err.text()).toMatch(message);
+      expect(err.text()).not.toContain(SECRET_MARKERS.zgWalletKey);
+    }
+    const down = await run(['--zg-rpc', 'http://127.0.0.1:1', '--zg-provider', MODELS.separated], ENV());
+    expect(await down.exit).toBe(1);
+    expect(down.err.text()).toContain('cannot start');
+    expect(logs.join('')).not.toContain(SECRET_MARKERS.zgWalletKey);
+  });
+});
