@@ -25,7 +25,11 @@ const main = async (argv: string[]): Promise<number> => {
     }
     case 'gateway': {
       const { gatewayCommand } = await import('./gateway.js');
-      return gatewayCommand(rest, process.env, process.stdout, process.stderr);
+      const code = await gatewayCommand(rest, process.env, process.stdout, process.stderr);
+      // In 0G mode the SDK leaves a receipt timeout of up to 5 minutes running for every transaction
+      // it sent (not unref'd, never cleared). The gateway has closed: flush stdout and exit now.
+      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+      process.exit(code);
     }
     case 'receipts': {
       const { receiptsCommand } = await import('./receipts.js');
