@@ -29,7 +29,7 @@ const main = async (argv: string[]): Promise<number> => {
       // In 0G mode the SDK leaves a receipt timeout of up to 5 minutes running for every transaction
       // it sent (not unref'd, never cleared). The gateway has closed: flush stdout and exit now.
       await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-      process.exit(code);
+      return process.exit(code);
     }
     case 'receipts': {
       const { receiptsCommand } = await import('./receipts.js');
