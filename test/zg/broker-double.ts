@@ -43,6 +43,24 @@ const SERVING_ABI = [
 ];
 
 const MIN_LOCKED = 10n ** 18n;
+
+/** 0g-serving-broker const.go RequestMetaDataDuplicate, plus hop-by-hop headers. */
+const DROPPED_REQUEST_HEADERS = new Set([
+  'address',
+  'fee',
+  'input-fee',
+  'nonce',
+  'request-hash',
+  'signature',
+  'session-token',
+  'session-signature',
+  'authorization',
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+]);
 const EPHEMERAL_TOKEN_ID = 255;
 
 export interface BrokerDoubleOptions {
@@ -217,15 +235,15 @@ export const startBrokerDouble = async (options: BrokerDoubleOptions): Promise<B
     const user = await authorize(req);
     const { bytes, stream } = rewriteRequest(await readBody(req));
     forwarded.push(bytes);
-    const upstream = await fetch(target, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: stream ? 'text/event-stream' : 'application/json',
-        'accept-encoding': 'identity',
-      },
-      body: bytes,
-    });
+    // The client's headers go on (E2EE headers among them), less 0G's own request metadata
+    // (constant.RequestMetaDataDuplicate, Authorization included) and what the hop itself sets.
+    const forwardHeaders: Record<string, string> = {};
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value === undefined || DROPPED_REQUEST_HEADERS.has(key)) continue;
+      forwardHeaders[key] = Array.isArray(value) ? (value[0] ?? '') : value;
+    }
+    forwardHeaders['accept-encoding'] = 'identity';
+    const upstream = await fetch(target, { method: 'POST', headers: forwardHeaders, body: bytes });
     const headers: Record<string, string> = { provider: provider.address };
     for (const [key, value] of upstream.headers) {
       if (key !== 'content-length' && key !== 'transfer-encoding' && key !== 'connection')
