@@ -10,6 +10,7 @@ import {
   runDoctor,
 } from '../doctor/index.js';
 import { VERSION } from '../server/index.js';
+import { httpUrl, UsageError } from './usage.js';
 
 export const DOCTOR_USAGE = `Usage: teeml-sidecar doctor [options]
 
@@ -32,22 +33,6 @@ Options:
   --zg-provider <a>            the provider wallet address the broker registered with
   -h, --help                   this text
 `;
-
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
-const httpUrl = (flag: string, value: string): string => {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new UsageError(`${flag}: not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new UsageError(`${flag}: expected http(s)`);
-  return value;
-};
 
 const parseInputs = (argv: string[]): { json: boolean; help: boolean; inputs: DoctorInputs } => {
   let values: ReturnType<typeof parse>['values'];

@@ -17,6 +17,7 @@ import {
 } from '../gateway/index.js';
 import { createLogger } from '../log/index.js';
 import { createZgLink, isZgMode, type ZgFlags, zgLinkOptionsFromFlags } from '../zg/index.js';
+import { UsageError } from './usage.js';
 
 /**
  * Every option of `teeml-sidecar gateway`, with its environment equivalent: the one list the
@@ -165,10 +166,6 @@ Options:
 ${GATEWAY_OPTIONS.map((o) => `  --${o.flag}${'arg' in o ? ` ${o.arg}` : ''}`.padEnd(34) + `${o.help} [${o.env}]`).join('\n')}
   -h, --help                      this text
 `;
-
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 /** The provider could not be reached or set up (exit 1, not a usage error). */
 class StartError extends Error {

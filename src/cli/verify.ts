@@ -10,6 +10,7 @@ import {
   type VerifyProviderOptions,
   verifyProvider,
 } from '../verifier/index.js';
+import { httpUrl, UsageError } from './usage.js';
 
 export const VERIFY_USAGE = `Usage: teeml-sidecar verify <base-url> [options]
 
@@ -49,10 +50,6 @@ export interface VerifyCommandDeps {
   fetch?: typeof globalThis.fetch;
   now?: () => number;
   readFile?: (path: string) => Promise<Uint8Array>;
-}
-
-class UsageError extends Error {
-  override readonly name = 'UsageError';
 }
 
 const list = (values: readonly string[] | undefined): string[] =>
@@ -115,18 +112,6 @@ const parse = (argv: string[]) =>
       help: { type: 'boolean', short: 'h' },
     },
   });
-
-const httpUrl = (flag: string, value: string): string => {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new UsageError(`${flag}: not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new UsageError(`${flag}: expected http(s)`);
-  return value;
-};
 
 const buildOptions = async (
   values: ReturnType<typeof parse>['values'],
