@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type CheckResult, runDoctor, targetTeeAddressesOf } from '../../src/doctor/index.js';
@@ -279,6 +278,24 @@ describe('doctor: TLS certificate and key', () => {
     });
   });
 
+  it('checks TLS_CERT_PATH + TLS_KEY_PATH, the certificate alone when only it is set, and skips keys made at start', async () => {
+    const made = openssl('cfg', 30);
+    const tlsFrom = async (env: Record<string, string>) =>
+      pick(await runDoctor(config(env), {}, baseDeps({ now: () => new Date() })), 'wiring.tls');
+    expect(await tlsFrom({ TLS_CERT_PATH: made.cert, TLS_KEY_PATH: made.key })).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('matches the key'),
+    });
+    expect(await tlsFrom({ TLS_CERT_PATH: made.cert })).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('served by a TLS terminator elsewhere'),
+    });
+    expect(await tlsFrom({ TLS_KEY_SOURCE: 'generate' })).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('TLS_KEY_SOURCE=generate'),
+    });
+  });
+
   it('files that are not PEM fail without echoing them', async () => {
     const junk = join(scratch, 'junk.pem');
     writeFileSync(junk, 'PRIVATE-JUNK-CONTENT');
@@ -292,54 +309,6 @@ describe('doctor: TLS certificate and key', () => {
     expect(await tls(junk, junk)).toMatchObject({
       status: 'fail',
       detail: expect.stringContaining('not a PEM certificate'),
-    });
-  });
-});
-
-describe('doctor: TLS from the configuration', () => {
-  const scratch = mkdtempSync(join(tmpdir(), 'doctor-tls-config-'));
-  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-  const made = (() => {
-    const cert = join(scratch, 'cfg.crt');
-    const key = join(scratch, 'cfg.key');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-subj',
-        '/CN=cfg',
-        '-days',
-        '30',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
-    return { cert, key };
-  })();
-  const tlsFrom = async (env: Record<string, string>) =>
-    pick(await runDoctor(config(env), {}, baseDeps({ now: () => new Date() })), 'wiring.tls');
-
-  it('checks TLS_CERT_PATH + TLS_KEY_PATH, the certificate alone when only it is set, and skips keys made at start', async () => {
-    expect(await tlsFrom({ TLS_CERT_PATH: made.cert, TLS_KEY_PATH: made.key })).toMatchObject({
-      status: 'pass',
-      detail: expect.stringContaining('matches the key'),
-    });
-    expect(await tlsFrom({ TLS_CERT_PATH: made.cert })).toMatchObject({
-      status: 'pass',
-      detail: expect.stringContaining('served by a TLS terminator elsewhere'),
-    });
-    expect(await tlsFrom({ TLS_KEY_SOURCE: 'generate' })).toMatchObject({
-      status: 'skip',
-      detail: expect.stringContaining('TLS_KEY_SOURCE=generate'),
     });
   });
 });
