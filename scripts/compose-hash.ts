@@ -6,7 +6,7 @@
  *   npx tsx scripts/compose-hash.ts --generate [compose.yml] [--out app-compose.json]
  *                                                              # default dstack-compose.yml → deploy/dstack/app-compose.json
  *
- * What Dstack measures (PLATFORMS.md, "Dstack event log"): app-compose.json, a JSON object that wraps
+ * What Dstack measures (docs/platforms.md, "Dstack event log"): app-compose.json, a JSON object that wraps
  * the compose YAML as the string field `docker_compose_file` beside the deployment's settings.
  * compose_hash = sha256 of the exact app-compose.json bytes the CVM booted with; it is extended into
  * RTMR3 as the `compose-hash` event and MRCONFIGID = 0x01 ‖ compose_hash ‖ 15 zero bytes. Hashing

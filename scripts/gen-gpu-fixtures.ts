@@ -13,7 +13,7 @@
  *
  * node:crypto cannot issue X.509 certificates, so a small DER builder (X.509: RFC 5280) is below.
  * The evidence copies the *shape* of the public nvtrust H100 sample (block count and sizes, opaque
- * TLV types and sizes: PLATFORMS.md, SPDM layout) from ../shared/attestation-fixtures; every value
+ * TLV types and sizes: docs/platforms.md, SPDM layout) from ../shared/attestation-fixtures; every value
  * is synthetic, except the driver and VBIOS version strings, which are plain version numbers.
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';

@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 /**
- * A folder's index.ts is its contract (STYLE.md 1): the list of what each one exports is pinned
+ * A folder's index.ts is its contract (docs/architecture.md, code habit 1): the list of what each one exports is pinned
  * here, so adding or removing a public name is a visible, reviewed change.
  */
 const src = fileURLToPath(new URL('../src/', import.meta.url));

@@ -1,7 +1,7 @@
 /*
  * Test double of NVIDIA's libnvidia-ml.so.1 (NVML, nvml.h), so the koffi FFI path of
  * src/gpu/nvml.ts runs for real without a GPU: same symbol names, same struct layouts
- * (PLATFORMS.md, "NVIDIA GPU evidence"), same return codes (nvmlReturn_t). Nothing here ships.
+ * (docs/platforms.md, "NVIDIA GPU evidence"), same return codes (nvmlReturn_t). Nothing here ships.
  *
  * Evidence must pass the local check (a real P-384 signature by a chain to the synthetic root), and
  * this file links no crypto library. So the test signs instead: it writes, per GPU, evidence for

@@ -2,7 +2,7 @@
  * Test double of Intel's libtdx_attest.so.1 (DCAP QuoteGeneration/quote_wrapper/tdx_attest,
  * tdx_attest.h), so the koffi FFI path of src/tdx/libtdx.ts runs for real without TDX.
  *
- * tdx_att_get_quote() returns a small but well-formed v4 quote (PLATFORMS.md layout: 48-byte
+ * tdx_att_get_quote() returns a small but well-formed v4 quote (docs/platforms.md layout: 48-byte
  * header, TD report 1.0 with report_data at offset 568, u32 signature-data length, signature data)
  * embedding the caller's report_data, allocated with malloc like the real library; the caller
  * must release it with tdx_att_free_quote(). Tests steer it through the tdx_double_* functions

@@ -7,7 +7,7 @@ export const toHex = (bytes: Uint8Array): string =>
   Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 
 /**
- * Strict hex decoding at a boundary (STYLE.md 6): even length, hex digits only, optional `0x` only
+ * Strict hex decoding at a boundary (docs/architecture.md, code habit 6): even length, hex digits only, optional `0x` only
  * when `allowPrefix`, and an exact byte length when given. The message names the field and the
  * lengths, never the value.
  */

@@ -7,7 +7,7 @@ import { DEFAULT_LIBTDX_ATTEST_PATH, DEFAULT_TSM_REPORT_ROOT } from '../tdx/inde
 
 /**
  * The sidecar's configuration: read from the environment once, validated once, frozen, and handed to
- * everything else. No other module reads `process.env` (STYLE.md, hidden global state).
+ * everything else. No other module reads `process.env` (docs/architecture.md, hidden global state).
  *
  * Every name below is part of the product's interface (compose files and operators set them) and is
  * documented in the README's configuration table; a test keeps the two in step.

@@ -27,7 +27,7 @@ export interface DoctorInputs {
   zgProviderAddress?: string;
 }
 
-/** Every I/O edge the doctor touches that tests replace (STYLE.md 4). */
+/** Every I/O edge the doctor touches that tests replace (docs/architecture.md, code habit 4). */
 export interface DoctorDeps {
   fetch: typeof globalThis.fetch;
   /** Random bytes for report_data and the GPU nonce. */

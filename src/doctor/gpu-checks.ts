@@ -15,7 +15,7 @@ import { type CheckOutcome, type DoctorCheck, fail, pass, skip, warn } from './c
 import type { DoctorContext } from './context.js';
 import { describeError, showUrl } from './describe-error.js';
 
-/** nvml.h values (PLATFORMS.md, "NVIDIA GPU evidence"). */
+/** nvml.h values (docs/platforms.md, "NVIDIA GPU evidence"). */
 const ARCH_NAMES: Readonly<Record<number, string>> = { 7: 'AMPERE', 8: 'ADA', 9: 'HOPPER', 10: 'BLACKWELL' };
 const SUPPORTED_ARCHES = new Set([9, 10]);
 const MULTI_GPU_MODES: Readonly<Record<number, string>> = {

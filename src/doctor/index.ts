@@ -1,4 +1,4 @@
-// The public surface of src/doctor (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+// The public surface of src/doctor (docs/architecture.md, code habit 1): re-exports only. test/exports.test.ts pins the list.
 export type { CheckOutcome, CheckResult, CheckStatus, DoctorCheck } from './check.js';
 export type { DoctorContext, DoctorDeps, DoctorInputs, DoctorState } from './context.js';
 export { defaultDoctorDeps, doctorChecks, runDoctor } from './doctor.js';

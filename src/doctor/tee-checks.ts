@@ -21,7 +21,7 @@ import { describeError, showUrl } from './describe-error.js';
 const ffi = lazyRequire<typeof import('koffi')>('koffi');
 const dcap = lazyRequire<typeof import('@phala/dcap-qvl')>('@phala/dcap-qvl');
 
-/** What is visible of each way to get a quote (PLATFORMS.md, "Getting a TDX quote"). */
+/** What is visible of each way to get a quote (docs/platforms.md, "Getting a TDX quote"). */
 export interface TeeProbes {
   dstack: boolean;
   configfsTsm: boolean;

@@ -5,11 +5,11 @@ import { runWithDeadline } from '../concurrency/index.js';
 import { SidecarError, unavailableIn } from '../errors/index.js';
 
 /**
- * Client for the Dstack guest agent: HTTP/1.1 + JSON over its unix socket (PLATFORMS.md, Dstack row).
+ * Client for the Dstack guest agent: HTTP/1.1 + JSON over its unix socket (docs/platforms.md, Dstack row).
  *
  * Why our own client and not `@phala/dstack-sdk` (checked: 0.5.8):
  * - its `getQuote` hex-encodes whatever it is given, so a hex string is hex-encoded a second time
- *   (STYLE.md, "bytes handled as strings");
+ *   (docs/architecture.md, "bytes handled as strings");
  * - over a unix socket it writes HTTP by hand with `Content-Length: payload.length`, the string's
  *   length, which is wrong as soon as a body is not ASCII, and concatenates response chunks as strings;
  * - it imports `@noble/curves` at the top level while declaring it an optional peer dependency (on

@@ -1,7 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 
 /**
- * Dstack's compose hash and how MRCONFIGID binds it (PLATFORMS.md, "Dstack event log").
+ * Dstack's compose hash and how MRCONFIGID binds it (docs/platforms.md, "Dstack event log").
  *
  * - `compose_hash = sha256(app-compose.json)` over the exact bytes the CVM booted with: /Info returns
  *   them as `tcb_info.app_compose`, a string whose UTF-8 encoding is those bytes. Never re-serialize

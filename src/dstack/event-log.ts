@@ -5,7 +5,7 @@ import { z } from 'zod';
  * The Dstack event log and RTMR replay, as a pure library (no I/O, no server imports) so the verifier
  * can use it unchanged.
  *
- * Facts (PLATFORMS.md, "Dstack event log"; Dstack `cc-eventlog`):
+ * Facts (docs/platforms.md, "Dstack event log"; Dstack `cc-eventlog`):
  * - GetQuote's `event_log` is a JSON string holding a list of
  *   `{imr, event_type, digest, event, event_payload}`; `digest` and `event_payload` are hex.
  * - Boot events (RTMR0–2, TCG event types) carry the digest that was extended; it cannot be recomputed

@@ -4,7 +4,7 @@
  * shape `{"error":{"message","type","param":null,"code"}}` (docs/protocol.md, Errors).
  *
  * Messages name the field or the system that failed; they never carry request or response content,
- * tokens or keys (STYLE.md 6).
+ * tokens or keys (docs/architecture.md, code habit 6).
  */
 export type ErrorType =
   | 'invalid_request_error'

@@ -1,4 +1,4 @@
-// The public surface of src/gateway (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+// The public surface of src/gateway (docs/architecture.md, code habit 1): re-exports only. test/exports.test.ts pins the list.
 export type { Attestation, AttestorOptions } from './attestor.js';
 export { Attestor } from './attestor.js';
 export type { DirectLinkOptions } from './direct-link.js';

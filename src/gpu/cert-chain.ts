@@ -1,18 +1,18 @@
 import { createHash, X509Certificate } from 'node:crypto';
 
 /**
- * Verification of the GPU's PEM certificate chain (PLATFORMS.md, "Certificate chain"): 5 PEM
+ * Verification of the GPU's PEM certificate chain (docs/platforms.md, "Certificate chain"): 5 PEM
  * certificates, leaf first (GSP FMC leaf → GSP BROM → Provisioner ICA → GH100/GB100 Identity →
  * NVIDIA Device Identity CA). Each link is checked with node:crypto: the issuer's subject matches
  * (`checkIssued`), the signature verifies with the issuer's key, every issuer is a CA, and every
  * certificate is valid at the injected clock. The root must be self-signed and its DER's SHA-256
  * must be one of the pinned fingerprints.
  *
- * Revocation (NVIDIA's OCSP) is not checked here: that is NRAS's job (PLATFORMS.md, "Minimal local
+ * Revocation (NVIDIA's OCSP) is not checked here: that is NRAS's job (docs/platforms.md, "Minimal local
  * check").
  */
 
-/** SHA-256 of the DER of the real `NVIDIA Device Identity CA` (PLATFORMS.md). */
+/** SHA-256 of the DER of the real `NVIDIA Device Identity CA` (docs/platforms.md). */
 export const NVIDIA_DEVICE_IDENTITY_CA_SHA256 =
   '102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48';
 

@@ -1,5 +1,5 @@
 /**
- * Parser for NVIDIA GPU attestation evidence (PLATFORMS.md, "NVIDIA GPU evidence").
+ * Parser for NVIDIA GPU attestation evidence (docs/platforms.md, "NVIDIA GPU evidence").
  *
  * The evidence blob is what `nvmlDeviceGetConfComputeGpuAttestationReport` puts in
  * `attestationReport`: an SPDM 1.1 GET_MEASUREMENTS request followed by the signed MEASUREMENTS
@@ -16,13 +16,13 @@
  * The signature is ECDSA P-384 r‖s over SHA-384 of every byte before it (request included).
  *
  * Every length is checked against the bytes actually present; the first violation throws a plain
- * Error naming the field (never the bytes: STYLE.md 6). Callers at a client-visible boundary wrap
+ * Error naming the field (never the bytes: docs/architecture.md, code habit 6). Callers at a client-visible boundary wrap
  * it in a SidecarError.
  */
 
 /** SPDM 1.1 GET_MEASUREMENTS request size: 4 header bytes, 32-byte nonce, SlotIDParam. */
 export const SPDM_REQUEST_LENGTH = 37;
-/** Where the requester's nonce sits in the evidence (PLATFORMS.md: nonce at [4, 36)). */
+/** Where the requester's nonce sits in the evidence (docs/platforms.md: nonce at [4, 36)). */
 export const EVIDENCE_NONCE_OFFSET = 4;
 export const EVIDENCE_NONCE_LENGTH = 32;
 /** ECDSA P-384 signature, r‖s (IEEE P1363), 48 bytes each. */

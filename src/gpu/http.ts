@@ -7,7 +7,7 @@ import { parseEvidenceDocument } from './evidence-document.js';
 import type { GpuEvidenceProvider, GpuEvidenceResult } from './gpu-evidence-provider.js';
 
 /**
- * GPU evidence from a local HTTP evidence service (PLATFORMS.md: NVIDIA ships none; small helper
+ * GPU evidence from a local HTTP evidence service (docs/platforms.md: NVIDIA ships none; small helper
  * services wrap nvattest or the Python SDK). The request and answer this provider expects:
  *
  *   GET <url>/evidence?nonce=<64 lowercase hex>

@@ -6,7 +6,7 @@ import { EVIDENCE_NONCE_LENGTH, type ParsedGpuEvidence, parseGpuEvidence } from 
 import type { GpuEvidence } from './gpu-evidence-provider.js';
 
 /**
- * The minimal local check of GPU evidence before it is served or accepted (PLATFORMS.md, "Minimal
+ * The minimal local check of GPU evidence before it is served or accepted (docs/platforms.md, "Minimal
  * local check"): the nonce at [4, 36) is ours, the ECDSA P-384 signature verifies with the leaf
  * certificate's key, and the chain verifies link by link to a pinned root. Full appraisal
  * (reference measurements, revocation) is NRAS's job.

@@ -7,7 +7,7 @@ import { withDeadline } from './deadline.js';
 import { discard } from './discard.js';
 
 /**
- * NVIDIA Remote Attestation Service client (PLATFORMS.md, "NRAS"; docs/protocol.md, nvidia_payload).
+ * NVIDIA Remote Attestation Service client (docs/platforms.md, "NRAS"; docs/protocol.md, nvidia_payload).
  *
  *   POST {baseUrl}/v3/attest/gpu   body = the nvidia_payload JSON, unchanged
  *   POST {baseUrl}/v4/attest/gpu   body = the payload plus "claims_version":"3.0"

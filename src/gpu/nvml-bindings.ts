@@ -5,7 +5,7 @@ import { lazyRequire } from '../lazy/index.js';
 const ffi = lazyRequire<typeof import('koffi')>('koffi');
 
 /**
- * Raw koffi bindings of the NVML functions the NVML provider needs (nvml.h; PLATFORMS.md, "NVIDIA
+ * Raw koffi bindings of the NVML functions the NVML provider needs (nvml.h; docs/platforms.md, "NVIDIA
  * GPU evidence"). Structs are passed as byte buffers and read at explicit offsets, listed once in
  * NVML_LAYOUT, which is easier to audit against nvml.h than koffi struct definitions and has no
  * padding surprises (every field is a u32 or a byte array). native/doubles/libnvidia-ml.c checks

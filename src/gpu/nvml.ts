@@ -23,7 +23,7 @@ import {
 } from './nvml-bindings.js';
 
 /**
- * GPU evidence straight from the driver through NVML (PLATFORMS.md, "NVIDIA GPU evidence"), the
+ * GPU evidence straight from the driver through NVML (docs/platforms.md, "NVIDIA GPU evidence"), the
  * way NVIDIA's nvtrust/nvattest collect it:
  *
  *   nvmlInit_v2 → nvmlSystemGetConfComputeState (+ Settings where available) → refuse unless CC is

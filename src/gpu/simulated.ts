@@ -11,7 +11,7 @@ import { synthesizeGpuEvidence } from './synthetic-evidence.js';
 import { loadSyntheticGpuFixtures, type SyntheticGpuFixtures } from './synthetic-fixtures.js';
 
 /**
- * Simulated GPUs (DESIGN.md: simulation is loudly labelled). For any nonce it produces evidence
+ * Simulated GPUs (docs/architecture.md: simulation is loudly labelled). For any nonce it produces evidence
  * with the real SPDM layout, bound to that nonce and signed by the throwaway leaf of
  * attestation-fixtures/gpu/, so the whole pipeline (payload, local check) runs without a GPU. The
  * result says `simulated: true`, the chain ends at "SYNTHETIC TEST ROOT – NOT NVIDIA", and only a

@@ -10,7 +10,7 @@ import {
  * Synthetic GPU evidence for simulated mode and tests: a template report with the real SPDM layout
  * (attestation-fixtures/gpu/README.md) gets a new requester nonce at [4, 36) and, optionally, a new
  * responder nonce, and is re-signed (ECDSA P-384 r‖s over SHA-384 of all bytes before the
- * signature, as a GPU signs it: PLATFORMS.md) with the throwaway test leaf key. The result passes the
+ * signature, as a GPU signs it: docs/platforms.md) with the throwaway test leaf key. The result passes the
  * local check only against the synthetic root, never against NVIDIA's.
  */
 export const synthesizeGpuEvidence = (

@@ -17,7 +17,7 @@ export interface DstackKeySourceOptions {
 export const DSTACK_KEY_PURPOSE = 'signing';
 
 /**
- * Signing keys derived by the Dstack KMS through the guest agent's GetKey (PLATFORMS.md, Dstack row).
+ * Signing keys derived by the Dstack KMS through the guest agent's GetKey (docs/platforms.md, Dstack row).
  *
  * The KMS derives each key from the app's root key and the path, so:
  * - the same app gets the same keys, hence the same signing address, across restarts and upgrades

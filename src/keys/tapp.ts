@@ -36,7 +36,7 @@ export const deriveTappEd25519Seed = (secp256k1Key: Uint8Array): Uint8Array =>
 const unavailable = unavailableIn('tapp GetAppSecretKey failed: ');
 
 /**
- * The app's key from 0G Tapp's GetAppSecretKey (key_type "ethereum"; PLATFORMS.md, 0G Tapp row).
+ * The app's key from 0G Tapp's GetAppSecretKey (key_type "ethereum"; docs/platforms.md, 0G Tapp row).
  *
  * What that key is (0g-tapp `tapp-common/src/app_key/mod.rs`): Tapp generates a random "common
  * signer" when its daemon starts and derives each app's key from it and the app id. So the key, and

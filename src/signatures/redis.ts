@@ -15,7 +15,7 @@ const redis = lazyRequire<typeof import('@redis/client')>('@redis/client');
  * Client library: `@redis/client`, the core of node-redis, maintained by Redis itself and the
  * client Redis recommends for new projects (ioredis is in best-effort maintenance). We take the core
  * package rather than `redis`, which adds the search/JSON/bloom/time-series modules we do not use;
- * it has no runtime dependencies (STYLE.md 9).
+ * it has no runtime dependencies (docs/architecture.md, code habit 9).
  *
  * Layout: one string key per id, `<prefix><lower-cased id>`, expiry `PX <ttl ms>` so Redis's own clock
  * expires it and no sweeper is needed. The value is `claim:<token>` from the moment a response claims

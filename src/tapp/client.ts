@@ -9,7 +9,7 @@ const grpc = lazyRequire<typeof import('@grpc/grpc-js')>('@grpc/grpc-js');
 const protoLoader = lazyRequire<typeof import('@grpc/proto-loader')>('@grpc/proto-loader');
 
 /**
- * gRPC client for 0G Tapp's `tapp_service.TappService` (PLATFORMS.md, 0G Tapp row), over
+ * gRPC client for 0G Tapp's `tapp_service.TappService` (docs/platforms.md, 0G Tapp row), over
  * `@grpc/grpc-js` with the proto in this folder (`tapp-service.proto`, copied from 0g-tapp; see its
  * header). Local only: plaintext on the unix socket or a loopback port, the way Tapp serves apps.
  * Every call has a deadline and honours an AbortSignal. Errors become SidecarError 503 naming the

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { toHex } from '../bytes/index.js';
 
 /**
- * 0G Tapp's runtime_data scheme (PLATFORMS.md, 0G Tapp row; 0g-tapp `tapp-common/src/report_data.rs`).
+ * 0G Tapp's runtime_data scheme (docs/platforms.md, 0G Tapp row; 0g-tapp `tapp-common/src/report_data.rs`).
  *
  * An app cannot choose a Tapp quote's report_data. It passes a `nonce` (≤ 64 bytes) to GetEvidence;
  * Tapp builds `runtime_data`, the compact JSON

@@ -9,7 +9,7 @@ import { expectQuoteReportData } from './report-data.js';
 
 /**
  * TDX quotes through the kernel's configfs-tsm report interface (Linux >= 6.7,
- * Documentation/ABI/testing/configfs-tsm; PLATFORMS.md "Getting a TDX quote"):
+ * Documentation/ABI/testing/configfs-tsm; docs/platforms.md "Getting a TDX quote"):
  *
  *   mkdir <root>/<name>         the kernel populates inblob, outblob, generation, provider, ...
  *   read  generation            g0

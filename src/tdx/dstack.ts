@@ -16,7 +16,7 @@ export interface DstackQuoteProviderOptions {
 }
 
 /**
- * Quotes from the Dstack guest agent (PLATFORMS.md, Dstack row). report_data is used as given, so
+ * Quotes from the Dstack guest agent (docs/platforms.md, Dstack row). report_data is used as given, so
  * the scheme is `raw`. The event log is parsed and validated (src/dstack/event-log.ts) and served as a
  * list; the quote's report_data is checked to be ours before it is returned; /Info is fetched once and cached after its first success (it does not change while the CVM
  * runs), while a failure is not cached so the next report retries.

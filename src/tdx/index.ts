@@ -1,4 +1,4 @@
-// The public surface of src/tdx (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+// The public surface of src/tdx (docs/architecture.md, code habit 1): re-exports only. test/exports.test.ts pins the list.
 export type { ConfigfsFs, ConfigfsTsmOptions } from './configfs-tsm.js';
 export { ConfigfsTsmQuoteProvider, DEFAULT_TSM_REPORT_ROOT, nodeConfigfsFs } from './configfs-tsm.js';
 // dstack.ts and tapp.ts exports follow here.

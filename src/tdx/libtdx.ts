@@ -10,8 +10,8 @@ import { expectQuoteReportData } from './report-data.js';
 const ffi = lazyRequire<typeof import('koffi')>('koffi');
 
 /**
- * TDX quotes through Intel's `libtdx_attest.so.1` (DCAP `tdx_attest.h`; PLATFORMS.md "Getting a
- * TDX quote"), for guests without configfs-tsm. Bound with koffi (DESIGN.md: ffi-napi does not
+ * TDX quotes through Intel's `libtdx_attest.so.1` (DCAP `tdx_attest.h`; docs/platforms.md "Getting a
+ * TDX quote"), for guests without configfs-tsm. Bound with koffi (docs/architecture.md: ffi-napi does not
  * build on Node 20+):
  *
  *   tdx_attest_error_t tdx_att_get_quote(const tdx_report_data_t *p_tdx_report_data, // 64 B

@@ -1,6 +1,6 @@
 /**
  * A source of Intel TDX quotes. One file per implementation (dstack, configfs-tsm, libtdx, tapp,
- * simulated), chosen explicitly by configuration (DESIGN.md): there is no silent fallback from a
+ * simulated), chosen explicitly by configuration (docs/architecture.md): there is no silent fallback from a
  * real TEE to the simulated one.
  */
 export type TeePlatform = 'dstack' | 'configfs-tsm' | 'libtdx' | 'tapp' | 'simulated';
@@ -9,7 +9,7 @@ export type TeePlatform = 'dstack' | 'configfs-tsm' | 'libtdx' | 'tapp' | 'simul
  * How the 64 bytes we asked for reach the quote's report_data field.
  * - `raw`: report_data is exactly our 64 bytes (dstack, configfs-tsm, libtdx, simulated).
  * - `tapp-runtime-data-sha512`: 0G Tapp sets report_data = sha512(runtime_data) and our 64 bytes
- *   travel as hex in runtime_data's `nonce` field (PLATFORMS.md, 0G Tapp).
+ *   travel as hex in runtime_data's `nonce` field (docs/platforms.md, 0G Tapp).
  */
 export type ReportDataScheme = 'raw' | 'tapp-runtime-data-sha512';
 

@@ -1,5 +1,5 @@
 /**
- * Strict parser for Intel TDX quotes, versions 4 and 5 (PLATFORMS.md, "TDX quote layout"; Intel
+ * Strict parser for Intel TDX quotes, versions 4 and 5 (docs/platforms.md, "TDX quote layout"; Intel
  * TDX DCAP Quoting Library API, "Quote Format"). Integers are little-endian.
  *
  * - Header, 48 bytes: version u16 @0, attestation key type u16 @2, TEE type u32 @4, QE SVN u16 @8,
@@ -33,7 +33,7 @@ export interface ByteRange {
   readonly end: number;
 }
 
-/** Fixed sizes and offsets of the quote format (PLATFORMS.md). Shared with the simulated provider. */
+/** Fixed sizes and offsets of the quote format (docs/platforms.md). Shared with the simulated provider. */
 export const QUOTE_LAYOUT = {
   headerLength: 48,
   /** v5 body descriptor: type u16 + size u32. */

@@ -11,8 +11,8 @@ import {
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 
 /**
- * A quote provider for machines without TDX (DESIGN.md: simulation is first-class and loudly
- * labelled). It builds a structurally valid v4 quote (PLATFORMS.md layout) so that every code path
+ * A quote provider for machines without TDX (docs/architecture.md: simulation is first-class and loudly
+ * labelled). It builds a structurally valid v4 quote (docs/platforms.md layout) so that every code path
  * that parses quotes runs, but nothing in it chains to Intel: the attestation key is a throwaway
  * P-256 key made at construction, and the "PCK chain" is a PEM text saying it is simulated. A DCAP
  * verifier must reject it; the report layer labels every report it backs as simulated.
@@ -108,7 +108,7 @@ export class SimulatedQuoteProvider implements QuoteProvider {
     );
     const headerAndBody = new Uint8Array(L.headerLength + L.td10Length);
     headerAndBody.set(header, 0);
-    // TD report 1.0 fields (offsets from the body start, PLATFORMS.md): everything zero except
+    // TD report 1.0 fields (offsets from the body start, docs/platforms.md): everything zero except
     // MRTD @136 and report_data @520. td_attributes stay zero: DEBUG off.
     headerAndBody.set(SIMULATED_MRTD, L.headerLength + 136);
     headerAndBody.set(reportData, V4_REPORT_DATA_OFFSET);

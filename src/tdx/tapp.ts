@@ -23,7 +23,7 @@ export interface TappQuoteProviderOptions {
 const bad = unavailableIn('tapp GetEvidence failed: ');
 
 /**
- * Quotes from 0G Tapp (PLATFORMS.md, 0G Tapp row). Tapp does not let an app set report_data: our 64
+ * Quotes from 0G Tapp (docs/platforms.md, 0G Tapp row). Tapp does not let an app set report_data: our 64
  * bytes go to GetEvidence as its `nonce`, Tapp writes them as hex into runtime_data and sets
  * report_data = sha512(runtime_data). So the scheme is `tapp-runtime-data-sha512`, and the report
  * carries `runtime_data` exactly as Tapp produced it, so a verifier recomputes

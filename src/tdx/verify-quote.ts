@@ -5,7 +5,7 @@ import { lazyRequire } from '../lazy/index.js';
 import { type ParsedQuote, parseQuote } from './quote.js';
 
 /**
- * Offline DCAP verification of a TDX quote with `@phala/dcap-qvl` (PLATFORMS.md): signatures, PCK
+ * Offline DCAP verification of a TDX quote with `@phala/dcap-qvl` (docs/platforms.md): signatures, PCK
  * chain to Intel's root, TCB status against the given collateral, at a caller-chosen time. It does
  * NOT check MRTD, RTMRs or report_data: the caller compares `parsed.report` with what it expects.
  */

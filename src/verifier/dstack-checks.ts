@@ -22,7 +22,7 @@ export interface DstackExpectations {
 }
 
 /**
- * The Dstack checks (PLATFORMS.md, "Dstack event log"):
+ * The Dstack checks (docs/platforms.md, "Dstack event log"):
  * - `dstack.rtmr3`: RTMR3 replayed from the log, every runtime digest recomputed from its name and
  *   payload (never taken from the log), equals the quote's RTMR3.
  * - `dstack.rtmr0-2`: boot registers replayed where the log has their events. Their digests cannot

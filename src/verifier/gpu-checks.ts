@@ -62,7 +62,7 @@ export interface GpuCheckInput {
 }
 
 /**
- * The GPU checks (PLATFORMS.md, "NVIDIA GPU evidence"; docs/protocol.md, nvidia_payload):
+ * The GPU checks (docs/platforms.md, "NVIDIA GPU evidence"; docs/protocol.md, nvidia_payload):
  * `gpu.payload-nonce`, `gpu.evidence-nonce`, `gpu.local` (P-384 signature by the leaf key and the
  * chain to the pinned NVIDIA Device Identity CA; the synthetic test root only with allowSimulated)
  * and, unless offline, `gpu.nras` (submit the payload unchanged, verify every JWT against NRAS's

@@ -1,4 +1,4 @@
-// The public surface of src/verifier (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+// The public surface of src/verifier (docs/architecture.md, code habit 1): re-exports only. test/exports.test.ts pins the list.
 // SigningAlgo is the keys' own type, re-exported for library users of the verifier.
 export type { SigningAlgo } from '../keys/index.js';
 export { CheckList } from './check-list.js';

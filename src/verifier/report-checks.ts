@@ -124,7 +124,7 @@ export interface SimulationFacts {
 }
 
 /**
- * `report.simulated`: simulated reports (DESIGN.md: "a verifier must reject it") fail unless the
+ * `report.simulated`: simulated reports (docs/architecture.md: "a verifier must reject it") fail unless the
  * caller allows simulation. Judged from the JSON labels AND the quote bytes AND the GPU chain, so
  * removing `"simulated": true` from the JSON does not hide it.
  */

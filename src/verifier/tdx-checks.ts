@@ -65,7 +65,7 @@ export interface QuoteCheckInput {
 }
 
 /**
- * `tdx.quote`: Intel DCAP verification with dcap-qvl at the given time (PLATFORMS.md: signatures,
+ * `tdx.quote`: Intel DCAP verification with dcap-qvl at the given time (docs/platforms.md: signatures,
  * PCK chain to Intel's root, TCB status against the collateral), then the caller's TCB policy.
  * dcap-qvl does not look at MRTD, RTMRs or report_data: the checks below do.
  */
@@ -127,7 +127,7 @@ export const checkDebug = (list: CheckList, parsed: ParsedQuote): void => {
  * Schemes, in order:
  * - `raw`: report_data = key[0, 32) (ecdsa: address ‖ 12 zero bytes) ‖ nonce.
  * - `tapp-runtime-data-sha512` (0G Tapp): report_data = sha512(runtime_data) and runtime_data's
- *   `nonce` carries those same 64 bytes (PLATFORMS.md, 0G Tapp).
+ *   `nonce` carries those same 64 bytes (docs/platforms.md, 0G Tapp).
  * - NEAR AI's TLS scheme, recognised for recorded reports: report_data[0, 32) =
  *   sha256(public key ‖ TLS certificate fingerprint), [32, 64) = nonce. It binds the key too, but
  *   only through a TLS certificate this verifier does not check; the detail says so.

@@ -33,7 +33,7 @@ const ADDRESS_TEXT = /^0x[0-9a-fA-F]{40}$/;
 /**
  * Adapts what a 0G provider broker serves at `GET /v1/quote` (dstack's GetQuoteResponse: `quote`,
  * `event_log`, `report_data`, `vm_config`, plus `nvidia_payload`) to the flat report the verifier
- * library reads (CONTRACT.md, "Attestation report"). Nothing is vouched for here: the adapted
+ * library reads (docs/protocol.md, "Attestation report"). Nothing is vouched for here: the adapted
  * report names its scheme (`report_data_scheme`), and the verifier's checks decide.
  *
  * - `signing_address`: the ASCII address inside report_data (what the 0G SDK's verifyService

@@ -2,7 +2,7 @@ import { SidecarError } from '../errors/index.js';
 import { readWalletKey } from './wallet-key.js';
 import { MIN_LEDGER_0G, type ZgLinkOptions } from './zg-link.js';
 
-/** The gateway's `--zg-*` flags as parsed strings (CONTRACT.md, "Command-line interfaces"). */
+/** The gateway's `--zg-*` flags as parsed strings (docs/protocol.md, "Command-line interfaces"). */
 export interface ZgFlags {
   rpc?: string;
   provider?: string;

@@ -1,4 +1,4 @@
-// The public surface of src/zg (STYLE.md 1): re-exports only. test/exports.test.ts pins the list.
+// The public surface of src/zg (docs/architecture.md, code habit 1): re-exports only. test/exports.test.ts pins the list.
 export { adaptBrokerQuote, BROKER_QUOTE_SCHEME } from './broker-quote.js';
 export type { ZgFlags } from './cli-options.js';
 export { isZgMode, zgLinkOptionsFromFlags } from './cli-options.js';

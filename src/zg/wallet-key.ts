@@ -22,7 +22,7 @@ const invalid = (where: string): SidecarError =>
  * The 0G wallet key, from `--zg-private-key-file` or `ZG_PRIVATE_KEY` and from nowhere else: a key
  * on the command line is readable by every user of the machine through /proc and shell history
  * (SECURITY.md: secrets). Errors name where the key was looked for, never the key or a part of it
- * (STYLE.md 6). Returns `0x` + 64 lowercase hex characters.
+ * (docs/architecture.md, code habit 6). Returns `0x` + 64 lowercase hex characters.
  */
 export const readWalletKey = async (input: WalletKeyInput): Promise<string> => {
   let raw: string | undefined;

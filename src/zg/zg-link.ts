@@ -445,7 +445,7 @@ export class ZgLink implements ProviderLink {
 
   signatureUrl(id: string, algo: 'ecdsa' | 'ed25519'): URL {
     // As the SDK asks for it (Verifier.fetchSignatureByChatID): the model is not URL-encoded and
-    // may contain '/', CONTRACT.md.
+    // may contain '/', docs/protocol.md.
     return new URL(
       `${this.#service.url}/v1/proxy/signature/${encodeURIComponent(id)}?model=${this.#service.model}&signing_algo=${algo}`,
     );

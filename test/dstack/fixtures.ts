@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseQuote } from '../../src/tdx/index.js';
 import { sharedFixtures } from '../paths.js';
 
-/** A dstack GetQuote answer as captured (PLATFORMS.md; shared/attestation-fixtures README §2). */
+/** A dstack GetQuote answer as captured (docs/platforms.md; shared/attestation-fixtures README §2). */
 export interface QuoteFixture {
   name: string;
   quote: string;

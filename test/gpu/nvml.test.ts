@@ -83,7 +83,7 @@ afterAll(() => {
 });
 
 describe('NvmlGpuEvidenceProvider with the NVML double', () => {
-  it('the struct layout matches PLATFORMS.md', () => {
+  it('the struct layout matches docs/platforms.md', () => {
     expect(NVML_LAYOUT.attestationReport).toMatchObject({
       size: 12_332,
       nonce: 12,
