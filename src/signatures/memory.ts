@@ -102,7 +102,15 @@ export class MemorySignatureStore implements SignatureStore {
   async get(id: string): Promise<SignatureRecord | undefined> {
     const entry = this.entries.get(id.toLowerCase());
     if (entry === undefined || entry.expiresAt <= this.now() || isClaim(entry.record)) return undefined;
-    return isPacked(entry.record) ? unpackRecord(entry.record) : entry.record;
+    let stored = entry.record;
+    if (!isPacked(stored)) return stored;
+    // A lazily signed record: keep a signature once it is made, unless the entry changed meanwhile
+    // (withdrawn, or filled by another read).
+    return unpackRecord(stored, (record) => {
+      if (entry.record !== stored) return;
+      entry.record = packRecord(record) ?? stored;
+      stored = entry.record;
+    });
   }
 
   async close(): Promise<void> {
