@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/cpu.ts [--against <checkout>] [--rounds N] [--seconds S]`: CPU µs per request of
+ * `npx tsx bench/cpu.ts [--against <checkout>] [--rounds N] [--seconds S] [--cases small,large,stream,single]`: CPU µs per request of
  * the sidecar for one change, A/B in one invocation. On a shared machine absolute figures move by
  * tens of percent between runs; here the rows alternate round by round (stub, node pass-through, this
  * checkout's sidecar, and with --against another checkout's sidecar built from its own dist/), so
@@ -18,6 +18,7 @@ const arg = (name: string): string | undefined => {
 const against = arg('--against');
 const rounds = Number(arg('--rounds') ?? '3');
 const seconds = Number(arg('--seconds') ?? '3');
+const only = arg('--cases')?.split(',');
 const here = new URL('.', import.meta.url).pathname;
 
 execSync('npm run build --silent', { stdio: 'inherit' });
@@ -38,17 +39,17 @@ if (against !== undefined) {
   rows.push([`sidecar (${against})`, await startChild(`${resolve(against)}/bench/sidecar-child.mjs`, env)]);
 }
 const cases = [
-  { name: 'small, 32 conn', q: 'case=small', c: 32, b: body, unit: 1 },
-  { name: 'large 100 KB, 32 conn', q: 'case=large', c: 32, b: body, unit: 1 },
-  { name: 'stream 500 chunks, 32 conn', q: 'case=stream&chunks=500', c: 32, b: streamBody, unit: 500 },
-  { name: 'small, 1 conn', q: 'case=small', c: 1, b: body, unit: 1 },
+  { key: 'small', name: 'small, 32 conn', q: 'case=small', c: 32, b: body, unit: 1 },
+  { key: 'large', name: 'large 100 KB, 32 conn', q: 'case=large', c: 32, b: body, unit: 1 },
+  { key: 'stream', name: 'stream 500 chunks, 32 conn', q: 'case=stream&chunks=500', c: 32, b: streamBody, unit: 500 },
+  { key: 'single', name: 'small, 1 conn', q: 'case=small', c: 1, b: body, unit: 1 },
 ];
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 console.log(
   `| case | target | req/s (median) | vs pass-through | CPU µs/req (median) | CPU µs/req per round |`,
 );
 console.log('|---|---|---:|---:|---:|---|');
-for (const k of cases) {
+for (const k of cases.filter((c) => only === undefined || only.includes(c.key))) {
   const results = new Map<string, { rps: number[]; cpu: number[] }>();
   for (const [name, child] of rows) {
     // Warm-up: JIT and connection pools, not counted.

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { claimToken } from './claim-token.js';
 import { type PackedRecord, packRecord, unpackRecord } from './packed-record.js';
 import type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
 
@@ -60,7 +60,7 @@ export class MemorySignatureStore implements SignatureStore {
 
   /** Synchronous claim: the tiered store relies on it having no await between check and set. */
   claimNow(id: string): SignatureClaim | undefined {
-    const token = randomBytes(12).toString('hex');
+    const token = claimToken();
     const now = this.now();
     this.sweep(now);
     const key = id.toLowerCase();
