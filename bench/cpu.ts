@@ -41,7 +41,14 @@ if (against !== undefined) {
 const cases = [
   { key: 'small', name: 'small, 32 conn', q: 'case=small', c: 32, b: body, unit: 1 },
   { key: 'large', name: 'large 100 KB, 32 conn', q: 'case=large', c: 32, b: body, unit: 1 },
-  { key: 'stream', name: 'stream 500 chunks, 32 conn', q: 'case=stream&chunks=500', c: 32, b: streamBody, unit: 500 },
+  {
+    key: 'stream',
+    name: 'stream 500 chunks, 32 conn',
+    q: 'case=stream&chunks=500',
+    c: 32,
+    b: streamBody,
+    unit: 500,
+  },
   { key: 'single', name: 'small, 1 conn', q: 'case=small', c: 1, b: body, unit: 1 },
 ];
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;

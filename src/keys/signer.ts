@@ -1,10 +1,10 @@
 import { createPrivateKey, sign as nodeSign } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { signRecoverable } from 'tiny-secp256k1';
 import { assertBytes, toHex } from '../bytes/index.js';
 import { addressOfPublicKey, checksumAddress, hashMessage } from './eip191.js';
 import type { KeyMaterial } from './key-source.js';
+import { nativeSecp256k1, signRecoverableNative } from './native-secp256k1.js';
 
 export type SigningAlgo = 'ecdsa' | 'ed25519';
 export const SIGNING_ALGOS: readonly SigningAlgo[] = ['ecdsa', 'ed25519'];
@@ -35,6 +35,8 @@ const encoder = new TextEncoder();
 
 const ecdsaSigner = (secret: Uint8Array): Signer => {
   if (!secp256k1.utils.isValidSecretKey(secret)) throw new RangeError('secp256k1 key out of range');
+  // Loaded now, not on the first signature: without the binding the sidecar does not start.
+  nativeSecp256k1();
   const key = Uint8Array.from(secret);
   const point = secp256k1.getPublicKey(key, false);
   const addressBytes = addressOfPublicKey(point);
@@ -44,10 +46,9 @@ const ecdsaSigner = (secret: Uint8Array): Signer => {
     addressBytes,
     publicKey: toHex(point.subarray(1)),
     sign(text: string): string {
-      // libsecp256k1 (WebAssembly): RFC 6979 deterministic nonce, low-s, the same bytes noble gives
-      // (the frozen vectors pin this) at ~4x noble's speed; BENCHMARKS.md has the figures. It zeroes
-      // its copy of the key in wasm memory after every call.
-      const { signature, recoveryId } = signRecoverable(hashMessage(text), key);
+      // libsecp256k1 (native addon): RFC 6979 deterministic nonce, low-s, the same bytes noble gives
+      // (the frozen vectors pin this) at ~12x noble's speed; BENCHMARKS.md has the figures.
+      const { signature, recoveryId } = signRecoverableNative(hashMessage(text), key);
       return `0x${toHex(signature)}${(27 + recoveryId).toString(16)}`;
     },
   });
