@@ -19,6 +19,13 @@ const against = arg('--against');
 const rounds = Number(arg('--rounds') ?? '3');
 const seconds = Number(arg('--seconds') ?? '3');
 const only = arg('--cases')?.split(',');
+/** `KEY=VALUE,…` for the --against sidecar only (e.g. `--against . --against-env BENCH_LOG_LEVEL=warn`). */
+const againstEnv = Object.fromEntries(
+  (arg('--against-env') ?? '')
+    .split(',')
+    .filter((kv) => kv.includes('='))
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 const here = new URL('.', import.meta.url).pathname;
 
 execSync('npm run build --silent', { stdio: 'inherit' });
@@ -36,7 +43,10 @@ const rows: Array<[string, Child]> = [
   ['sidecar (this)', await startChild(`${here}sidecar-child.mjs`, env)],
 ];
 if (against !== undefined) {
-  rows.push([`sidecar (${against})`, await startChild(`${resolve(against)}/bench/sidecar-child.mjs`, env)]);
+  rows.push([
+    `sidecar (${[against, arg('--against-env')].filter((x) => x !== undefined).join(' ')})`,
+    await startChild(`${resolve(against)}/bench/sidecar-child.mjs`, { ...env, ...againstEnv }),
+  ]);
 }
 const cases = [
   { key: 'small', name: 'small, 32 conn', q: 'case=small', c: 32, b: body, unit: 1 },
