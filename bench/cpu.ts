@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/cpu.ts [--against <checkout>] [--rounds N] [--seconds S] [--cases small,large,stream,single]`: CPU µs per request of
+ * `npx tsx bench/cpu.ts [--against <checkout>] [--rounds N] [--seconds S] [--cases small,large,stream,bigreq,single]`: CPU µs per request of
  * the sidecar for one change, A/B in one invocation. On a shared machine absolute figures move by
  * tens of percent between runs; here the rows alternate round by round (stub, node pass-through, this
  * checkout's sidecar, and with --against another checkout's sidecar built from its own dist/), so
@@ -35,6 +35,11 @@ const body = JSON.stringify({
   model: 'bench-model',
   messages: [{ role: 'user', content: 'Say something short.' }],
 });
+/** A 100 KB prompt (a long context), answered with the small completion. */
+const bigRequest = JSON.stringify({
+  model: 'bench-model',
+  messages: [{ role: 'user', content: 'Summarize this. '.repeat(6400) }],
+});
 const streamBody = JSON.stringify({ model: 'bench-model', stream: true, messages: [] });
 const stub = await startChild(`${here}stub.ts`, {});
 const env = { BENCH_UPSTREAM_PORT: String(stub.port) };
@@ -58,6 +63,14 @@ const cases = [
     c: 32,
     b: streamBody,
     unit: 500,
+  },
+  {
+    key: 'bigreq',
+    name: '100 KB request, small answer, 32 conn',
+    q: 'case=small',
+    c: 32,
+    b: bigRequest,
+    unit: 1,
   },
   { key: 'single', name: 'small, 1 conn', q: 'case=small', c: 1, b: body, unit: 1 },
 ];
