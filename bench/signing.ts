@@ -61,7 +61,7 @@ export const runSigning = async (seconds: number): Promise<SigningRow[]> => {
   const add = (name: string, note: string, fn: (i: number) => unknown): void => {
     rows.push({ name, note, ...timeIt(seconds, fn) });
   };
-  add('sidecar ECDSA `signers.ecdsa.sign(text)`', 'EIP-191 hash + libsecp256k1 (wasm) + hex', (i) =>
+  add('sidecar ECDSA `signers.ecdsa.sign(text)`', 'EIP-191 hash + libsecp256k1 (native addon) + hex', (i) =>
     signers.ecdsa.sign(texts[i & 63] as string),
   );
   add('sidecar Ed25519 `signers.ed25519.sign(text)`', 'OpenSSL via node:crypto', (i) =>

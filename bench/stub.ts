@@ -21,21 +21,45 @@ const completion = (id: string, content: string): string =>
     usage: { prompt_tokens: 12, completion_tokens: 40, total_tokens: 52 },
   });
 
-const FIXED_ID = 'chatcmpl-bench0000000000000000000';
-const small = Buffer.from(completion(FIXED_ID, 'The quick brown fox jumps over the lazy dog. '.repeat(3)));
-const large = Buffer.from(completion(FIXED_ID, 'x'.repeat(100 * 1024)));
+/**
+ * Every response gets its own id, as vLLM's do (`chatcmpl-` and a counter, fixed width). With one
+ * fixed id the sidecar would find it taken from the second response on (ids are never reused) and
+ * rewrite every answer with a fresh one: a path production does not take on every request.
+ */
+const ID_PREFIX = 'chatcmpl-bench';
+const ID_TEMPLATE = `${ID_PREFIX}${'0'.repeat(19)}`;
+let counter = 0;
+const nextId = (): string => `${ID_PREFIX}${String(++counter).padStart(19, '0')}`;
+/** A fixed body with the id's bytes rewritten per response (a copy: the socket may still hold the last). */
+const withFreshId = (template: Buffer, at: number): Buffer => {
+  const body = Buffer.from(template);
+  body.write(nextId(), at, 'latin1');
+  return body;
+};
+const small = Buffer.from(completion(ID_TEMPLATE, 'The quick brown fox jumps over the lazy dog. '.repeat(3)));
+const large = Buffer.from(completion(ID_TEMPLATE, 'x'.repeat(100 * 1024)));
+const idAt = small.indexOf(ID_TEMPLATE);
 const chunk = (id: string, i: number): string =>
   `data: {"id":"${id}","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{"content":"tok${i} "},"finish_reason":null}]}\n\n`;
 const DONE = 'data: [DONE]\n\n';
 const streamCache = new Map<number, Buffer[]>();
-const fixedStream = (n: number): Buffer[] => {
+const CHUNK_ID_AT = chunk(ID_TEMPLATE, 0).indexOf(ID_TEMPLATE);
+/** N chunks and [DONE], all carrying one fresh id. */
+const freshStream = (n: number): Buffer[] => {
   let parts = streamCache.get(n);
   if (parts === undefined) {
-    parts = Array.from({ length: n }, (_, i) => Buffer.from(chunk(FIXED_ID, i)));
-    parts.push(Buffer.from(DONE));
+    parts = Array.from({ length: n }, (_, i) => Buffer.from(chunk(ID_TEMPLATE, i)));
     streamCache.set(n, parts);
   }
-  return parts;
+  const id = nextId();
+  const out = parts.map((p) => withFreshIdAs(p, CHUNK_ID_AT, id));
+  out.push(Buffer.from(DONE));
+  return out;
+};
+const withFreshIdAs = (template: Buffer, at: number, id: string): Buffer => {
+  const body = Buffer.from(template);
+  body.write(id, at, 'latin1');
+  return body;
 };
 
 const server = createServer((req, res) => {
@@ -47,7 +71,8 @@ const server = createServer((req, res) => {
     const id = url.searchParams.get('id');
     const chunks = Number(url.searchParams.get('chunks') ?? '500');
     if (kase === 'small' || kase === 'large') {
-      const body = id === null ? (kase === 'small' ? small : large) : Buffer.from(completion(id, 'ok'));
+      const body =
+        id === null ? withFreshId(kase === 'small' ? small : large, idAt) : Buffer.from(completion(id, 'ok'));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
       res.end(body);
       return;
@@ -55,15 +80,16 @@ const server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     if (kase === 'stream') {
       // One write per chunk, as vLLM does; the socket coalesces what it can.
-      for (const part of fixedStream(chunks)) res.write(part);
+      for (const part of freshStream(chunks)) res.write(part);
       res.end();
       return;
     }
     const every = Number(url.searchParams.get('every') ?? '100');
     let i = 0;
+    const streamId = id ?? nextId();
     const timer = setInterval(() => {
       if (i < chunks) {
-        res.write(chunk(id ?? FIXED_ID, i++));
+        res.write(chunk(streamId, i++));
         return;
       }
       clearInterval(timer);

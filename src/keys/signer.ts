@@ -1,10 +1,11 @@
 import { createHash, createPrivateKey, createPublicKey, diffieHellman, sign as nodeSign } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { pointMultiply, signRecoverable } from 'tiny-secp256k1';
+import { pointMultiply } from 'tiny-secp256k1';
 import { assertBytes, toHex } from '../bytes/index.js';
 import { addressOfPublicKey, checksumAddress, hashMessage } from './eip191.js';
 import type { KeyMaterial } from './key-source.js';
+import { nativeSecp256k1, signRecoverableNative } from './native-secp256k1.js';
 
 export type SigningAlgo = 'ecdsa' | 'ed25519';
 export const SIGNING_ALGOS: readonly SigningAlgo[] = ['ecdsa', 'ed25519'];
@@ -46,6 +47,8 @@ const encoder = new TextEncoder();
 
 const ecdsaSigner = (secret: Uint8Array): Signer => {
   if (!secp256k1.utils.isValidSecretKey(secret)) throw new RangeError('secp256k1 key out of range');
+  // Loaded now, not on the first signature: without the binding the sidecar does not start.
+  nativeSecp256k1();
   const key = Uint8Array.from(secret);
   const point = secp256k1.getPublicKey(key, false);
   const addressBytes = addressOfPublicKey(point);
@@ -55,17 +58,17 @@ const ecdsaSigner = (secret: Uint8Array): Signer => {
     addressBytes,
     publicKey: toHex(point.subarray(1)),
     sign(text: string): string {
-      // libsecp256k1 (WebAssembly): RFC 6979 deterministic nonce, low-s, the same bytes noble gives
-      // (the frozen vectors pin this) at ~4x noble's speed; BENCHMARKS.md has the figures. It zeroes
-      // its copy of the key in wasm memory after every call.
-      const { signature, recoveryId } = signRecoverable(hashMessage(text), key);
+      // libsecp256k1 (native addon): RFC 6979 deterministic nonce, low-s, the same bytes noble gives
+      // (the frozen vectors pin this) at ~12x noble's speed; BENCHMARKS.md has the figures.
+      const { signature, recoveryId } = signRecoverableNative(hashMessage(text), key);
       return `0x${toHex(signature)}${(27 + recoveryId).toString(16)}`;
     },
     ecdh(peer: Uint8Array): Uint8Array {
       if (!(peer instanceof Uint8Array) || (peer.length !== 65 && peer.length !== 33)) {
         throw new RangeError('secp256k1 peer key must be a 65- or 33-byte SEC1 point');
       }
-      // libsecp256k1 (wasm), as for signing: ~4x OpenSSL's generic secp256k1 ECDH here. The shared
+      // libsecp256k1 compiled to wasm (tiny-secp256k1, which E2EE also uses for its point checks and
+      // client half): ~4x OpenSSL's generic secp256k1 ECDH here. The shared
       // secret is the x-coordinate, i.e. the compressed point without its parity byte.
       let shared: Uint8Array | null;
       try {

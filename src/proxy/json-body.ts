@@ -18,17 +18,28 @@ const BACKSLASH = 0x5c;
  * The deepest nesting of `{`/`[` in JSON text, stopping as soon as it passes `limit`. One pass over
  * the bytes, no allocation: a deeply nested body is refused before JSON.parse builds it (a 10 MB body
  * of `[` took JSON.parse over a second and half a gigabyte). Brackets inside strings do not count.
+ *
+ * String contents, most of a large prompt's bytes, are skipped with `indexOf` (native) from quote to
+ * quote instead of a JS loop over every byte (100 KB of prompt: ~300 µs → ~10 µs). A quote ends the
+ * string when an even number of backslashes precedes it inside the string: exactly where the
+ * byte-at-a-time rule (a backslash skips the next byte) ends it. test/proxy/json-body.test.ts checks
+ * both rules agree on random input.
  */
 export const jsonDepthExceeds = (bytes: Uint8Array, limit: number): boolean => {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let depth = 0;
-  let inString = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (inString) {
-      if (b === BACKSLASH) i++;
-      else if (b === QUOTE) inString = false;
-    } else if (b === QUOTE) {
-      inString = true;
+  for (let i = 0; i < buf.length; i++) {
+    const b = buf[i];
+    if (b === QUOTE) {
+      const open = i;
+      for (;;) {
+        const close = buf.indexOf(QUOTE, i + 1);
+        if (close === -1) return false;
+        let slashes = 0;
+        while (close - 1 - slashes > open && buf[close - 1 - slashes] === BACKSLASH) slashes++;
+        i = close;
+        if (slashes % 2 === 0) break;
+      }
     } else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
       if (++depth > limit) return true;
     } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {

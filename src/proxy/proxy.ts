@@ -10,6 +10,7 @@ import type { Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
 import {
+  lazyRecord,
   type PendingSignatures,
   type SignatureClaim,
   type SignatureStore,
@@ -37,6 +38,12 @@ export interface ProxyContext {
   /** Longest silence allowed from the upstream: before its headers, and between two chunks. */
   upstreamTimeoutMs: number;
   adminToken?: string | undefined;
+  /**
+   * Sign each algorithm on its first lookup instead of at delivery (signatures/lazy-record.ts). Only
+   * for a store this process alone reads: a shared store's records must be signed before they are
+   * written, since another replica, which may not hold this key, can serve the lookup.
+   */
+  lazySigning?: boolean;
   /**
    * Concurrency budgets (docs/protocol.md, Limits): request bodies being received (per client and
    * in all), and requests at the upstream (in all). A full budget answers 429 at once.
@@ -358,7 +365,10 @@ const store = async (
   requestHash: string,
   responseHash: string,
 ): Promise<void> => {
-  const record = signPair(ctx.signers, requestHash, responseHash);
+  const record =
+    ctx.lazySigning === true
+      ? lazyRecord(ctx.signers, `${requestHash}:${responseHash}`)
+      : signPair(ctx.signers, requestHash, responseHash);
   try {
     if (await ctx.store.put(claim, record)) {
       ctx.metrics.signatures.inc({ kind: 'stored' });

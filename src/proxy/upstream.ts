@@ -163,9 +163,13 @@ export class Upstream {
     // rather than reporting the upstream as unreachable.
     let abortedWith: Error | undefined;
     let fail: (err: Error) => void = () => undefined;
+    let answered = false;
     const response = new Promise<IncomingMessage>((resolve, reject) => {
       fail = reject;
-      req.once('response', resolve);
+      req.once('response', (res) => {
+        answered = true;
+        resolve(res);
+      });
       req.once('error', (err: NodeJS.ErrnoException) => reject(abortedWith ?? upstreamError(err)));
       // 101 Switching Protocols to a plain request: Node hands the socket to an 'upgrade' listener,
       // or destroys it and emits neither 'response' nor 'error'. Either way nothing can be relayed:
@@ -179,16 +183,18 @@ export class Upstream {
           }),
         );
       });
-      // Any other way the request can end without an answer (a settled promise ignores this).
-      req.once('close', () =>
+      // Any other way the request can end without an answer. Every request closes, answered or not:
+      // the error (and its stack trace) is only built when there was no answer.
+      req.once('close', () => {
+        if (answered) return;
         reject(
           abortedWith ??
             new SidecarError('upstream closed the connection without an answer', {
               status: 502,
               code: 'upstream_bad_response',
             }),
-        ),
-      );
+        );
+      });
     });
     // The rejection is observed by whoever awaits `response`; keep an unawaited abort from crashing.
     response.catch(() => undefined);

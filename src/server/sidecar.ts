@@ -177,6 +177,8 @@ export const startSidecar = async (
         maxSseLineBytes: config.MAX_SSE_LINE_BYTES,
         upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
         adminToken: config.ADMIN_TOKEN,
+        // Signed on first lookup only where this process alone serves lookups (signatures/lazy-record.ts).
+        lazySigning: !selected.shared,
         clientOf,
         budgets: {
           uploads: new Budget({

@@ -1,3 +1,4 @@
+export { lazyRecord } from './lazy-record.js';
 export type { SignatureLookupOptions } from './lookup.js';
 export { SignatureLookup } from './lookup.js';
 export type { MemoryStoreOptions } from './memory.js';

@@ -1,44 +1,86 @@
+import type { Signers } from '../keys/index.js';
+import { lazyRecord, lazySignatures } from './lazy-record.js';
 import type { SignatureRecord } from './signature-store.js';
 import { ECDSA_SIGNATURE_PATTERN, ED25519_SIGNATURE_PATTERN, SIGNED_TEXT_PATTERN } from './signed-text.js';
 
 /**
  * A signature record packed for long-lived storage: the two digests (64 bytes), the ECDSA signature
- * (65 bytes) and the Ed25519 signature (64 bytes) as one 193-character latin1 string, which V8 keeps
- * as a one-byte string (~210 bytes with its header) instead of three hex strings and three objects
- * (~800 bytes). Addresses are the signers' own strings, shared by every record.
+ * (65 bytes) and the Ed25519 signature (64 bytes) as one latin1 string, which V8 keeps as a one-byte
+ * string (~210 bytes with its header) instead of three hex strings and three objects (~800 bytes).
+ * Addresses are the signers' own strings, shared by every record.
+ *
+ * A lazily signed record (lazy-record.ts) packs only the signatures made so far and keeps a reference
+ * to the signers: the string's length says which are there (64: none, 129: ECDSA, 128: Ed25519,
+ * 193: both).
  */
 export interface PackedRecord {
   packed: string;
   ecdsaAddress: string;
   ed25519Address: string;
+  /** Set for a lazily signed record: what makes its missing signatures. */
+  signers?: Signers | undefined;
 }
+
+const TEXT = SIGNED_TEXT_PATTERN;
+const ECDSA = ECDSA_SIGNATURE_PATTERN;
+const ED25519 = ED25519_SIGNATURE_PATTERN;
+
+const DIGESTS = 64;
+const ECDSA_BYTES = 65;
+const ED25519_BYTES = 64;
+
+const latin1 = (hex: string): string => Buffer.from(hex, 'hex').toString('latin1');
+const hexOf = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 
 /** Packs a record in the canonical shape our signers produce; undefined for anything else. */
 export const packRecord = (record: SignatureRecord): PackedRecord | undefined => {
-  if (
-    !SIGNED_TEXT_PATTERN.test(record.text) ||
-    !ECDSA_SIGNATURE_PATTERN.test(record.ecdsa.signature) ||
-    !ED25519_SIGNATURE_PATTERN.test(record.ed25519.signature)
-  ) {
-    return undefined;
+  if (!TEXT.test(record.text)) return undefined;
+  const digests = record.text.slice(0, 64) + record.text.slice(65);
+  const lazy = lazySignatures(record);
+  if (lazy !== undefined) {
+    // Read from the state, not the record: reading `record.ecdsa` would sign.
+    const { signers, ecdsa, ed25519 } = lazy;
+    if ((ecdsa !== undefined && !ECDSA.test(ecdsa)) || (ed25519 !== undefined && !ED25519.test(ed25519))) {
+      return undefined;
+    }
+    return {
+      packed: latin1(digests + (ecdsa?.slice(2) ?? '') + (ed25519 ?? '')),
+      ecdsaAddress: signers.ecdsa.address,
+      ed25519Address: signers.ed25519.address,
+      signers,
+    };
   }
-  const hex =
-    record.text.slice(0, 64) +
-    record.text.slice(65) +
-    record.ecdsa.signature.slice(2) +
-    record.ed25519.signature;
+  if (!ECDSA.test(record.ecdsa.signature) || !ED25519.test(record.ed25519.signature)) return undefined;
   return {
-    packed: Buffer.from(hex, 'hex').toString('latin1'),
+    packed: latin1(digests + record.ecdsa.signature.slice(2) + record.ed25519.signature),
     ecdsaAddress: record.ecdsa.address,
     ed25519Address: record.ed25519.address,
   };
 };
 
-export const unpackRecord = (p: PackedRecord): SignatureRecord => {
-  const hex = Buffer.from(p.packed, 'latin1').toString('hex');
-  return {
-    text: `${hex.slice(0, 64)}:${hex.slice(64, 128)}`,
-    ecdsa: { signature: `0x${hex.slice(128, 258)}`, address: p.ecdsaAddress },
-    ed25519: { signature: hex.slice(258, 386), address: p.ed25519Address },
-  };
+/**
+ * The record a packed one holds. A lazily signed one comes back lazy: `onSign` is called when a
+ * missing signature is made, so the store can pack it in.
+ */
+export const unpackRecord = (
+  p: PackedRecord,
+  onSign?: (record: SignatureRecord) => void,
+): SignatureRecord => {
+  const hex = hexOf(p.packed);
+  const text = `${hex.slice(0, 64)}:${hex.slice(64, 128)}`;
+  const length = p.packed.length;
+  if (p.signers === undefined || length === DIGESTS + ECDSA_BYTES + ED25519_BYTES) {
+    return {
+      text,
+      ecdsa: { signature: `0x${hex.slice(128, 258)}`, address: p.ecdsaAddress },
+      ed25519: { signature: hex.slice(258, 386), address: p.ed25519Address },
+    };
+  }
+  const made =
+    length === DIGESTS + ECDSA_BYTES
+      ? { ecdsa: `0x${hex.slice(128, 258)}` }
+      : length === DIGESTS + ED25519_BYTES
+        ? { ed25519: hex.slice(128, 256) }
+        : {};
+  return lazyRecord(p.signers, text, made, onSign);
 };

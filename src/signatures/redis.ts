@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { runWithDeadline } from '../concurrency/index.js';
 import { lazyRequire } from '../lazy/index.js';
+import { claimToken } from './claim-token.js';
 import type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
 import { signatureRecordSchema } from './signed-text.js';
 
@@ -172,7 +172,7 @@ export class RedisSignatureStore implements SignatureStore {
   }
 
   async claim(id: string): Promise<SignatureClaim | undefined> {
-    return this.claimWith(id, randomBytes(12).toString('hex'));
+    return this.claimWith(id, claimToken());
   }
 
   /** Claims with a given token (the tiered store uses the token of its local claim). */
