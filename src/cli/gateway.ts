@@ -51,6 +51,12 @@ export const GATEWAY_OPTIONS = [
     help: 'accept a simulated provider (development only: it proves nothing)',
   },
   {
+    flag: 'accept-broker-quote',
+    env: 'TEEML_GATEWAY_ACCEPT_BROKER_QUOTE',
+    type: 'boolean',
+    help: "0G: accept a broker's static quote, made at broker start and not for our nonce (replayable; receipts say so)",
+  },
+  {
     flag: 'policy',
     env: 'TEEML_GATEWAY_POLICY',
     type: 'string',
@@ -290,10 +296,13 @@ export const buildGatewayOptions = async (
   deps: GatewayCommandDeps,
 ): Promise<Omit<GatewayOptions, 'logger'> & { receiptsPath?: string }> => {
   const read = deps.readFile ?? (async (path: string) => new Uint8Array(await readFile(path)));
-  const allowSimulated = values['allow-simulated'] === true;
+  const overrides = {
+    allowSimulated: values['allow-simulated'] === true,
+    acceptBrokerQuote: values['accept-broker-quote'] === true,
+  };
   let policy: Policy;
   const policyPath = str(values, 'policy');
-  if (policyPath === undefined) policy = defaultPolicy({ allowSimulated });
+  if (policyPath === undefined) policy = defaultPolicy(overrides);
   else {
     let bytes: Uint8Array;
     try {
@@ -302,7 +311,7 @@ export const buildGatewayOptions = async (
       throw new UsageError('--policy: cannot read the file');
     }
     try {
-      policy = parsePolicy(bytes, { allowSimulated });
+      policy = parsePolicy(bytes, overrides);
     } catch (error) {
       throw new UsageError(`--policy: ${(error as PolicyError).message}`);
     }

@@ -3,7 +3,13 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
 import type { Logger } from '../log/index.js';
 import { parseQuote } from '../tdx/index.js';
-import { type CheckResult, normalizeNonce, type SigningAlgo, verifyReport } from '../verifier/index.js';
+import {
+  BROKER_QUOTE_NOT_FRESH,
+  type CheckResult,
+  normalizeNonce,
+  type SigningAlgo,
+  verifyReport,
+} from '../verifier/index.js';
 import { identityOf, type ProviderIdentity } from './identity.js';
 import { type Policy, reportOptionsOf } from './policy.js';
 import type { ProviderLink } from './provider-link.js';
@@ -13,6 +19,11 @@ export interface Attestation {
   ok: boolean;
   /** The first failed check's id (what a refused request names); undefined when ok. */
   failedCheck?: string;
+  /**
+   * False when the report did not answer our nonce and the policy accepted it anyway (a 0G broker's
+   * static quote, `acceptBrokerQuote`): receipts and the status page say so.
+   */
+  fresh: boolean;
   /** The fresh nonce, 64 lowercase hex. */
   nonce: string;
   /** When it ran, milliseconds since the epoch. */
@@ -103,6 +114,7 @@ export class Attestor {
       return this.record({
         ok: false,
         failedCheck: 'report.fetch',
+        fresh: false,
         nonce: nonceHex,
         at,
         source: 'unreachable',
@@ -164,10 +176,12 @@ export class Attestor {
         });
     }
     const failed = checks.find((c) => c.status === 'fail');
+    const fresh = checks.some((c) => c.id === 'report.nonce' && c.status === 'pass');
     const publicKey = field(fetched.report, 'signing_public_key');
     const attestation: Attestation = {
       ok: failed === undefined,
       ...(failed === undefined ? {} : { failedCheck: failed.id }),
+      fresh,
       nonce: nonceHex,
       at,
       source: fetched.source,
@@ -186,11 +200,16 @@ export class Attestor {
         event: 'attestation',
         ok: attestation.ok,
         check: attestation.failedCheck,
+        fresh,
         signingAddress: address,
         quoteSha256,
         source: fetched.source,
       },
-      attestation.ok ? 'provider attested' : `provider attestation failed: ${attestation.failedCheck}`,
+      attestation.ok
+        ? fresh
+          ? 'provider attested'
+          : `provider attested, NOT FRESH: ${BROKER_QUOTE_NOT_FRESH}`
+        : `provider attestation failed: ${attestation.failedCheck}`,
     );
     return this.record(attestation);
   }

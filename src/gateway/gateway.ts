@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { BROKER_QUOTE_NOT_FRESH } from '../verifier/index.js';
 import { type Attestation, Attestor } from './attestor.js';
 import type { E2eeClient, E2eeSession } from './e2ee.js';
 import type { Policy } from './policy.js';
@@ -288,6 +289,8 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         quote_sha256: a.quoteSha256 ?? null,
         at: new Date(a.at).toISOString(),
         source: a.source,
+        fresh: a.fresh,
+        ...(a.fresh ? {} : { not_fresh: BROKER_QUOTE_NOT_FRESH }),
       },
     };
     try {

@@ -22,3 +22,7 @@ export { apiRoot, verifyProvider } from './verify-provider.js';
 export type { ReportFacts } from './verify-report.js';
 export { normalizeNonce, verifyReport } from './verify-report.js';
 export { recoverEip191Address, verifySignedText } from './verify-signed-text.js';
+export {
+  BROKER_QUOTE_NOT_FRESH,
+  ZG_BROKER_REPORT_DATA_SCHEME,
+} from './zg-broker-checks.js';
