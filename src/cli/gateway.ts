@@ -113,6 +113,12 @@ export const GATEWAY_OPTIONS = [
     help: 'do not encrypt to the attested key even when the provider supports E2EE',
   },
   {
+    flag: 'no-tls-binding',
+    env: 'TEEML_GATEWAY_NO_TLS_BINDING',
+    type: 'boolean',
+    help: 'https providers: do not ask for the attested TLS key or pin connections to it (ordinary CA-checked https)',
+  },
+  {
     flag: 'zg-rpc',
     env: 'TEEML_GATEWAY_ZG_RPC',
     type: 'string',
@@ -347,6 +353,7 @@ export const buildGatewayOptions = async (
       provider,
       headers,
       ...(apiKey === undefined ? {} : { apiKey }),
+      ...(values['no-tls-binding'] === true ? { tlsBinding: false } : {}),
       ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     });
   }

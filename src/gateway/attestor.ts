@@ -5,14 +5,16 @@ import type { Logger } from '../log/index.js';
 import { parseQuote } from '../tdx/index.js';
 import {
   BROKER_QUOTE_NOT_FRESH,
+  CheckList,
   type CheckResult,
+  checkTlsFingerprint,
   normalizeNonce,
   type SigningAlgo,
   verifyReport,
 } from '../verifier/index.js';
 import { identityOf, type ProviderIdentity } from './identity.js';
 import { type Policy, reportOptionsOf } from './policy.js';
-import type { ProviderLink } from './provider-link.js';
+import type { FetchedAttestation, ProviderLink } from './provider-link.js';
 
 /** One attestation of the provider: what was asked, what came back, what the checks said. */
 export interface Attestation {
@@ -34,6 +36,8 @@ export interface Attestation {
   signer?: { algo: SigningAlgo; address: string; publicKey?: string };
   /** sha256 of the raw quote bytes: which quote a receipt was checked against. */
   quoteSha256?: string;
+  /** Over https: the attested TLS key (SPKI sha256 hex) answers are pinned to after this passed. */
+  tlsFingerprint?: string;
   identity?: ProviderIdentity;
   /** The report as received, for the receipts file (offline re-checks). */
   report?: unknown;
@@ -102,7 +106,7 @@ export class Attestor {
     const nonceHex = toHex(nonce);
     const at = this.now();
     const algo = policy.signingAlgo;
-    let fetched: { report: unknown; source: string };
+    let fetched: FetchedAttestation;
     try {
       fetched = await link.fetchAttestation(nonce, algo);
     } catch (error) {
@@ -155,6 +159,22 @@ export class Attestor {
         }
       }
     }
+    // Over https the link fetched the report on one connection: its certificate must be the key
+    // the report binds (the binding itself is tdx.report-data's).
+    let tlsFingerprint: string | undefined;
+    if (fetched.tls !== undefined) {
+      const raw = field(fetched.report, 'tls_cert_fingerprint');
+      const attested = typeof raw === 'string' ? lower(raw) : undefined;
+      const tlsChecks = new CheckList();
+      checkTlsFingerprint(tlsChecks, fetched.report, attested, {
+        https: true,
+        wanted: true,
+        peer: fetched.tls.peer,
+        refused: fetched.tls.refused,
+      });
+      checks.push(...tlsChecks.results);
+      if (tlsChecks.ok) tlsFingerprint = attested;
+    }
     const address = result.signingAddress;
     if (address !== undefined && this.pinned !== undefined) {
       const title = 'signing key is the one pinned at the first attestation';
@@ -190,11 +210,14 @@ export class Attestor {
         ? {}
         : { signer: { algo, address, ...(typeof publicKey === 'string' ? { publicKey } : {}) } }),
       ...(quoteSha256 === undefined ? {} : { quoteSha256 }),
+      ...(tlsFingerprint === undefined ? {} : { tlsFingerprint }),
       identity: identityOf(fetched.report, checks, quoteSha256),
       report: fetched.report,
     };
     if (attestation.ok && address !== undefined && (this.pinned === undefined || policy.allowSignerChange))
       this.pinned = lower(address);
+    // Answers go only to the key this attestation saw; a renewed certificate is re-pinned here.
+    if (attestation.ok && tlsFingerprint !== undefined) link.pinTls?.(tlsFingerprint);
     logger[attestation.ok ? 'info' : 'warn'](
       {
         event: 'attestation',
@@ -203,6 +226,7 @@ export class Attestor {
         fresh,
         signingAddress: address,
         quoteSha256,
+        tlsFingerprint,
         source: fetched.source,
       },
       attestation.ok

@@ -114,6 +114,7 @@ ${row('RTMR2', m.rtmr2 ?? '—', 'rtmr2')}
 ${row('RTMR3', m.rtmr3 ?? '—', 'rtmr3')}
 ${row('compose hash', identity?.composeHash ?? '—', 'compose-hash')}
 ${row('quote sha256', identity?.quoteSha256 ?? '—', 'quote-sha256')}
+${row('TLS key (SPKI sha256; connections pinned to it)', trustedBy?.tlsFingerprint ?? '— (not over attested TLS)', 'tls-fingerprint')}
 ${row('last attested', iso(a?.at), 'last-attested')}
 ${row('last passed', iso(good?.at), 'last-passed')}
 ${row('next attestation', iso(view.nextAttestationAt), 'next-attestation')}
