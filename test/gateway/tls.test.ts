@@ -42,7 +42,7 @@ describe('gateway → https provider with attested TLS', () => {
       expect(a?.ok).toBe(true);
       expect(statusOf(gateway, 'tls.fingerprint')).toMatchObject({ status: 'pass' });
       expect(statusOf(gateway, 'tdx.report-data')?.detail).toContain('NEAR tls_cert_fingerprint scheme');
-      const bound = (a?.report as { tls_cert_fingerprint?: string }).tls_cert_fingerprint;
+      const bound = (a?.report as { tls_cert_fingerprint?: string } | undefined)?.tls_cert_fingerprint;
       expect(a?.tlsFingerprint).toBe(bound);
       expect(a?.tlsFingerprint).toMatch(/^[0-9a-f]{64}$/);
 
