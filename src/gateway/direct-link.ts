@@ -57,6 +57,8 @@ export class DirectLink implements ProviderLink {
     if (url.protocol === 'https:' && options.tlsBinding !== false) {
       // Many connections (concurrent streams), each shown its certificate before it is used.
       const channel = new TlsPeerChannel({
+        // A non-streaming answer's headers come when the model is done: allow a long generation.
+        timeoutMs: 10 * 60 * 1000,
         agent: { maxSockets: 64, maxFreeSockets: 8, ...options.tlsAgent },
       });
       this.channel = channel;

@@ -61,6 +61,8 @@ export interface AttestationLine {
   /** False: a 0G broker's static quote, not made for `nonce` (acceptBrokerQuote); `not_fresh` says so. */
   fresh: boolean;
   not_fresh?: string;
+  /** https (direct mode): the attested TLS key (SPKI sha256) answers were pinned to. */
+  tls_fingerprint?: string;
   signing_address: string;
   signing_algo: SigningAlgo;
   checks: Array<{ id: string; status: string; simulated?: true }>;
@@ -93,6 +95,7 @@ export const attestationLineOf = (a: Attestation): AttestationLine => ({
   source: a.source,
   fresh: a.fresh,
   ...(a.fresh ? {} : { not_fresh: BROKER_QUOTE_NOT_FRESH }),
+  ...(a.tlsFingerprint === undefined ? {} : { tls_fingerprint: a.tlsFingerprint }),
   signing_address: a.signer?.address ?? '',
   signing_algo: a.signer?.algo ?? 'ecdsa',
   checks: a.checks.map((c) => ({

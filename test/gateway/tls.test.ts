@@ -36,7 +36,13 @@ afterAll(async () => {
 describe('gateway → https provider with attested TLS', () => {
   it('checks tls.fingerprint on the report connection, pins it, and the openai client gets verified JSON and streams over a self-signed certificate', async () => {
     expect(terminating.url).toMatch(/^https:/);
-    const gateway = await startTestGateway(terminating.url);
+    const receipts: string[] = [];
+    const gateway = await startTestGateway(terminating.url, {
+      receipts: {
+        sink: { append: async (line) => void receipts.push(line), close: async () => undefined },
+        label: 'memory',
+      },
+    });
     try {
       const a = gateway.attestor.current;
       expect(a?.ok).toBe(true);
@@ -61,6 +67,10 @@ describe('gateway → https provider with attested TLS', () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
       expect(text.length).toBeGreaterThan(0);
       expect(gateway.counters).toMatchObject({ verified: 2, failed: 0 });
+      expect(JSON.parse(receipts.join('').split('\n')[0] ?? '{}')).toMatchObject({
+        type: 'attestation',
+        tls_fingerprint: bound,
+      });
       const page = await (await fetch(`${gateway.url}/`)).text();
       expect(page).toContain(`id="tls-fingerprint">${bound}`);
     } finally {
