@@ -192,7 +192,15 @@ export const runReportChecks = async (
     ...(ctx.fetch === undefined ? {} : { fetch: ctx.fetch }),
     ...(ctx.nrasUrl === undefined ? {} : { nrasUrl: ctx.nrasUrl }),
   });
-  checkExpectedAddress(list, signer, ctx.expectAddress);
+  // A replayable quote is only worth its binding to an address someone else vouches for (0G: the
+  // chain's teeSignerAddress): without one it is refused.
+  if (staticQuote && ctx.expectAddress === undefined)
+    list.fail(
+      'signing.expected-address',
+      'attested signing address is the expected one',
+      "a 0G broker's static quote is accepted only against the address the chain names (expectAddress)",
+    );
+  else checkExpectedAddress(list, signer, ctx.expectAddress);
   return { report, ...(signer === undefined ? {} : { signer }), simulated };
 };
 

@@ -79,6 +79,15 @@ describe('verifyReport on a 0G broker quote', () => {
     expect(result.checks.find((c) => c.status === 'fail')?.id).toBe('signing.expected-address');
   });
 
+  it('accepted only against an expected address: without one, signing.expected-address fails', async () => {
+    const report = adaptBrokerQuote(await brokerQuote(address));
+    const result = await verifyReport(report, { ...base, nonce: randomBytes(32), acceptBrokerQuote: true });
+    expect(status(result.checks, 'tdx.report-data.broker-address')).toBe('pass');
+    expect(result.checks.filter((c) => c.status === 'fail').map((c) => c.id)).toEqual([
+      'signing.expected-address',
+    ]);
+  });
+
   it('GPU evidence for another nonce than its payload names fails gpu.evidence-nonce', async () => {
     const quote = await brokerQuote(address);
     const payload = quote['nvidia_payload'] as { nonce: string };
