@@ -213,6 +213,8 @@ describe('teeml-sidecar gateway in 0G mode', () => {
     expect(gateway?.counters).toMatchObject({ verified: 2, failed: 0 });
     for (const r of gateway?.receipts.recent ?? []) {
       expect(r.signing_address).toBe(signer);
+      // The SDK's processResponse accepted each answer too (the broker's signature, ZG-Res-Key id).
+      expect(r.checks.map((c) => `${c.id} ${c.status}`)).toContain('link.after-answer pass');
       expect(r.request_hash_compared).toBe(false);
       expect(r.attestation).toMatchObject({
         fresh: false,
