@@ -52,6 +52,12 @@ export const GATEWAY_OPTIONS = [
     help: 'accept a simulated provider (development only: it proves nothing)',
   },
   {
+    flag: 'accept-broker-quote',
+    env: 'TEEML_GATEWAY_ACCEPT_BROKER_QUOTE',
+    type: 'boolean',
+    help: "0G: accept a broker's static quote, made at broker start and not for our nonce (replayable; receipts say so)",
+  },
+  {
     flag: 'policy',
     env: 'TEEML_GATEWAY_POLICY',
     type: 'string',
@@ -106,6 +112,12 @@ export const GATEWAY_OPTIONS = [
     env: 'TEEML_GATEWAY_NO_E2EE',
     type: 'boolean',
     help: 'do not encrypt to the attested key even when the provider supports E2EE',
+  },
+  {
+    flag: 'no-tls-binding',
+    env: 'TEEML_GATEWAY_NO_TLS_BINDING',
+    type: 'boolean',
+    help: 'https providers: do not ask for the attested TLS key or pin connections to it (ordinary CA-checked https)',
   },
   {
     flag: 'zg-rpc',
@@ -287,10 +299,13 @@ export const buildGatewayOptions = async (
   deps: GatewayCommandDeps,
 ): Promise<Omit<GatewayOptions, 'logger'> & { receiptsPath?: string }> => {
   const read = deps.readFile ?? (async (path: string) => new Uint8Array(await readFile(path)));
-  const allowSimulated = values['allow-simulated'] === true;
+  const overrides = {
+    allowSimulated: values['allow-simulated'] === true,
+    acceptBrokerQuote: values['accept-broker-quote'] === true,
+  };
   let policy: Policy;
   const policyPath = str(values, 'policy');
-  if (policyPath === undefined) policy = defaultPolicy({ allowSimulated });
+  if (policyPath === undefined) policy = defaultPolicy(overrides);
   else {
     let bytes: Uint8Array;
     try {
@@ -299,7 +314,7 @@ export const buildGatewayOptions = async (
       throw new UsageError('--policy: cannot read the file');
     }
     try {
-      policy = parsePolicy(bytes, { allowSimulated });
+      policy = parsePolicy(bytes, overrides);
     } catch (error) {
       throw new UsageError(`--policy: ${(error as PolicyError).message}`);
     }
@@ -335,6 +350,7 @@ export const buildGatewayOptions = async (
       provider,
       headers,
       ...(apiKey === undefined ? {} : { apiKey }),
+      ...(values['no-tls-binding'] === true ? { tlsBinding: false } : {}),
       ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     });
   }

@@ -3,16 +3,29 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
 import type { Logger } from '../log/index.js';
 import { parseQuote } from '../tdx/index.js';
-import { type CheckResult, normalizeNonce, type SigningAlgo, verifyReport } from '../verifier/index.js';
+import {
+  BROKER_QUOTE_NOT_FRESH,
+  CheckList,
+  type CheckResult,
+  checkTlsFingerprint,
+  normalizeNonce,
+  type SigningAlgo,
+  verifyReport,
+} from '../verifier/index.js';
 import { identityOf, type ProviderIdentity } from './identity.js';
 import { type Policy, reportOptionsOf } from './policy.js';
-import type { ProviderLink } from './provider-link.js';
+import type { FetchedAttestation, ProviderLink } from './provider-link.js';
 
 /** One attestation of the provider: what was asked, what came back, what the checks said. */
 export interface Attestation {
   ok: boolean;
   /** The first failed check's id (what a refused request names); undefined when ok. */
   failedCheck?: string;
+  /**
+   * False when the report did not answer our nonce and the policy accepted it anyway (a 0G broker's
+   * static quote, `acceptBrokerQuote`): receipts and the status page say so.
+   */
+  fresh: boolean;
   /** The fresh nonce, 64 lowercase hex. */
   nonce: string;
   /** When it ran, milliseconds since the epoch. */
@@ -23,6 +36,8 @@ export interface Attestation {
   signer?: { algo: SigningAlgo; address: string; publicKey?: string };
   /** sha256 of the raw quote bytes: which quote a receipt was checked against. */
   quoteSha256?: string;
+  /** Over https: the attested TLS key (SPKI sha256 hex) answers are pinned to after this passed. */
+  tlsFingerprint?: string;
   identity?: ProviderIdentity;
   /** The report as received, for the receipts file (offline re-checks). */
   report?: unknown;
@@ -91,7 +106,7 @@ export class Attestor {
     const nonceHex = toHex(nonce);
     const at = this.now();
     const algo = policy.signingAlgo;
-    let fetched: { report: unknown; source: string };
+    let fetched: FetchedAttestation;
     try {
       fetched = await link.fetchAttestation(nonce, algo);
     } catch (error) {
@@ -103,6 +118,7 @@ export class Attestor {
       return this.record({
         ok: false,
         failedCheck: 'report.fetch',
+        fresh: false,
         nonce: nonceHex,
         at,
         source: 'unreachable',
@@ -143,6 +159,22 @@ export class Attestor {
         }
       }
     }
+    // Over https the link fetched the report on one connection: its certificate must be the key
+    // the report binds (the binding itself is tdx.report-data's).
+    let tlsFingerprint: string | undefined;
+    if (fetched.tls !== undefined) {
+      const raw = field(fetched.report, 'tls_cert_fingerprint');
+      const attested = typeof raw === 'string' ? lower(raw) : undefined;
+      const tlsChecks = new CheckList();
+      checkTlsFingerprint(tlsChecks, fetched.report, attested, {
+        https: true,
+        wanted: true,
+        peer: fetched.tls.peer,
+        refused: fetched.tls.refused,
+      });
+      checks.push(...tlsChecks.results);
+      if (tlsChecks.ok) tlsFingerprint = attested;
+    }
     const address = result.signingAddress;
     if (address !== undefined && this.pinned !== undefined) {
       const title = 'signing key is the one pinned at the first attestation';
@@ -164,10 +196,12 @@ export class Attestor {
         });
     }
     const failed = checks.find((c) => c.status === 'fail');
+    const fresh = checks.some((c) => c.id === 'report.nonce' && c.status === 'pass');
     const publicKey = field(fetched.report, 'signing_public_key');
     const attestation: Attestation = {
       ok: failed === undefined,
       ...(failed === undefined ? {} : { failedCheck: failed.id }),
+      fresh,
       nonce: nonceHex,
       at,
       source: fetched.source,
@@ -176,21 +210,30 @@ export class Attestor {
         ? {}
         : { signer: { algo, address, ...(typeof publicKey === 'string' ? { publicKey } : {}) } }),
       ...(quoteSha256 === undefined ? {} : { quoteSha256 }),
+      ...(tlsFingerprint === undefined ? {} : { tlsFingerprint }),
       identity: identityOf(fetched.report, checks, quoteSha256),
       report: fetched.report,
     };
     if (attestation.ok && address !== undefined && (this.pinned === undefined || policy.allowSignerChange))
       this.pinned = lower(address);
+    // Answers go only to the key this attestation saw; a renewed certificate is re-pinned here.
+    if (attestation.ok && tlsFingerprint !== undefined) link.pinTls?.(tlsFingerprint);
     logger[attestation.ok ? 'info' : 'warn'](
       {
         event: 'attestation',
         ok: attestation.ok,
         check: attestation.failedCheck,
+        fresh,
         signingAddress: address,
         quoteSha256,
+        tlsFingerprint,
         source: fetched.source,
       },
-      attestation.ok ? 'provider attested' : `provider attestation failed: ${attestation.failedCheck}`,
+      attestation.ok
+        ? fresh
+          ? 'provider attested'
+          : `provider attested, NOT FRESH: ${BROKER_QUOTE_NOT_FRESH}`
+        : `provider attestation failed: ${attestation.failedCheck}`,
     );
     return this.record(attestation);
   }

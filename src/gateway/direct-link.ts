@@ -1,7 +1,9 @@
+import type { AgentOptions } from 'node:https';
 import { toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
+import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
 import { apiRoot } from '../verifier/index.js';
-import type { ProviderLink } from './provider-link.js';
+import type { FetchedAttestation, ProviderLink } from './provider-link.js';
 import { jsonOf, readCapped } from './wire.js';
 
 export interface DirectLinkOptions {
@@ -11,6 +13,13 @@ export interface DirectLinkOptions {
   headers?: Record<string, string>;
   /** `--api-key`: sent as `Authorization: Bearer <key>` (the provider's AUTH_TOKEN). */
   apiKey?: string;
+  /**
+   * https providers: ask for the attested TLS key (`include_tls_fingerprint=true`) and pin every
+   * connection to it (default true). false (`--no-tls-binding`): ordinary CA-validated https.
+   */
+  tlsBinding?: boolean;
+  /** Extra https.Agent options for the attested-TLS connections (tests). */
+  tlsAgent?: AgentOptions;
   fetch?: typeof globalThis.fetch;
 }
 
@@ -20,20 +29,53 @@ const MAX_REPORT_BYTES = 32 * 1024 * 1024;
 /**
  * Direct mode: the gateway talks to one provider URL (a sidecar, or any proxy that keeps its wire
  * format). Attestation, answers and signatures all come from that URL.
+ *
+ * Over https (attested TLS, docs/tls.md) the report is fetched with `include_tls_fingerprint=true`
+ * on one fresh connection whose certificate the gateway checks (`tls.fingerprint`); answers and
+ * signature records go only over connections whose certificate shows the key the last passing
+ * attestation pinned (`pinTls`), checked at the end of each handshake, before any request byte is
+ * written. Trust comes from the attestation, not a CA: a self-signed certificate is accepted
+ * exactly when it is the attested one, and before any attestation passed nothing is sent.
  */
 export class DirectLink implements ProviderLink {
   readonly requestHashComparable = true;
+  readonly fetch?: typeof globalThis.fetch;
   private readonly api: string;
   private readonly headers: Record<string, string>;
   private readonly fetchFn: typeof globalThis.fetch;
+  /** https with the TLS binding: the pinned connections answers and signatures go over. */
+  private readonly channel: TlsPeerChannel | undefined;
 
   constructor(private readonly options: DirectLinkOptions) {
-    this.api = apiRoot(new URL(options.provider).toString());
+    const url = new URL(options.provider);
+    this.api = apiRoot(url.toString());
     this.headers = {
       ...(options.headers ?? {}),
       ...(options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }),
     };
     this.fetchFn = options.fetch ?? globalThis.fetch;
+    if (url.protocol === 'https:' && options.tlsBinding !== false) {
+      // Many connections (concurrent streams), each shown its certificate before it is used.
+      const channel = new TlsPeerChannel({
+        // A non-streaming answer's headers come when the model is done: allow a long generation.
+        timeoutMs: 10 * 60 * 1000,
+        agent: { maxSockets: 64, maxFreeSockets: 8, ...options.tlsAgent },
+      });
+      this.channel = channel;
+      this.fetch = (input, init) =>
+        channel.pinnedFingerprint === undefined
+          ? Promise.reject(new PeerCertificateError('no attested TLS key yet: nothing is sent'))
+          : channel.fetch(input as string | URL, init);
+    }
+  }
+
+  /** The TLS key answers go to (SPKI sha256), once an attestation pinned one. */
+  get tlsFingerprint(): string | undefined {
+    return this.channel?.pinnedFingerprint;
+  }
+
+  pinTls(fingerprint: string): void {
+    this.channel?.pin(fingerprint);
   }
 
   async describe(): Promise<Record<string, unknown>> {
@@ -56,15 +98,53 @@ export class DirectLink implements ProviderLink {
     return new URL(`${this.api}/signature/${encodeURIComponent(id)}?signing_algo=${algo}`);
   }
 
-  async fetchAttestation(
-    nonce: Uint8Array,
-    algo: 'ecdsa' | 'ed25519',
-  ): Promise<{ report: unknown; source: string }> {
+  async fetchAttestation(nonce: Uint8Array, algo: 'ecdsa' | 'ed25519'): Promise<FetchedAttestation> {
     const url = `${this.api}/attestation/report?nonce=${toHex(nonce)}&signing_algo=${algo}`;
-    const response = await this.fetchFn(url, { headers: { ...this.headers, accept: 'application/json' } });
+    const headers = { ...this.headers, accept: 'application/json' };
+    const source = `${new URL(this.api).origin}${new URL(this.api).pathname}/attestation/report`;
+    if (this.channel !== undefined) return this.fetchOverTls(url, headers, source);
+    const response = await this.fetchFn(url, { headers });
     const body = await readCapped(response, MAX_REPORT_BYTES, 'attestation report');
-    if (response.status !== 200) {
-      throw new SidecarError(`GET /attestation/report answered HTTP ${response.status}`, {
+    return { report: this.reportOf(response.status, body), source };
+  }
+
+  /**
+   * The report over one fresh, unpinned connection (a renewed certificate must be able to attest),
+   * with the certificate of that very connection: `tls.fingerprint` compares the two.
+   */
+  private async fetchOverTls(
+    url: string,
+    headers: Record<string, string>,
+    source: string,
+  ): Promise<FetchedAttestation> {
+    const once = new TlsPeerChannel({
+      maxBytes: MAX_REPORT_BYTES,
+      ...(this.options.tlsAgent === undefined ? {} : { agent: this.options.tlsAgent }),
+    });
+    try {
+      let refused = false;
+      let answer = await once.request(`${url}&include_tls_fingerprint=true`, { headers });
+      if (answer.status === 400) {
+        const code = (jsonOf(answer.body) as { error?: { code?: unknown } } | undefined)?.error?.code;
+        if (code === 'tls_not_configured') {
+          // Still attest the rest; tls.fingerprint fails for it.
+          refused = true;
+          answer = await once.request(url, { headers });
+        }
+      }
+      return {
+        report: this.reportOf(answer.status, answer.body),
+        source,
+        tls: { peer: answer.peer, refused },
+      };
+    } finally {
+      once.close();
+    }
+  }
+
+  private reportOf(status: number, body: Uint8Array): unknown {
+    if (status !== 200) {
+      throw new SidecarError(`GET /attestation/report answered HTTP ${status}`, {
         status: 503,
         code: 'report.fetch',
       });
@@ -76,7 +156,7 @@ export class DirectLink implements ProviderLink {
         code: 'report.fetch',
       });
     }
-    return { report, source: `${new URL(this.api).origin}${new URL(this.api).pathname}/attestation/report` };
+    return report;
   }
 
   async expectedSigner(): Promise<string | undefined> {
@@ -91,5 +171,7 @@ export class DirectLink implements ProviderLink {
     return {};
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.channel?.close();
+  }
 }

@@ -4,6 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { PeerCertificateError } from '../tls/index.js';
+import { BROKER_QUOTE_NOT_FRESH } from '../verifier/index.js';
 import { type Attestation, Attestor } from './attestor.js';
 import type { E2eeClient, E2eeSession } from './e2ee.js';
 import type { Policy } from './policy.js';
@@ -58,6 +60,9 @@ export interface Gateway {
 }
 
 export const VERIFICATION_HEADER = 'x-teeml-verification';
+
+/** The check a request fails when the provider's connection does not show the pinned TLS key. */
+const TLS_PIN_CHECK = 'gateway.tls-pinned';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself are not forwarded. */
 const DROP_REQUEST_HEADERS = new Set([
@@ -124,6 +129,9 @@ const modelOf = (body: Uint8Array): string | undefined => {
 export const startGateway = async (options: GatewayOptions): Promise<Gateway> => {
   const { link, policy, logger } = options;
   const fetchFn = options.fetch ?? globalThis.fetch;
+  // Answers and signature records: the link's own transport when it has one (https: pinned to the
+  // attested TLS key), else the gateway's fetch.
+  const providerFetch = link.fetch ?? fetchFn;
   const now = options.now ?? Date.now;
   const onFailure = options.onFailure ?? 'refuse';
   const interval = options.reattestIntervalMs ?? 10 * 60 * 1000;
@@ -224,6 +232,22 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
 
+  const tlsPinFailure = (error: PeerCertificateError): AnswerVerdict => ({
+    ok: false,
+    failedCheck: TLS_PIN_CHECK,
+    detail: error.message,
+    checks: [
+      {
+        id: TLS_PIN_CHECK,
+        title: 'the connection shows the TLS key the last attestation pinned',
+        status: 'fail',
+        detail: error.message,
+      },
+    ],
+    requestSha256: '',
+    responseSha256: '',
+  });
+
   const failed = (verdict: AnswerVerdict, meta: { path: string; stream: boolean }): SidecarError => {
     counters.failed += 1;
     logger.warn(
@@ -288,6 +312,8 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         quote_sha256: a.quoteSha256 ?? null,
         at: new Date(a.at).toISOString(),
         source: a.source,
+        fresh: a.fresh,
+        ...(a.fresh ? {} : { not_fresh: BROKER_QUOTE_NOT_FRESH }),
       },
     };
     try {
@@ -354,7 +380,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     try {
       let upstream: Response;
       try {
-        upstream = await fetchFn(link.endpoint(`${openAiPath}${url.search}`), {
+        upstream = await providerFetch(link.endpoint(`${openAiPath}${url.search}`), {
           method,
           headers,
           ...(body === undefined ? {} : { body }),
@@ -362,6 +388,13 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         });
       } catch (error) {
         if (controller.signal.aborted) return;
+        if (error instanceof PeerCertificateError) {
+          // The peer is not the attested TLS key (a certificate swapped behind our back): nothing
+          // was sent to it. A failed verification: the circuit opens until an attestation passes.
+          const verdict = tlsPinFailure(error);
+          sendError(res, failed(verdict, { path, stream: false }), `failed: ${verdict.failedCheck}`);
+          return;
+        }
         counters.unsigned += 1;
         logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
         sendError(
@@ -398,7 +431,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         request: body,
         response: answer,
         headers: upstream.headers,
-        fetch: fetchFn,
+        fetch: providerFetch,
         usage: (jsonOf(answer) as { usage?: unknown } | undefined)?.usage,
       });
       if (!verdict.ok) {
@@ -519,7 +552,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         request,
         response,
         headers: upstream.headers,
-        fetch: fetchFn,
+        fetch: providerFetch,
         usage,
       });
     }

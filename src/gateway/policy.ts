@@ -48,6 +48,13 @@ export const policySchema = z.strictObject({
    * with an ephemeral key). Default false: a changed key fails `gateway.signer-pinned`.
    */
   allowSignerChange: z.boolean().default(false),
+  /**
+   * Accept a 0G broker's static quote (the layout where the broker signs in its CVM): made once at
+   * broker start over its address, for no nonce of ours, so it can be replayed. The quote must
+   * still bind the signer in the broker's format (`tdx.report-data.broker-address`) and pass every
+   * other check; receipts and the status page say the attestation was not fresh. Default false.
+   */
+  acceptBrokerQuote: z.boolean().default(false),
   /** Do not consult NVIDIA NRAS (gpu.nras skipped). */
   offline: z.boolean().default(false),
   nrasUrl: z.url({ protocol: /^https?$/ }).optional(),
@@ -63,7 +70,7 @@ export class PolicyError extends Error {
 /** Parses a policy from JSON bytes; the error names every bad field, never a value. */
 export const parsePolicy = (
   bytes: Uint8Array | string,
-  overrides: { allowSimulated?: boolean } = {},
+  overrides: { allowSimulated?: boolean; acceptBrokerQuote?: boolean } = {},
 ): Policy => {
   let value: unknown;
   try {
@@ -77,11 +84,16 @@ export const parsePolicy = (
       `policy: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
     );
   }
-  return overrides.allowSimulated === true ? { ...parsed.data, allowSimulated: true } : parsed.data;
+  return {
+    ...parsed.data,
+    ...(overrides.allowSimulated === true ? { allowSimulated: true } : {}),
+    ...(overrides.acceptBrokerQuote === true ? { acceptBrokerQuote: true } : {}),
+  };
 };
 
-export const defaultPolicy = (overrides: { allowSimulated?: boolean } = {}): Policy =>
-  parsePolicy('{}', overrides);
+export const defaultPolicy = (
+  overrides: { allowSimulated?: boolean; acceptBrokerQuote?: boolean } = {},
+): Policy => parsePolicy('{}', overrides);
 
 /** The verifier options a policy means (everything but the nonce and the time). */
 export const reportOptionsOf = (
@@ -99,6 +111,7 @@ export const reportOptionsOf = (
     signingAlgo: policy.signingAlgo,
     acceptTcb: policy.acceptTcb ?? ['UpToDate'],
     allowSimulated: policy.allowSimulated,
+    acceptBrokerQuote: policy.acceptBrokerQuote,
     allowNoGpu: !policy.requireGpu,
     offline: policy.offline,
     allow,

@@ -1,3 +1,5 @@
+import type { PeerCertificate } from '../tls/index.js';
+
 /**
  * The one seam between the gateway and the provider it verifies (notes: PROVIDER-LINK). The direct
  * mode (`--provider <url>`, direct-link.ts) and the 0G mode (src/zg) implement it; the gateway
@@ -21,10 +23,18 @@ export interface ProviderLink {
    * (src/verifier verifyReport input). 0G: the sidecar's report behind /v1/proxy, or the broker's
    * /v1/quote adapted. Returns the raw JSON plus a label of where it came from.
    */
-  fetchAttestation(
-    nonce: Uint8Array,
-    algo: 'ecdsa' | 'ed25519',
-  ): Promise<{ report: unknown; source: string }>;
+  fetchAttestation(nonce: Uint8Array, algo: 'ecdsa' | 'ed25519'): Promise<FetchedAttestation>;
+  /**
+   * How the gateway reaches the provider for answers and signature records, when the link has its
+   * own transport (direct mode over https: connections pinned to the attested TLS key). Undefined:
+   * the gateway's fetch.
+   */
+  readonly fetch?: typeof globalThis.fetch;
+  /**
+   * Called when an attestation passed whose `tls.fingerprint` check passed: from now on the link's
+   * `fetch` talks only to a peer presenting this key (SPKI sha256, lowercase hex).
+   */
+  pinTls?(fingerprint: string): void;
   /**
    * The signer address some authority other than the report says answers must be signed by
    * (0G: TargetTeeAddress / acknowledged teeSignerAddress from the chain); undefined in direct mode
@@ -43,4 +53,16 @@ export interface ProviderLink {
   /** Gateway /health and status extras (0G: wallet address, ledger balance, spend). */
   health(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
+}
+
+/** What `fetchAttestation` returns. */
+export interface FetchedAttestation {
+  report: unknown;
+  source: string;
+  /**
+   * Over https with the TLS binding asked for (`include_tls_fingerprint=true`): the certificate of
+   * the connection that carried the report, or that the provider refused to bind one. The gateway
+   * then runs the verifier's `tls.fingerprint` check.
+   */
+  tls?: { peer: PeerCertificate | undefined; refused: boolean };
 }

@@ -2,7 +2,12 @@ import { open } from 'node:fs/promises';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
 import { parseSignedText } from '../signatures/index.js';
-import { type SigningAlgo, verifyReport, verifySignedText } from '../verifier/index.js';
+import {
+  BROKER_QUOTE_NOT_FRESH,
+  type SigningAlgo,
+  verifyReport,
+  verifySignedText,
+} from '../verifier/index.js';
 import type { Attestation } from './attestor.js';
 
 /**
@@ -27,8 +32,19 @@ export interface Receipt {
   signing_algo: SigningAlgo;
   /** The checks this answer passed (`signature.json.text`, `signature.json.signer`, ...). */
   checks: Array<{ id: string; status: string }>;
-  /** The attestation it was checked against; its report and check results are on its own line. */
-  attestation: { nonce: string; quote_sha256: string | null; at: string; source: string };
+  /**
+   * The attestation it was checked against; its report and check results are on its own line.
+   * `fresh: false` (with `not_fresh`): the report did not answer that nonce (a 0G broker's static
+   * quote, accepted by the policy's acceptBrokerQuote).
+   */
+  attestation: {
+    nonce: string;
+    quote_sha256: string | null;
+    at: string;
+    source: string;
+    fresh: boolean;
+    not_fresh?: string;
+  };
 }
 
 /**
@@ -42,6 +58,11 @@ export interface AttestationLine {
   nonce: string;
   quote_sha256: string | null;
   source: string;
+  /** False: a 0G broker's static quote, not made for `nonce` (acceptBrokerQuote); `not_fresh` says so. */
+  fresh: boolean;
+  not_fresh?: string;
+  /** https (direct mode): the attested TLS key (SPKI sha256) answers were pinned to. */
+  tls_fingerprint?: string;
   signing_address: string;
   signing_algo: SigningAlgo;
   checks: Array<{ id: string; status: string; simulated?: true }>;
@@ -72,6 +93,9 @@ export const attestationLineOf = (a: Attestation): AttestationLine => ({
   nonce: a.nonce,
   quote_sha256: a.quoteSha256 ?? null,
   source: a.source,
+  fresh: a.fresh,
+  ...(a.fresh ? {} : { not_fresh: BROKER_QUOTE_NOT_FRESH }),
+  ...(a.tlsFingerprint === undefined ? {} : { tls_fingerprint: a.tlsFingerprint }),
   signing_address: a.signer?.address ?? '',
   signing_algo: a.signer?.algo ?? 'ecdsa',
   checks: a.checks.map((c) => ({
@@ -137,6 +161,8 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 
 /** The report checks that need nothing outside the report: what `receipts verify` re-runs offline. */
 const OFFLINE_CHECKS = ['report.shape', 'report.nonce', 'report.signing-key', 'tdx.report-data'];
+/** The same for a line marked not fresh (a 0G broker's static quote): the quote binds the address alone. */
+const OFFLINE_CHECKS_NOT_FRESH = ['report.shape', 'report.signing-key', 'tdx.report-data.broker-address'];
 
 /**
  * Checks an attestation line: the recorded checks passed, the quote is the recorded one, and the
@@ -171,7 +197,9 @@ const checkAttestationLine = async (a: Record<string, unknown>): Promise<string[
   if (toHex(sha256(quote)) !== a['quote_sha256'])
     problems.push('sha256 of the quote is not the recorded quote_sha256');
   const time = Date.parse(str(a['time']) ?? '');
+  const notFresh = a['fresh'] === false;
   const result = await verifyReport(report, {
+    acceptBrokerQuote: notFresh,
     nonce,
     nowSeconds: Math.floor((Number.isFinite(time) ? time : 0) / 1000),
     signingAlgo: algo,
@@ -181,8 +209,11 @@ const checkAttestationLine = async (a: Record<string, unknown>): Promise<string[
     // Offline: Intel collateral is not fetched; tdx.quote is as recorded.
     getCollateral: () => Promise.reject(new Error('offline')),
   });
-  for (const c of result.checks) {
-    if (OFFLINE_CHECKS.includes(c.id) && c.status !== 'pass') problems.push(`${c.id}: ${c.detail}`);
+  const required = notFresh ? OFFLINE_CHECKS_NOT_FRESH : OFFLINE_CHECKS;
+  for (const id of required) {
+    const c = result.checks.find((r) => r.id === id);
+    if (c === undefined) problems.push(`${id}: not run`);
+    else if (c.status !== 'pass') problems.push(`${c.id}: ${c.detail}`);
   }
   return problems;
 };

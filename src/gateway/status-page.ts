@@ -1,3 +1,4 @@
+import { BROKER_QUOTE_NOT_FRESH } from '../verifier/index.js';
 import type { Attestation } from './attestor.js';
 import type { Receipt } from './receipts.js';
 
@@ -81,6 +82,11 @@ export const renderStatusPage = (view: StatusView): string => {
               `<tr><td>${escapeHtml(r.time)}</td><td class="rid"><code>${escapeHtml(r.id)}</code></td><td>${escapeHtml(r.model ?? '—')}</td><td>${r.stream ? 'yes' : 'no'}</td><td><code>${escapeHtml(r.response_sha256)}</code></td></tr>`,
           )
           .join('')}</tbody></table>`;
+  const trustedBy = a?.ok ? a : good;
+  const staleBanner =
+    trustedBy !== undefined && !trustedBy.fresh
+      ? `<p id="not-fresh" class="warn">NOT FRESH: ${escapeHtml(BROKER_QUOTE_NOT_FRESH)} (accepted by the policy's acceptBrokerQuote; such a quote can be replayed).</p>`
+      : '';
   const simulatedBanner = identity?.simulated
     ? '<p id="simulated" class="warn">SIMULATED provider: accepted only because the policy allows simulation. Nothing here is proven by hardware.</p>'
     : '';
@@ -92,6 +98,7 @@ export const renderStatusPage = (view: StatusView): string => {
 <h1>teeml-sidecar gateway</h1>
 <p>State: <strong id="state">${escapeHtml(state)}</strong>${view.circuit.open ? ` (after <code id="circuit-check">${escapeHtml(view.circuit.check ?? '')}</code> at ${escapeHtml(iso(view.circuit.since))})` : ''}${a?.ok === false ? ` — failing check <code id="failed-check">${escapeHtml(a.failedCheck ?? '')}</code>` : ''}</p>
 ${simulatedBanner}
+${staleBanner}
 <h2>Provider</h2>
 <table id="provider">${flat(view.provider)}${flat(view.linkHealth)}</table>
 <h2>Attested identity</h2>
@@ -107,10 +114,12 @@ ${row('RTMR2', m.rtmr2 ?? '—', 'rtmr2')}
 ${row('RTMR3', m.rtmr3 ?? '—', 'rtmr3')}
 ${row('compose hash', identity?.composeHash ?? '—', 'compose-hash')}
 ${row('quote sha256', identity?.quoteSha256 ?? '—', 'quote-sha256')}
+${row('TLS key (SPKI sha256; connections pinned to it)', trustedBy?.tlsFingerprint ?? '— (not over attested TLS)', 'tls-fingerprint')}
 ${row('last attested', iso(a?.at), 'last-attested')}
 ${row('last passed', iso(good?.at), 'last-passed')}
 ${row('next attestation', iso(view.nextAttestationAt), 'next-attestation')}
 ${row('attestation nonce', a?.nonce ?? '—', 'nonce')}
+${row('fresh (report answered that nonce)', trustedBy === undefined ? '—' : trustedBy.fresh ? 'yes' : `no: ${BROKER_QUOTE_NOT_FRESH}`, 'fresh')}
 ${row('E2EE', view.e2ee, 'e2ee')}
 ${row('on failure', view.onFailure, 'on-failure')}
 </table>

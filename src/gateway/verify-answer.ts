@@ -1,5 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
+import { PeerCertificateError } from '../tls/index.js';
 import { CheckList, type CheckResult, checkSignedBytes, responseIdOf } from '../verifier/index.js';
 import type { Attestation } from './attestor.js';
 import type { ProviderLink } from './provider-link.js';
@@ -92,11 +93,18 @@ export const verifyAnswer = async (input: {
     };
     list.pass('signature.record', recordTitle, `HTTP 200 for ${id}`);
   } catch (error) {
-    list.fail(
-      'signature.record',
-      recordTitle,
-      `request failed: ${error instanceof Error ? error.message : 'unknown error'}`,
-    );
+    if (error instanceof PeerCertificateError)
+      list.fail(
+        'gateway.tls-pinned',
+        'the connection shows the TLS key the last attestation pinned',
+        error.message,
+      );
+    else
+      list.fail(
+        'signature.record',
+        recordTitle,
+        `request failed: ${error instanceof Error ? error.message : 'unknown error'}`,
+      );
     return done({ id });
   }
   checkSignedBytes(list, {

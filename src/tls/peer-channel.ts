@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type AgentOptions, request } from 'node:https';
-import type { Duplex } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { toHex } from '../bytes/index.js';
 import { spkiSha256 } from './identity.js';
@@ -180,9 +180,19 @@ export class TlsPeerChannel {
     });
   }
 
-  /** A `fetch` over this channel (buffered answers), for code written against fetch. */
+  /** The fingerprint connections are pinned to, if any. */
+  get pinnedFingerprint(): string | undefined {
+    return this.pinned;
+  }
+
+  /**
+   * A `fetch` over this channel for code written against fetch. The answer streams (a proxied SSE
+   * answer flows as it arrives); it resolves once the headers came over a connection whose
+   * certificate passed the pin, and `init.signal` aborts the request.
+   */
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = input instanceof Request ? input.url : String(input);
+    const target = new URL(input instanceof Request ? input.url : String(input));
+    if (target.protocol !== 'https:') throw new TypeError('"url" must be https');
     const headers: Record<string, string> = {};
     new Headers(init?.headers).forEach((value, key) => {
       headers[key] = value;
@@ -195,13 +205,47 @@ export class TlsPeerChannel {
           : init.body instanceof Uint8Array
             ? init.body
             : new Uint8Array(await new Response(init.body).arrayBuffer());
-    const answer = await this.request(url, {
-      ...(init?.method === undefined ? {} : { method: init.method }),
-      headers,
-      ...(body === undefined ? {} : { body }),
+    if (body !== undefined) headers['content-length'] = String(body.byteLength);
+    const signal = init?.signal ?? undefined;
+    signal?.throwIfAborted();
+    return new Promise<Response>((resolve, reject) => {
+      const req = request(
+        target,
+        {
+          method: init?.method ?? 'GET',
+          headers,
+          agent: this.agent,
+          timeout: this.timeoutMs,
+          ...(signal === undefined ? {} : { signal }),
+        },
+        (res) => {
+          const peer = peerOfSocket(res.socket as TLSSocket);
+          if (peer === undefined || (this.pinned !== undefined && peer.fingerprint !== this.pinned)) {
+            res.destroy();
+            reject(
+              new PeerCertificateError(
+                peer === undefined
+                  ? 'the server presented no certificate'
+                  : "the server's TLS certificate is not the attested one",
+              ),
+            );
+            return;
+          }
+          const nullBody = res.statusCode === 204 || res.statusCode === 304 || init?.method === 'HEAD';
+          // Once the headers are in, the answer may take as long as it streams.
+          req.setTimeout(0);
+          resolve(
+            new Response(nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+              status: res.statusCode ?? 0,
+              headers: toHeaders(res.headers),
+            }),
+          );
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : Buffer.from(body));
     });
-    const nullBody = answer.status === 204 || answer.status === 304;
-    return new Response(nullBody ? null : answer.body, { status: answer.status, headers: answer.headers });
   };
 
   close(): void {

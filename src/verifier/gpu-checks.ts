@@ -56,6 +56,12 @@ export interface GpuCheckInput {
   simulatedRoots: readonly string[];
   allowNoGpu: boolean;
   allowSampleNonces: boolean;
+  /**
+   * A 0G broker's static quote: the payload's nonce was chosen by the broker. The evidence is
+   * checked against that nonce (its own consistency, signatures, chains, NRAS), and
+   * `gpu.payload-nonce` is skipped, saying the evidence is not for our nonce.
+   */
+  nonceFromPayload?: boolean;
   offline: boolean;
   fetch?: typeof globalThis.fetch;
   nrasUrl?: string;
@@ -81,7 +87,17 @@ export const checkGpu = async (list: CheckList, input: GpuCheckInput): Promise<v
     return;
   }
 
-  if (equalBytes(payload.nonce, input.nonce)) {
+  let nonce = input.nonce;
+  let nonceHex = input.nonceHex;
+  if (input.nonceFromPayload === true) {
+    nonce = payload.nonce;
+    nonceHex = Buffer.from(payload.nonce).toString('hex');
+    list.skip(
+      'gpu.payload-nonce',
+      TITLES.payload,
+      `NOT FRESH: nvidia_payload.nonce ${nonceHex} was chosen by the 0G broker, not our nonce; the evidence is checked against it`,
+    );
+  } else if (equalBytes(payload.nonce, input.nonce)) {
     list.pass(
       'gpu.payload-nonce',
       TITLES.payload,
@@ -92,7 +108,7 @@ export const checkGpu = async (list: CheckList, input: GpuCheckInput): Promise<v
   }
 
   const wrongNonce = payload.evidenceList
-    .map((entry, i) => ({ i, ok: evidenceNonceIs(entry.evidence, input.nonce) }))
+    .map((entry, i) => ({ i, ok: evidenceNonceIs(entry.evidence, nonce) }))
     .filter((r) => !r.ok)
     .map((r) => r.i);
   if (wrongNonce.length === 0)
@@ -113,7 +129,7 @@ export const checkGpu = async (list: CheckList, input: GpuCheckInput): Promise<v
   payload.evidenceList.forEach((entry, i) => {
     const run = (roots: readonly string[]) =>
       checkGpuEvidence(entry, {
-        nonce: input.nonce,
+        nonce,
         now: input.now,
         pinnedRoots: roots,
         allowSampleNonces: input.allowSampleNonces,
@@ -168,7 +184,7 @@ export const checkGpu = async (list: CheckList, input: GpuCheckInput): Promise<v
     const jwks = await fetchNrasJwks(nras);
     const verdict = await verifyNrasResult(answer, {
       jwks,
-      nonceHex: input.nonceHex,
+      nonceHex,
       gpuCount: payload.evidenceList.length,
       now: input.now,
     });

@@ -18,7 +18,11 @@ export type {
   VerificationResult,
 } from './types.js';
 export type { VerifyProviderOptions } from './verify-provider.js';
-export { apiRoot, verifyProvider } from './verify-provider.js';
+export { apiRoot, checkTlsFingerprint, verifyProvider } from './verify-provider.js';
 export type { ReportFacts } from './verify-report.js';
 export { normalizeNonce, verifyReport } from './verify-report.js';
 export { recoverEip191Address, verifySignedText } from './verify-signed-text.js';
+export {
+  BROKER_QUOTE_NOT_FRESH,
+  ZG_BROKER_REPORT_DATA_SCHEME,
+} from './zg-broker-checks.js';

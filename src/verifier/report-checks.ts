@@ -23,12 +23,21 @@ export interface AttestedSigner {
  * `report.nonce`: the report answers our nonce (docs/protocol.md: a nonce in the request always gets a
  * fresh quote for it). A report with another request_nonce is a replay of an older one.
  */
-export const checkRequestNonce = (list: CheckList, report: AttestationView, nonceHex: string): void => {
+export const checkRequestNonce = (
+  list: CheckList,
+  report: AttestationView,
+  nonceHex: string,
+  hint = '',
+): void => {
   const title = 'report answers our fresh nonce (replay protection)';
   if (normalizeHex(report.request_nonce) === nonceHex)
     list.pass('report.nonce', title, 'request_nonce equals our nonce');
   else
-    list.fail('report.nonce', title, 'request_nonce is not the nonce we sent: a replayed or foreign report');
+    list.fail(
+      'report.nonce',
+      title,
+      `request_nonce is not the nonce we sent: a replayed or foreign report${hint}`,
+    );
 };
 
 /**

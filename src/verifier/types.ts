@@ -70,6 +70,14 @@ export interface ReportContext {
   allow?: MeasurementAllowLists;
   /** 0G's on-chain `targetTeeAddress`: the attested address must equal it (case-insensitive). */
   expectAddress?: string;
+  /**
+   * Accept a 0G provider broker's static quote (report_data_scheme `0g-broker-ascii-address`): made
+   * once at broker start over its address, for no nonce of ours, so it can be replayed. Then
+   * `report.nonce`, `tdx.report-data` and `gpu.payload-nonce` are skipped (saying so),
+   * `tdx.report-data.broker-address` must pass, and the GPU evidence is checked against the nonce
+   * its payload carries. Default false: such a report fails as a replay.
+   */
+  acceptBrokerQuote?: boolean;
   /** Accept a report without GPU evidence (CPU-only deployments). Default: GPU evidence required. */
   allowNoGpu?: boolean;
   /** Accept published sample nonces in GPU evidence: only to replay public captures in tests. */

@@ -61,9 +61,10 @@ const leafFingerprint = (pem: string): string | undefined => {
  * `tls.fingerprint` (attested TLS, docs/tls.md): the sha256 of the SubjectPublicKeyInfo of the
  * certificate presented on the connection that carried the report equals the report's
  * `tls_cert_fingerprint` (whose binding into report_data `tdx.report-data` checks), and the
- * envelope's `tls_certificate`, when present, is that certificate.
+ * envelope's `tls_certificate`, when present, is that certificate. The gateway runs it too, on the
+ * connection its direct link fetched the report over.
  */
-const checkTlsFingerprint = (
+export const checkTlsFingerprint = (
   list: CheckList,
   report: unknown,
   attested: string | undefined,

@@ -25,6 +25,11 @@ import {
   DEFAULT_ACCEPTED_TCB,
 } from './tdx-checks.js';
 import type { ReportContext, VerificationResult } from './types.js';
+import {
+  BROKER_QUOTE_NOT_FRESH,
+  checkBrokerAddress,
+  ZG_BROKER_REPORT_DATA_SCHEME,
+} from './zg-broker-checks.js';
 
 /** What the report checks established, for the signature checks that follow them. */
 export interface ReportFacts {
@@ -89,7 +94,25 @@ export const runReportChecks = async (
     'signing_address, request_nonce, intel_quote present',
   );
   const report = parsedReport.report;
-  checkRequestNonce(list, report, nonceHex);
+  // A 0G broker's static quote answers no nonce: only an explicit opt-in turns the freshness checks
+  // into skips that say so; without it the report fails them like any replay.
+  const brokerQuote = report.report_data_scheme === ZG_BROKER_REPORT_DATA_SCHEME;
+  const staticQuote = brokerQuote && ctx.acceptBrokerQuote === true;
+  if (staticQuote)
+    list.skip(
+      'report.nonce',
+      'report answers our fresh nonce (replay protection)',
+      `NOT FRESH, accepted by acceptBrokerQuote: ${BROKER_QUOTE_NOT_FRESH}`,
+    );
+  else
+    checkRequestNonce(
+      list,
+      report,
+      nonceHex,
+      brokerQuote
+        ? " (a 0G broker's quote is made once at its start: the policy's acceptBrokerQuote accepts it)"
+        : '',
+    );
   const signer = checkSigningKey(list, report, ctx.signingAlgo);
 
   let quote: Uint8Array | undefined;
@@ -117,6 +140,12 @@ export const runReportChecks = async (
   if (quote === undefined || parsed === undefined) {
     list.fail('tdx.quote', 'TDX quote verified by Intel DCAP (dcap-qvl) and TCB status accepted', quoteError);
     for (const [id, title] of QUOTE_DEPENDENT) list.fail(id, title, 'no parseable TDX quote');
+    if (staticQuote)
+      list.fail(
+        'tdx.report-data.broker-address',
+        "quote report_data binds the signing address in the 0G broker's format",
+        'no parseable TDX quote',
+      );
   } else {
     const quoteBytes = quote;
     const pccsUrl = ctx.pccsUrl ?? PHALA_PCCS_URL;
@@ -131,7 +160,14 @@ export const runReportChecks = async (
         ctx.collateral ?? (ctx.getCollateral ?? ((q) => dcapGetCollateral(pccsUrl, q)))(quoteBytes),
     });
     checkDebug(list, parsed);
-    checkReportData(list, report, parsed, signer, nonce);
+    if (staticQuote) {
+      list.skip(
+        'tdx.report-data',
+        'quote report_data binds the signing key and our nonce',
+        `0G broker scheme, no nonce bound (${BROKER_QUOTE_NOT_FRESH}): see tdx.report-data.broker-address`,
+      );
+      checkBrokerAddress(list, parsed, signer);
+    } else checkReportData(list, report, parsed, signer, nonce);
     checkMeasurements(list, parsed, ctx.allow ?? {});
     checkDstack(list, report, parsed, {
       ...(ctx.expectedComposeHash === undefined ? {} : { expectedComposeHash: ctx.expectedComposeHash }),
@@ -151,11 +187,20 @@ export const runReportChecks = async (
     simulatedRoots,
     allowNoGpu: ctx.allowNoGpu === true,
     allowSampleNonces: ctx.allowSampleNonces === true,
+    nonceFromPayload: staticQuote,
     offline: ctx.offline === true,
     ...(ctx.fetch === undefined ? {} : { fetch: ctx.fetch }),
     ...(ctx.nrasUrl === undefined ? {} : { nrasUrl: ctx.nrasUrl }),
   });
-  checkExpectedAddress(list, signer, ctx.expectAddress);
+  // A replayable quote is only worth its binding to an address someone else vouches for (0G: the
+  // chain's teeSignerAddress): without one it is refused.
+  if (staticQuote && ctx.expectAddress === undefined)
+    list.fail(
+      'signing.expected-address',
+      'attested signing address is the expected one',
+      "a 0G broker's static quote is accepted only against the address the chain names (expectAddress)",
+    );
+  else checkExpectedAddress(list, signer, ctx.expectAddress);
   return { report, ...(signer === undefined ? {} : { signer }), simulated };
 };
 

@@ -1,12 +1,14 @@
 import { SidecarError } from '../errors/index.js';
+import { ZG_BROKER_REPORT_DATA_SCHEME } from '../verifier/index.js';
 
 /**
  * The report_data scheme of a 0G provider broker's `/v1/quote`: the broker asks dstack for a quote
  * over the ASCII text of its EIP-55 signing address (`TdxQuote(ctx, address.Hex(), …)` in
  * 0g-serving-broker common/tee), zero-padded to 64 bytes. The quote is made once at broker start:
- * it binds the signing key, and no verifier nonce (a fresh-nonce check cannot pass on it).
+ * it binds the signing key, and no verifier nonce. The verifier owns the scheme (its
+ * `tdx.report-data.broker-address` check, passed only with `acceptBrokerQuote`).
  */
-export const BROKER_QUOTE_SCHEME = '0g-broker-ascii-address';
+export const BROKER_QUOTE_SCHEME = ZG_BROKER_REPORT_DATA_SCHEME;
 
 const HEX = /^(?:0x)?((?:[0-9a-fA-F]{2})+)$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;

@@ -1,5 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeneratedTlsSource, type TlsIdentity } from '../../src/tls/index.js';
@@ -50,4 +53,36 @@ export const opensslChain = (dir: string): { chain: string; key: string; spkiSha
     .split(' ')[0] as string;
   const read = (name: string) => readFileSync(join(dir, name), 'utf8');
   return { chain: read('leaf.pem') + read('ca.pem'), key: read('leaf.key'), spkiSha256 };
+};
+
+/**
+ * A TLS terminator in front of a sidecar that binds certificate A (TLS_CERT_PATH alone, NEAR's nginx
+ * layout): it forwards plain HTTP to the sidecar and counts the POSTs (prompts) it forwards.
+ */
+export const startTerminator = async (cert: string, key: string, upstream: string) => {
+  const posts: string[] = [];
+  const server: Server = createServer({ cert, key }, (req, res) => {
+    if (req.method === 'POST') posts.push(req.url ?? '');
+    const forward = httpRequest(
+      `${upstream}${req.url ?? '/'}`,
+      { method: req.method, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    posts,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 };

@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../src/bytes/index.js';
@@ -9,7 +6,7 @@ import { verifyCommand } from '../../src/cli/verify.js';
 import { TlsPeerChannel } from '../../src/tls/index.js';
 import { type VerificationResult, verifyProvider, verifyReport } from '../../src/verifier/index.js';
 import { startTestSidecar, type TestSidecar } from '../e2e/harness.js';
-import { makePair, tempDir } from './certs.js';
+import { makePair, startTerminator, tempDir } from './certs.js';
 
 const tmp = tempDir();
 const statusOf = (result: VerificationResult, id: string) => result.checks.find((c) => c.id === id)?.status;
@@ -96,38 +93,6 @@ describe('verifyProvider over https against the sidecar', () => {
     expect(loose.out).toMatch(/SKIP {2}tls\.fingerprint .*not asked for \(--no-tls-binding\)/);
   });
 });
-
-/**
- * A TLS terminator in front of a sidecar that binds certificate A (TLS_CERT_PATH alone, NEAR's nginx
- * layout): it forwards plain HTTP to the sidecar and counts the POSTs (prompts) it forwards.
- */
-const startTerminator = async (cert: string, key: string, upstream: string) => {
-  const posts: string[] = [];
-  const server: Server = createServer({ cert, key }, (req, res) => {
-    if (req.method === 'POST') posts.push(req.url ?? '');
-    const forward = httpRequest(
-      `${upstream}${req.url ?? '/'}`,
-      { method: req.method, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    req.pipe(forward);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `https://127.0.0.1:${port}`,
-    posts,
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-};
 
 describe('a certificate swapped behind the sidecar’s back', () => {
   it('is caught: tls.fingerprint fails, and no completion is sent to the unattested key', async () => {

@@ -83,6 +83,8 @@ export interface BrokerDouble {
   /** What the broker forwarded: the exact body bytes that reached the target. */
   forwarded: Buffer[];
   unsettled(user: string): bigint;
+  /** Serves another /v1/quote from now on (a broker restarted, or lying). */
+  setQuote(quote: Record<string, unknown>): void;
   settle(): Promise<number[]>;
   close(): Promise<void>;
 }
@@ -133,6 +135,7 @@ export const startBrokerDouble = async (options: BrokerDoubleOptions): Promise<B
   const fees = new Map<string, bigint>();
   const signatures = new Map<string, Record<string, string>>();
   const forwarded: Buffer[] = [];
+  let quote = options.quote;
 
   /** ValidateSession + ValidateRequestWithEstimatedFee, against the chain. */
   const authorize = async (req: IncomingMessage): Promise<string> => {
@@ -308,8 +311,8 @@ export const startBrokerDouble = async (options: BrokerDoubleOptions): Promise<B
       return;
     }
     if (url === '/v1/quote' && req.method === 'GET') {
-      if (options.quote === undefined) sendJson(res, 404, { error: 'no quote' });
-      else sendJson(res, 200, options.quote);
+      if (quote === undefined) sendJson(res, 404, { error: 'no quote' });
+      else sendJson(res, 200, quote);
       return;
     }
     const unsettled = /^\/v1\/user\/(0x[0-9a-fA-F]{40})\/unsettledfee$/.exec(url);
@@ -341,6 +344,9 @@ export const startBrokerDouble = async (options: BrokerDoubleOptions): Promise<B
     teeAddress: tee.address,
     forwarded,
     unsettled: (user) => fees.get(getAddress(user)) ?? 0n,
+    setQuote: (next) => {
+      quote = next;
+    },
     async settle() {
       const statuses: number[] = [];
       const domain = {

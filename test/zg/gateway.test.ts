@@ -10,7 +10,7 @@ import { receiptsCommand } from '../../src/cli/receipts.js';
 import type { Gateway } from '../../src/gateway/index.js';
 import { createZgLink } from '../../src/zg/index.js';
 import { SECRET_MARKERS } from '../secrets.js';
-import { MODELS, startZgWorld, USER_KEY, type ZgWorld } from './world.js';
+import { brokerQuote, MODELS, startZgWorld, USER_KEY, type ZgWorld } from './world.js';
 
 /**
  * `teeml-sidecar gateway --zg-*` in-process against the offline 0G network (test/zg/world.ts): an
@@ -162,7 +162,7 @@ describe('teeml-sidecar gateway in 0G mode', () => {
     expect(readFileSync(receipts, 'utf8')).not.toContain(SECRET_MARKERS.prompt);
   });
 
-  it('a provider whose broker signs attests with a static quote: refused (report.nonce) until a policy accepts one', async () => {
+  it('a provider whose broker signs attests with a static quote: refused (report.nonce) without acceptBrokerQuote', async () => {
     const { gateway, stop } = await run(zgArgs(world.signing.providerAddress), ENV());
     expect(gateway?.attestor.current?.failedCheck).toBe('report.nonce');
     const res = await fetch(`${gateway?.url}/v1/chat/completions`, {
@@ -171,8 +171,92 @@ describe('teeml-sidecar gateway in 0G mode', () => {
       body: JSON.stringify({ model: MODELS.signing, messages: [{ role: 'user', content: 'x' }] }),
     });
     expect(res.status).toBe(503);
-    expect(await res.text()).toContain('report.nonce');
+    const text = await res.text();
+    expect(text).toContain('report.nonce');
+    expect(gateway?.counters).toMatchObject({ verified: 0 });
     expect(await stop()).toBe(0);
+  });
+
+  it('with --accept-broker-quote: JSON and streaming chats through a broker-signed provider, verified and receipted as not fresh; a quote binding another address is refused', async () => {
+    const receipts = join(dir, 'broker-receipts.jsonl');
+    const signer = world.signing.teeAddress;
+    const { gateway, out, stop } = await run(
+      [...zgArgs(world.signing.providerAddress), '--accept-broker-quote', '--receipts', receipts],
+      ENV(),
+    );
+    expect(gateway?.attestor.current).toMatchObject({ ok: true, fresh: false });
+    expect(gateway?.attestor.current?.signer?.address).toBe(signer);
+    const checks = gateway?.attestor.current?.checks ?? [];
+    const statusOf = (id: string) => checks.find((c) => c.id === id)?.status;
+    expect(statusOf('tdx.report-data.broker-address')).toBe('pass');
+    expect(statusOf('signing.expected-address')).toBe('pass');
+    expect(statusOf('report.nonce')).toBe('skip');
+    expect(out.text()).toContain(`attested, signing address ${signer}`);
+    const url = gateway?.url ?? '';
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const messages = [{ role: 'user' as const, content: SECRET_MARKERS.prompt }];
+
+    const json = await client.chat.completions
+      .create({ model: MODELS.signing, messages, max_tokens: 8 })
+      .withResponse();
+    expect(json.response.headers.get('x-teeml-verification')).toBe('verified');
+    expect(json.data.id).toMatch(/^chatcmpl-[0-9a-f-]{36}$/);
+    const stream = await client.chat.completions.create({
+      model: MODELS.signing,
+      messages,
+      max_tokens: 8,
+      stream: true,
+    });
+    let streamed = '';
+    for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? '';
+    expect(streamed).toMatch(/demo/);
+    expect(gateway?.counters).toMatchObject({ verified: 2, failed: 0 });
+    for (const r of gateway?.receipts.recent ?? []) {
+      expect(r.signing_address).toBe(signer);
+      // The SDK's processResponse accepted each answer too (the broker's signature, ZG-Res-Key id).
+      expect(r.checks.map((c) => `${c.id} ${c.status}`)).toContain('link.after-answer pass');
+      expect(r.request_hash_compared).toBe(false);
+      expect(r.attestation).toMatchObject({
+        fresh: false,
+        not_fresh: 'attested by a quote made at broker start, not for our nonce',
+      });
+    }
+    const page = await (await fetch(`${url}/`)).text();
+    expect(page).toContain('id="not-fresh"');
+    expect(page).toContain('attested by a quote made at broker start, not for our nonce');
+
+    // The broker now serves a quote over another address while its JSON still names the chain's
+    // signer: the next attestation fails on the binding, and requests are refused with its id.
+    world.signing.setQuote(await brokerQuote(signer, Wallet.createRandom().address));
+    const again = await gateway?.attestor.attest();
+    expect(again?.failedCheck).toBe('tdx.report-data.broker-address');
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODELS.signing, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain('tdx.report-data.broker-address');
+    world.signing.setQuote(await brokerQuote(signer));
+    expect(await stop()).toBe(0);
+
+    // Offline, the receipts file re-checks: the not-fresh attestation line by its broker binding.
+    const verified = sink();
+    expect(await receiptsCommand(['verify', receipts], verified.stream, sink().stream)).toBe(0);
+    const lines = readFileSync(receipts, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ type: 'attestation', fresh: false, signing_address: signer });
+    // Marking the line fresh does not get it past the nonce check.
+    const tampered = join(dir, 'broker-receipts-tampered.jsonl');
+    writeFileSync(
+      tampered,
+      lines.map((l) => JSON.stringify(l['type'] === 'attestation' ? { ...l, fresh: true } : l)).join('\n'),
+    );
+    const failed = sink();
+    expect(await receiptsCommand(['verify', tampered], failed.stream, sink().stream)).not.toBe(0);
+    expect(failed.text()).toContain('report.nonce');
   });
 
   it('usage errors exit 2, naming the option; a provider that cannot be reached exits 1', async () => {

@@ -34,11 +34,22 @@ export interface ZgWorld {
   close(): Promise<void>;
 }
 
-/** What a 0G provider broker serves at /v1/quote (dstack GetQuoteResponse + nvidia_payload), simulated. */
-export const brokerQuote = async (address: string): Promise<Record<string, unknown>> => {
-  const reportData = new Uint8Array(64);
-  reportData.set(new TextEncoder().encode(address));
-  const quote = await new SimulatedQuoteProvider().getQuote(reportData);
+/**
+ * What a 0G provider broker serves at /v1/quote (dstack GetQuoteResponse + nvidia_payload),
+ * simulated. `quoteBinds`: the text the quote's report_data really holds (default: the address),
+ * for a lying broker whose JSON report_data names the chain's signer over a quote for another.
+ */
+export const brokerQuote = async (
+  address: string,
+  quoteBinds: string = address,
+): Promise<Record<string, unknown>> => {
+  const bytesOf = (text: string) => {
+    const data = new Uint8Array(64);
+    data.set(new TextEncoder().encode(text));
+    return data;
+  };
+  const reportData = bytesOf(address);
+  const quote = await new SimulatedQuoteProvider().getQuote(bytesOf(quoteBinds));
   const nonce = new Uint8Array(createHash('sha256').update(address).digest());
   const gpus = await new SimulatedGpuEvidenceProvider().collect(nonce);
   return {
