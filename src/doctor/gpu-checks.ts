@@ -7,6 +7,7 @@ import {
   loadNvml,
   NVML_LAYOUT,
   type NvmlBindings,
+  readConfComputeState,
   submitToNras,
   verifyNrasResult,
 } from '../gpu/index.js';
@@ -239,22 +240,7 @@ const inspectNvml = async (
   await call('nvmlDeviceGetCount_v2', () => nvml.getCount(countOut));
   const count = u32(countOut, 0);
 
-  const L = NVML_LAYOUT.systemState;
-  const raw = new Uint8Array(L.size);
-  await call('nvmlSystemGetConfComputeState', () => nvml.getConfComputeState(raw));
-  const cc: ConfComputeState = {
-    environment: u32(raw, L.environment),
-    ccFeature: u32(raw, L.ccFeature),
-    devToolsMode: u32(raw, L.devToolsMode),
-  };
-  const getSettings = nvml.getConfComputeSettings;
-  if (getSettings !== undefined) {
-    const S = NVML_LAYOUT.systemSettings;
-    const settings = new Uint8Array(S.size);
-    new DataView(settings.buffer).setUint32(S.version, S.v1, true);
-    // Older drivers lack the settings call: multi-GPU mode is then unknown, not an error.
-    if ((await getSettings(settings).catch(() => -1)) === 0) cc.multiGpuMode = u32(settings, S.multiGpuMode);
-  }
+  const cc = await readConfComputeState(nvml, call);
 
   const gpus: string[] = [];
   const unsupported: string[] = [];

@@ -39,7 +39,7 @@ export type {
 } from './nras.js';
 export { fetchNrasJwks, NRAS_BASE_URL, NRAS_ISSUER, submitToNras, verifyNrasResult } from './nras.js';
 export type { NvmlGpuEvidenceOptions } from './nvml.js';
-export { DEFAULT_NVML_LIBRARY_PATH, NvmlGpuEvidenceProvider } from './nvml.js';
+export { DEFAULT_NVML_LIBRARY_PATH, NvmlGpuEvidenceProvider, readConfComputeState } from './nvml.js';
 export type { NvmlBindings } from './nvml-bindings.js';
 export { loadNvml, NVML_LAYOUT } from './nvml-bindings.js';
 export type { NvidiaPayload } from './payload.js';

@@ -71,6 +71,44 @@ const ARCHES: Readonly<Record<number, GpuArch>> = {
 /** The dlopen name of NVML as the NVIDIA driver installs it. */
 export const DEFAULT_NVML_LIBRARY_PATH = 'libnvidia-ml.so.1';
 
+/**
+ * The system's confidential-computing state (nvml.h `nvmlConfComputeSystemState_t`, and
+ * `nvmlConfComputeSystemSettings_t` for the multi-GPU mode where the driver has it). `call` runs one
+ * NVML call and throws for a non-success return; the provider and the doctor pass their own. A
+ * driver without the settings call (or one that says it is not supported) leaves the multi-GPU mode
+ * unknown; any other failure of it is an error.
+ */
+export const readConfComputeState = async (
+  nvml: NvmlBindings,
+  call: (fn: string, run: () => Promise<number>) => Promise<void>,
+): Promise<ConfComputeState> => {
+  const L = NVML_LAYOUT.systemState;
+  const state = new Uint8Array(L.size);
+  await call('nvmlSystemGetConfComputeState', () => nvml.getConfComputeState(state));
+  const result: ConfComputeState = {
+    environment: u32(state, L.environment),
+    ccFeature: u32(state, L.ccFeature),
+    devToolsMode: u32(state, L.devToolsMode),
+  };
+  const getSettings = nvml.getConfComputeSettings;
+  if (getSettings !== undefined) {
+    const S = NVML_LAYOUT.systemSettings;
+    const settings = new Uint8Array(S.size);
+    new DataView(settings.buffer).setUint32(S.version, S.v1, true);
+    const rc = await getSettings(settings).catch(() => NVML_ERROR_FUNCTION_NOT_FOUND);
+    if (rc === NVML_SUCCESS) {
+      result.multiGpuMode = u32(settings, S.multiGpuMode);
+    } else if (rc !== NVML_ERROR_NOT_SUPPORTED && rc !== NVML_ERROR_FUNCTION_NOT_FOUND) {
+      throw unavailable(
+        `nvmlSystemGetConfComputeSettings failed: ${nvml.errorString(rc)} (nvmlReturn_t ${rc})`,
+        'nvml_error',
+        { function: 'nvmlSystemGetConfComputeSettings', rc },
+      );
+    }
+  }
+  return result;
+};
+
 export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
   readonly kind = 'nvml' as const;
   readonly #libraryPath: string;
@@ -180,32 +218,8 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
     return { gpus, ccState, simulated: false };
   }
 
-  async #ccState(nvml: NvmlBindings): Promise<ConfComputeState> {
-    const L = NVML_LAYOUT.systemState;
-    const state = new Uint8Array(L.size);
-    await this.#call(nvml, 'nvmlSystemGetConfComputeState', () => nvml.getConfComputeState(state));
-    const result: ConfComputeState = {
-      environment: u32(state, L.environment),
-      ccFeature: u32(state, L.ccFeature),
-      devToolsMode: u32(state, L.devToolsMode),
-    };
-    const getSettings = nvml.getConfComputeSettings;
-    if (getSettings !== undefined) {
-      const S = NVML_LAYOUT.systemSettings;
-      const settings = new Uint8Array(S.size);
-      new DataView(settings.buffer).setUint32(S.version, S.v1, true);
-      const rc = await getSettings(settings).catch(() => NVML_ERROR_FUNCTION_NOT_FOUND);
-      if (rc === NVML_SUCCESS) {
-        result.multiGpuMode = u32(settings, S.multiGpuMode);
-      } else if (rc !== NVML_ERROR_NOT_SUPPORTED && rc !== NVML_ERROR_FUNCTION_NOT_FOUND) {
-        throw unavailable(
-          `nvmlSystemGetConfComputeSettings failed: ${nvml.errorString(rc)} (nvmlReturn_t ${rc})`,
-          'nvml_error',
-          { function: 'nvmlSystemGetConfComputeSettings', rc },
-        );
-      }
-    }
-    return result;
+  #ccState(nvml: NvmlBindings): Promise<ConfComputeState> {
+    return readConfComputeState(nvml, (fn, run) => this.#call(nvml, fn, run));
   }
 
   async #gpu(
