@@ -4,7 +4,7 @@ import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
 import { apiRoot } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
-import { jsonOf, readCapped } from './wire.js';
+import { jsonOf, readAnswer } from './wire.js';
 
 export interface DirectLinkOptions {
   /** The provider's base URL, with or without `/v1` (docs/protocol.md: the sidecar serves both). */
@@ -104,7 +104,7 @@ export class DirectLink implements ProviderLink {
     const source = `${new URL(this.api).origin}${new URL(this.api).pathname}/attestation/report`;
     if (this.channel !== undefined) return this.fetchOverTls(url, headers, source);
     const response = await this.fetchFn(url, { headers });
-    const body = await readCapped(response, MAX_REPORT_BYTES, 'attestation report');
+    const body = await readAnswer(response, MAX_REPORT_BYTES, 'attestation report');
     return { report: this.reportOf(response.status, body), source };
   }
 

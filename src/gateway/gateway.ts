@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { PeerCertificateError } from '../tls/index.js';
@@ -14,7 +15,7 @@ import { type Receipt, ReceiptLog, type ReceiptSink } from './receipts.js';
 import { eventData, SseEventSplitter } from './sse-events.js';
 import { type GatewayCounters, renderStatusPage } from './status-page.js';
 import { type AnswerVerdict, verifyAnswer } from './verify-answer.js';
-import { concatBytes, jsonOf, readCapped } from './wire.js';
+import { concatBytes, jsonOf, readAnswer } from './wire.js';
 
 export interface GatewayOptions {
   link: ProviderLink;
@@ -97,23 +98,14 @@ const errorBody = (error: SidecarError): string => JSON.stringify(error.toBody()
 const isLoopback = (host: string): boolean =>
   host === 'localhost' || host === '::1' || host.startsWith('127.');
 
+/** The user's request body, exact bytes, at most `max` (bytes/readCapped: one capped reader). */
 const readRequest = (req: IncomingMessage, max: number): Promise<Uint8Array> =>
-  new Promise((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    req.on('data', (chunk: Buffer) => {
-      total += chunk.length;
-      if (total > max) {
-        reject(
-          new SidecarError(`request body exceeds ${max} bytes`, { status: 413, code: 'request_too_large' }),
-        );
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(concatBytes(chunks, total)));
-    req.on('error', reject);
+  readCapped(req, {
+    limit: max,
+    declared: req.headers['content-length'],
+    tooLarge: () =>
+      new SidecarError(`request body exceeds ${max} bytes`, { status: 413, code: 'request_too_large' }),
+    rest: 'leave',
   });
 
 const modelOf = (body: Uint8Array): string | undefined => {
@@ -411,7 +403,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
       if (!signed || body === undefined) {
         // The provider signs POST answers only (docs/protocol.md, Routes); errors pass through unsigned.
-        const answer = await readCapped(upstream, maxAnswer, 'answer');
+        const answer = await readAnswer(upstream, maxAnswer, 'answer');
         counters.unsigned += 1;
         res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });
         res.end(answer);
@@ -423,7 +415,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
         await relayStream(res, upstream, responseHeaders, body, e2ee, a, { ...meta, stream: true });
         return;
       }
-      const answer = await readCapped(upstream, maxAnswer, 'answer');
+      const answer = await readAnswer(upstream, maxAnswer, 'answer');
       const verdict = await verifyAnswer({
         link,
         attestation: a,

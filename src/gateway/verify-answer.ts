@@ -4,7 +4,7 @@ import { PeerCertificateError } from '../tls/index.js';
 import { CheckList, type CheckResult, checkSignedBytes, responseIdOf } from '../verifier/index.js';
 import type { Attestation } from './attestor.js';
 import type { ProviderLink } from './provider-link.js';
-import { jsonOf, readCapped } from './wire.js';
+import { jsonOf, readAnswer } from './wire.js';
 
 export interface AnswerVerdict {
   ok: boolean;
@@ -72,7 +72,7 @@ export const verifyAnswer = async (input: {
         accept: 'application/json',
       },
     });
-    const body = await readCapped(response, MAX_SIGNATURE_BYTES, 'signature record');
+    const body = await readAnswer(response, MAX_SIGNATURE_BYTES, 'signature record');
     const json = jsonOf(body) as Record<string, unknown> | undefined;
     if (
       response.status !== 200 ||

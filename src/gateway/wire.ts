@@ -1,27 +1,18 @@
+import { readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
 /**
- * Reads a whole response body as exact bytes, refusing more than `max` (a provider cannot make the
- * gateway buffer without bound). Signatures are over bytes, so nothing here decodes a body.
+ * Reads a whole provider answer as exact bytes, refusing more than `max` (a provider cannot make
+ * the gateway buffer without bound; bytes/readCapped). Signatures are over bytes, so nothing here
+ * decodes a body.
  */
-export const readCapped = async (response: Response, max: number, what: string): Promise<Uint8Array> => {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > max) {
-    await response.body?.cancel();
-    throw new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' });
-  }
-  if (response.body === null) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    total += chunk.length;
-    if (total > max) {
-      throw new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' });
-    }
-    chunks.push(chunk);
-  }
-  return concatBytes(chunks, total);
-};
+export const readAnswer = async (response: Response, max: number, what: string): Promise<Uint8Array> =>
+  readCapped(response.body as AsyncIterable<Uint8Array> | null, {
+    limit: max,
+    declared: response.headers.get('content-length'),
+    tooLarge: () =>
+      new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' }),
+  });
 
 export const concatBytes = (chunks: readonly Uint8Array[], total?: number): Uint8Array => {
   const out = new Uint8Array(total ?? chunks.reduce((n, c) => n + c.length, 0));
