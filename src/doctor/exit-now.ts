@@ -1,6 +1,6 @@
-import { lazyRequire } from '../lazy/index.js';
+import { koffiLoader } from '../lazy/index.js';
 
-const ffi = lazyRequire<typeof import('koffi')>('koffi');
+const ffi = koffiLoader();
 
 /**
  * Ends the process at once with `code`, for when a check's native call (NVML, libtdx_attest) is

@@ -11,6 +11,7 @@ import {
   submitToNras,
   verifyNrasResult,
 } from '../gpu/index.js';
+import { FFI_UNAVAILABLE_HINT, FfiUnavailableError } from '../lazy/index.js';
 import { selectGpuProvider } from '../server/index.js';
 import { type CheckOutcome, type DoctorCheck, fail, pass, skip, warn } from './check.js';
 import type { DoctorContext } from './context.js';
@@ -89,6 +90,9 @@ export const gpuChecks = (ctx: DoctorContext): DoctorCheck[] => {
         bindings = loadNvml(config.NVML_LIBRARY_PATH);
       } catch (error) {
         state.nvmlUnavailable = true;
+        if (error instanceof FfiUnavailableError) {
+          return fail('koffi, the FFI library NVML is called through, does not load', FFI_UNAVAILABLE_HINT);
+        }
         return fail(
           `${config.NVML_LIBRARY_PATH} does not load: no NVIDIA driver visible (${describeError(error)})`,
           NO_NVML_HINT,

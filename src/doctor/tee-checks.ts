@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { equalBytes, toHex } from '../bytes/index.js';
 import { runWithDeadline } from '../concurrency/index.js';
-import { lazyRequire } from '../lazy/index.js';
+import { koffiLoader, lazyRequire } from '../lazy/index.js';
 import { selectQuoteProvider } from '../server/index.js';
 import { checkRuntimeData } from '../tapp/index.js';
 import {
@@ -18,7 +18,7 @@ import type { DoctorContext } from './context.js';
 import { describeError, showUrl } from './describe-error.js';
 
 /** koffi (a native addon) only to see whether libtdx_attest can be loaded at all. */
-const ffi = lazyRequire<typeof import('koffi')>('koffi');
+const ffi = koffiLoader();
 const dcap = lazyRequire<typeof import('@phala/dcap-qvl')>('@phala/dcap-qvl');
 
 /** What is visible of each way to get a quote (docs/platforms.md, "Getting a TDX quote"). */

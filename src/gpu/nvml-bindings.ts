@@ -1,8 +1,8 @@
 import type { LibraryHandle } from 'koffi';
-import { lazyRequire } from '../lazy/index.js';
+import { koffiLoader } from '../lazy/index.js';
 
 /** koffi (a native addon) is loaded only when an FFI provider is used. */
-const ffi = lazyRequire<typeof import('koffi')>('koffi');
+const ffi = koffiLoader();
 
 /**
  * Raw koffi bindings of the NVML functions the NVML provider needs (nvml.h; docs/platforms.md, "NVIDIA

@@ -1,6 +1,7 @@
 import { assertBytes, equalBytes } from '../bytes/index.js';
 import { SerialQueue } from '../concurrency/index.js';
 import { unavailableIn } from '../errors/index.js';
+import { FfiUnavailableError } from '../lazy/index.js';
 import { withDeadline } from './deadline.js';
 import { parseGpuEvidence } from './evidence.js';
 import type {
@@ -150,6 +151,9 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
     try {
       this.#nvml = this.#load(this.#libraryPath);
     } catch (cause) {
+      if (cause instanceof FfiUnavailableError) {
+        throw unavailable(`GPU evidence unavailable: ${cause.message}`, 'ffi_unavailable', {}, cause);
+      }
       throw unavailable(
         'could not load NVML with the confidential-computing API (NVIDIA driver ≥ 535 needed)',
         'nvml_unavailable',

@@ -1,1 +1,2 @@
+export { FFI_UNAVAILABLE_HINT, FfiUnavailableError, koffiLoader } from './koffi.js';
 export { lazyRequire } from './lazy-require.js';

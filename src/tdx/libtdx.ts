@@ -2,12 +2,12 @@ import type { LibraryHandle } from 'koffi';
 import { assertBytes } from '../bytes/index.js';
 import { SerialQueue } from '../concurrency/index.js';
 import { type SidecarError, unavailableIn } from '../errors/index.js';
-import { lazyRequire } from '../lazy/index.js';
+import { FfiUnavailableError, koffiLoader } from '../lazy/index.js';
 import type { QuoteProvider, QuoteResult } from './quote-provider.js';
 import { expectQuoteReportData } from './report-data.js';
 
 /** koffi (a native addon) is loaded only when an FFI provider is used. */
-const ffi = lazyRequire<typeof import('koffi')>('koffi');
+const ffi = koffiLoader();
 
 /**
  * TDX quotes through Intel's `libtdx_attest.so.1` (DCAP `tdx_attest.h`; docs/platforms.md "Getting a
@@ -96,6 +96,9 @@ export class LibTdxQuoteProvider implements QuoteProvider {
     try {
       lib = ffi().load(this.libraryPath);
     } catch (err) {
+      if (err instanceof FfiUnavailableError) {
+        throw unavailable(`TDX quote unavailable: ${err.message}`, 'ffi_unavailable', {}, err);
+      }
       throw unavailable(
         `could not load ${this.libraryPath} (Intel DCAP libtdx-attest not installed?)`,
         'tee_unavailable',
