@@ -6,7 +6,7 @@ export { DirectLink } from './direct-link.js';
 export type { E2eeClient, E2eeSession } from './e2ee.js';
 export { reportAdvertisesE2ee } from './e2ee.js';
 export type { Gateway, GatewayOptions } from './gateway.js';
-export { startGateway, VERIFICATION_HEADER } from './gateway.js';
+export { startGateway } from './gateway.js';
 export type { ProviderIdentity } from './identity.js';
 export { nearE2eeClient } from './near-e2ee.js';
 export type { Policy } from './policy.js';
@@ -14,6 +14,7 @@ export { defaultPolicy, PolicyError, parsePolicy, policySchema } from './policy.
 export type { ProviderLink } from './provider-link.js';
 export type { AttestationLine, Receipt, ReceiptSink, ReceiptVerdict } from './receipts.js';
 export { fileReceiptSink, ReceiptLog, verifyReceipts } from './receipts.js';
+export { VERIFICATION_HEADER } from './send-error.js';
 export { SseEventSplitter } from './sse-events.js';
 export type { GatewayCounters, StatusView } from './status-page.js';
 export { escapeHtml, renderStatusPage } from './status-page.js';

@@ -135,3 +135,16 @@ export const verifyAnswer = async (input: {
   }
   return done({ id, record });
 };
+
+/**
+ * The verdict on an answer that failed a check of the gateway's own (the TLS pin, a stream that did
+ * not complete) before any signature could be checked: nothing was hashed.
+ */
+export const failedVerdict = (id: string, title: string, detail: string): AnswerVerdict => ({
+  ok: false,
+  failedCheck: id,
+  detail,
+  checks: [{ id, title, status: 'fail', detail }],
+  requestSha256: '',
+  responseSha256: '',
+});

@@ -1,0 +1,162 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readCapped } from '../bytes/index.js';
+import { SidecarError } from '../errors/index.js';
+import { PeerCertificateError } from '../tls/index.js';
+import type { E2eeChoice } from './e2ee-choice.js';
+import type { InFlightCalls } from './in-flight-calls.js';
+import { providerRequest } from './provider-request.js';
+import type { RelayContext, SignedExchange } from './relay-context.js';
+import { relayJson } from './relay-json.js';
+import { relayStream } from './relay-stream.js';
+import { sendError, VERIFICATION_HEADER } from './send-error.js';
+import { failedVerdict } from './verify-answer.js';
+import { jsonOf, readAnswer } from './wire.js';
+
+/** What proxying one /v1 request needs beyond relaying its answer. */
+export interface ProxyContext extends RelayContext {
+  e2ee: E2eeChoice;
+  calls: InFlightCalls;
+  maxRequestBytes: number;
+}
+
+/** The check a request fails when the provider's connection does not show the pinned TLS key. */
+const TLS_PIN_CHECK = 'gateway.tls-pinned';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself are not forwarded. */
+const DROP_RESPONSE_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'content-encoding',
+  'trailer',
+  'upgrade',
+  'date',
+]);
+
+/** The user's request body, exact bytes, at most `max` (bytes/readCapped: one capped reader). */
+const readRequest = (req: IncomingMessage, max: number): Promise<Uint8Array> =>
+  readCapped(req, {
+    limit: max,
+    declared: req.headers['content-length'],
+    tooLarge: () =>
+      new SidecarError(`request body exceeds ${max} bytes`, { status: 413, code: 'request_too_large' }),
+    rest: 'leave',
+  });
+
+const modelOf = (body: Uint8Array): string | undefined => {
+  const json = jsonOf(body) as { model?: unknown } | undefined;
+  return typeof json?.model === 'string' ? json.model : undefined;
+};
+
+/**
+ * Sends one /v1 request on to the attested provider and relays its answer: refused while the
+ * provider is not attested or the circuit is open; signed answers (POST, 2xx) are verified before
+ * the user sees them (relay-json.ts, relay-stream.ts), anything else passes through marked unsigned.
+ */
+export const proxyToProvider = async (
+  ctx: ProxyContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> => {
+  const method = req.method ?? 'GET';
+  const openAiPath = url.pathname.slice('/v1'.length) || '/';
+  const path = url.pathname;
+  const userBody =
+    method === 'GET' || method === 'HEAD' ? undefined : await readRequest(req, ctx.maxRequestBytes);
+  const admitted = ctx.state.admit();
+  if ('refusal' in admitted) {
+    sendError(res, admitted.refusal, admitted.verification);
+    return;
+  }
+  const a = admitted.attestation;
+  const e2ee = userBody === undefined ? undefined : ctx.e2ee.sessionFor(openAiPath, a);
+  const { body, headers } = await providerRequest({
+    userHeaders: req.headers,
+    userBody,
+    openAiPath,
+    e2ee,
+    link: ctx.link,
+  });
+  const controller = ctx.calls.start(res);
+  try {
+    const call = { target: `${openAiPath}${url.search}`, method, headers, body, path };
+    const upstream = await callProvider(ctx, res, call, controller.signal);
+    if (upstream === undefined) return;
+    const responseHeaders: Record<string, string> = {};
+    upstream.headers.forEach((value, name) => {
+      if (!DROP_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
+    });
+    const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
+    if (!signed || body === undefined) {
+      // The provider signs POST answers only (docs/protocol.md, Routes); errors pass through unsigned.
+      const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer');
+      ctx.state.counters.unsigned += 1;
+      res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });
+      res.end(answer);
+      return;
+    }
+    const model = userBody === undefined ? undefined : modelOf(userBody);
+    const exchange: SignedExchange = {
+      res,
+      upstream,
+      responseHeaders,
+      request: body,
+      e2ee,
+      attestation: a,
+      path,
+      model,
+    };
+    const contentType = upstream.headers.get('content-type') ?? '';
+    if (contentType.startsWith('text/event-stream')) await relayStream(ctx, exchange);
+    else await relayJson(ctx, exchange);
+  } finally {
+    ctx.calls.end(controller);
+  }
+};
+
+/**
+ * The provider's response, or undefined when the user already got an answer (or left): a TLS pin
+ * failure is a failed verification, any other failure to reach the provider a 502.
+ */
+const callProvider = async (
+  ctx: ProxyContext,
+  res: ServerResponse,
+  call: {
+    target: string;
+    method: string;
+    headers: Record<string, string>;
+    body: Uint8Array | undefined;
+    path: string;
+  },
+  signal: AbortSignal,
+): Promise<Response | undefined> => {
+  const { method, headers, body, path } = call;
+  try {
+    return await ctx.providerFetch(ctx.link.endpoint(call.target), {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body }),
+      signal,
+    });
+  } catch (error) {
+    if (signal.aborted) return undefined;
+    if (error instanceof PeerCertificateError) {
+      // The peer is not the attested TLS key (a certificate swapped behind our back): nothing
+      // was sent to it. A failed verification: the circuit opens until an attestation passes.
+      const title = 'the connection shows the TLS key the last attestation pinned';
+      const verdict = failedVerdict(TLS_PIN_CHECK, title, error.message);
+      sendError(res, ctx.state.failed(verdict, { path, stream: false }), `failed: ${verdict.failedCheck}`);
+      return undefined;
+    }
+    ctx.state.counters.unsigned += 1;
+    ctx.logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
+    sendError(
+      res,
+      new SidecarError('the provider is unreachable', { status: 502, code: 'upstream_unreachable' }),
+      'failed: upstream.unreachable',
+    );
+    return undefined;
+  }
+};

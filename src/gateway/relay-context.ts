@@ -1,0 +1,30 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from '../log/index.js';
+import type { Attestation } from './attestor.js';
+import type { E2eeSession } from './e2ee.js';
+import type { GatewayState } from './gateway-state.js';
+import type { ProviderLink } from './provider-link.js';
+
+/** What relaying a signed answer needs: the state its verdict goes to and the provider's transport. */
+export interface RelayContext {
+  state: GatewayState;
+  link: ProviderLink;
+  /** Answers and signature records: the link's own transport when it has one, else the gateway's fetch. */
+  providerFetch: typeof globalThis.fetch;
+  logger: Logger;
+  maxAnswerBytes: number;
+}
+
+/** One signed exchange on its way back to the user: the answer is verified against these. */
+export interface SignedExchange {
+  res: ServerResponse;
+  upstream: Response;
+  /** The provider's response headers the gateway forwards. */
+  responseHeaders: Record<string, string>;
+  /** The exact bytes sent to the provider (encrypted when E2EE is on): what the signature covers. */
+  request: Uint8Array;
+  e2ee: E2eeSession | undefined;
+  attestation: Attestation;
+  path: string;
+  model: string | undefined;
+}

@@ -1,0 +1,133 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SidecarError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import type { E2eeChoice } from './e2ee-choice.js';
+import type { GatewayState } from './gateway-state.js';
+import type { ProviderLink } from './provider-link.js';
+import { sendError } from './send-error.js';
+import { renderStatusPage } from './status-page.js';
+
+export interface RoutesOptions {
+  state: GatewayState;
+  link: ProviderLink;
+  e2ee: E2eeChoice;
+  logger: Logger;
+  now: () => number;
+  /** When the next attestation runs (the status page shows it). */
+  nextAttestationAt: () => number | undefined;
+  /** Bearer token required on /v1/*; undefined: none. */
+  authToken: string | undefined;
+  /** Where receipts are written, for the status page. */
+  receiptsLabel: string | undefined;
+  /** Answers one /v1 request (proxy.ts). */
+  proxy: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+}
+
+/**
+ * The gateway's routes as a Node request listener: the status page at `/`, `/health`, and `/v1/*`
+ * behind the bearer token. Whatever a route throws is answered in the OpenAI error shape.
+ */
+export const gatewayRoutes =
+  (options: RoutesOptions) =>
+  (req: IncomingMessage, res: ServerResponse): void => {
+    route(options, req, res).catch((error: unknown) => {
+      const known = error instanceof SidecarError;
+      if (!known) options.logger.error({ err: (error as Error).message }, 'gateway error');
+      sendError(
+        res,
+        known ? error : new SidecarError('internal gateway error', { status: 500, code: 'internal_error' }),
+        known && error.status === 413 ? 'unsigned' : 'failed: gateway.internal',
+      );
+    });
+  };
+
+const route = async (options: RoutesOptions, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+  if ((req.method === 'GET' || req.method === 'HEAD') && url.pathname === '/') {
+    await statusPage(options, req, res);
+    return;
+  }
+  if (req.method === 'GET' && url.pathname === '/health') {
+    await health(options, res);
+    return;
+  }
+  if (url.pathname === '/v1' || url.pathname.startsWith('/v1/')) {
+    if (!authorized(options.authToken, req)) {
+      sendError(
+        res,
+        new SidecarError('missing or wrong bearer token for the gateway', {
+          status: 401,
+          code: 'invalid_api_key',
+        }),
+        'failed: gateway.auth',
+      );
+      return;
+    }
+    await options.proxy(req, res, url);
+    return;
+  }
+  sendError(
+    res,
+    new SidecarError('not found: the gateway serves /v1/* and the status page at /', {
+      status: 404,
+      code: 'not_found',
+    }),
+    'unsigned',
+  );
+};
+
+/** Compared in constant time: the token guards a gateway listening off loopback. */
+const authorized = (authToken: string | undefined, req: IncomingMessage): boolean => {
+  if (authToken === undefined) return true;
+  const header = req.headers.authorization ?? '';
+  const expected = Buffer.from(`Bearer ${authToken}`);
+  const given = Buffer.from(header);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+};
+
+const statusPage = async (
+  options: RoutesOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> => {
+  const { state, link } = options;
+  const html = renderStatusPage({
+    provider: await link.describe(),
+    linkHealth: await link.health(),
+    current: state.attestor.current,
+    lastPassed: state.attestor.lastPassed,
+    counters: state.counters,
+    circuit: state.circuit,
+    onFailure: state.onFailure,
+    e2ee: options.e2ee.describe(state.attestor.trusted?.report),
+    receipts: state.receipts.recent,
+    receiptsFile: options.receiptsLabel,
+    nextAttestationAt: options.nextAttestationAt(),
+    now: options.now(),
+  });
+  res.writeHead(200, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    // No script, no external resource: the page needs none.
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(req.method === 'HEAD' ? undefined : html);
+};
+
+const health = async (options: RoutesOptions, res: ServerResponse): Promise<void> => {
+  const { state, link } = options;
+  const a = state.attestor.trusted;
+  res.writeHead(a === undefined ? 503 : 200, { 'content-type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      status: a === undefined ? 'unattested' : state.circuit.open ? 'circuit_open' : 'ok',
+      provider: await link.describe(),
+      signing_address: a?.signer?.address ?? null,
+      failed_check: state.attestor.current?.failedCheck ?? null,
+      counters: state.counters,
+      link: await link.health(),
+    }),
+  );
+};

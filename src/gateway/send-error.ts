@@ -1,0 +1,24 @@
+import type { ServerResponse } from 'node:http';
+import type { SidecarError } from '../errors/index.js';
+
+/** The header (and, for streams, the trailer) that tells the user's tools what the gateway checked. */
+export const VERIFICATION_HEADER = 'x-teeml-verification';
+
+/** A SidecarError in the OpenAI error shape, as JSON text (also the data of a stream's error event). */
+export const errorBody = (error: SidecarError): string => JSON.stringify(error.toBody());
+
+/**
+ * Answers the user with an error in the OpenAI shape and the verification header. Once the headers
+ * went out (a stream already relaying) there is nothing left to say in the OpenAI shape: end it.
+ */
+export const sendError = (res: ServerResponse, error: SidecarError, verification: string): void => {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(error.status, {
+    'content-type': 'application/json',
+    [VERIFICATION_HEADER]: verification,
+  });
+  res.end(errorBody(error));
+};
