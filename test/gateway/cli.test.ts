@@ -1,26 +1,14 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GATEWAY_OPTIONS, GATEWAY_USAGE, gatewayCommand } from '../../src/cli/gateway.js';
+import { GATEWAY_OPTIONS, GATEWAY_USAGE } from '../../src/cli/gateway.js';
 import { receiptsCommand } from '../../src/cli/receipts.js';
-import type { Gateway } from '../../src/gateway/index.js';
 import { json, postJson, startTestSidecar, type TestSidecar } from '../e2e/harness.js';
 import { SECRET_MARKERS } from '../secrets.js';
+import { runGatewayCli, sink } from './run-cli.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-
-const sink = () => {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _e, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return { stream, text: () => text };
-};
 
 let sidecar: TestSidecar;
 let dir: string;
@@ -34,38 +22,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `teeml-sidecar gateway` in-process; resolves once it listens or has exited. */
-const run = async (argv: string[], env: Record<string, string> = {}) => {
-  const out = sink();
-  const err = sink();
-  const logs = new PassThrough();
-  logs.resume();
-  const stop = new AbortController();
-  let gateway: Gateway | undefined;
-  let listened: () => void = () => undefined;
-  const listening = new Promise<void>((resolve) => {
-    listened = resolve;
-  });
-  const exit = gatewayCommand(argv, env, out.stream, err.stream, {
-    signal: stop.signal,
-    logDestination: logs,
-    onListening: (g) => {
-      gateway = g;
-      listened();
-    },
-  });
-  await Promise.race([listening, exit]);
-  return {
-    gateway,
-    out,
-    err,
-    exit,
-    stop: () => {
-      stop.abort();
-      return exit;
-    },
-  };
-};
+const run = (argv: string[], env: Record<string, string> = {}) => runGatewayCli(argv, env);
 
 describe('teeml-sidecar gateway (CLI)', () => {
   it('--help and the README list every option with its environment variable', async () => {

@@ -1,14 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { formatEther, Wallet } from 'ethers';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { gatewayCommand } from '../../src/cli/gateway.js';
 import { receiptsCommand } from '../../src/cli/receipts.js';
-import type { Gateway } from '../../src/gateway/index.js';
 import { createZgLink } from '../../src/zg/index.js';
+import { runGatewayCli, sink } from '../gateway/run-cli.js';
 import { SECRET_MARKERS } from '../secrets.js';
 import { brokerQuote, MODELS, startZgWorld, USER_KEY, type ZgWorld } from './world.js';
 
@@ -17,52 +15,12 @@ import { brokerQuote, MODELS, startZgWorld, USER_KEY, type ZgWorld } from './wor
  * unmodified `openai` client, the official SDK paying through a broker double, a real sidecar.
  */
 
-const sink = () => {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _e, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return { stream, text: () => text };
-};
-
 let world: ZgWorld;
 let dir: string;
 const logs: string[] = [];
 
-const run = async (argv: string[], env: Record<string, string>) => {
-  const out = sink();
-  const err = sink();
-  const logStream = new PassThrough();
-  logStream.on('data', (c: Buffer) => logs.push(c.toString()));
-  const stop = new AbortController();
-  let gateway: Gateway | undefined;
-  let listened: () => void = () => undefined;
-  const listening = new Promise<void>((resolve) => {
-    listened = resolve;
-  });
-  const exit = gatewayCommand(argv, env, out.stream, err.stream, {
-    signal: stop.signal,
-    logDestination: logStream,
-    onListening: (g) => {
-      gateway = g;
-      listened();
-    },
-  });
-  await Promise.race([listening, exit]);
-  return {
-    gateway,
-    out,
-    err,
-    exit,
-    stop: () => {
-      stop.abort();
-      return exit;
-    },
-  };
-};
+const run = (argv: string[], env: Record<string, string>) =>
+  runGatewayCli(argv, env, (line) => logs.push(line));
 
 const zgArgs = (provider: string) => [
   '--port',
