@@ -1,2 +1,3 @@
 export { assertBytes, equalBytes, parseHex, toHex } from './hex.js';
+export { jsonOf } from './json-of.js';
 export { type ReadCappedOptions, readCapped } from './read-capped.js';

@@ -7,6 +7,8 @@ import {
   loadNvml,
   NVML_LAYOUT,
   type NvmlBindings,
+  nvmlString,
+  nvmlU32,
   readConfComputeState,
   submitToNras,
   verifyNrasResult,
@@ -33,14 +35,6 @@ const CC_HINT =
   'on the host, put the GPUs in production CC mode with devtools off (nvidia-smi conf-compute -f must say CC status: ON), then restart the CVM';
 const MULTI_GPU_HINT =
   'several GPUs in CC mode need protected PCIe (or NVLink encryption) mode set on the host, else the GPUs exchange data in the clear';
-
-const u32 = (b: Uint8Array, offset: number): number =>
-  new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(offset, true);
-
-const cString = (b: Uint8Array): string => {
-  const end = b.indexOf(0);
-  return Buffer.from(b.subarray(0, end < 0 ? b.length : end)).toString('utf8');
-};
 
 class NvmlCallError extends Error {
   override readonly name = 'NvmlCallError';
@@ -242,7 +236,7 @@ const inspectNvml = async (
   await call('nvmlSystemGetDriverVersion', () => nvml.getDriverVersion(driver, driver.length));
   const countOut = new Uint8Array(4);
   await call('nvmlDeviceGetCount_v2', () => nvml.getCount(countOut));
-  const count = u32(countOut, 0);
+  const count = nvmlU32(countOut, 0);
 
   const cc = await readConfComputeState(nvml, call);
 
@@ -254,16 +248,16 @@ const inspectNvml = async (
     const device = new DataView(handle.buffer).getBigUint64(0, true);
     const archOut = new Uint8Array(4);
     await call('nvmlDeviceGetArchitecture', () => nvml.getArchitecture(device, archOut));
-    const arch = u32(archOut, 0);
+    const arch = nvmlU32(archOut, 0);
     const uuid = new Uint8Array(NVML_LAYOUT.uuidBuffer);
     await call('nvmlDeviceGetUUID', () => nvml.getUuid(device, uuid, uuid.length));
     const name = ARCH_NAMES[arch] ?? `architecture ${arch}`;
-    gpus.push(`GPU ${index} ${cString(uuid)} ${name}`);
+    gpus.push(`GPU ${index} ${nvmlString(uuid)} ${name}`);
     if (!SUPPORTED_ARCHES.has(arch)) unsupported.push(`GPU ${index}`);
   }
 
   const { text, problems, warnings } = describeCcState(cc, count);
-  const seen = `${library}: driver ${cString(driver)}, ${count} GPU${count === 1 ? '' : 's'}${gpus.length > 0 ? ` (${gpus.join('; ')})` : ''}; ${text}`;
+  const seen = `${library}: driver ${nvmlString(driver)}, ${count} GPU${count === 1 ? '' : 's'}${gpus.length > 0 ? ` (${gpus.join('; ')})` : ''}; ${text}`;
   if (count === 0)
     return fail(`${seen}: no GPUs`, 'NVML sees no GPU: pass the GPUs through to the CVM and the container');
   if (unsupported.length > 0) {

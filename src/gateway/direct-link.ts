@@ -1,10 +1,10 @@
 import type { AgentOptions } from 'node:https';
-import { toHex } from '../bytes/index.js';
+import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
 import { apiRoot } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
-import { jsonOf, readAnswer } from './wire.js';
+import { readAnswer } from './wire.js';
 
 export interface DirectLinkOptions {
   /** The provider's base URL, with or without `/v1` (docs/protocol.md: the sidecar serves both). */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readCapped } from '../bytes/index.js';
+import { jsonOf, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
@@ -10,7 +10,7 @@ import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
 import { sendError, VERIFICATION_HEADER } from './send-error.js';
 import { failedVerdict } from './verify-answer.js';
-import { jsonOf, readAnswer } from './wire.js';
+import { readAnswer } from './wire.js';
 
 /** What proxying one /v1 request needs beyond relaying its answer. */
 export interface ProxyContext extends RelayContext {

@@ -1,7 +1,8 @@
+import { jsonOf } from '../bytes/index.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { sendError, VERIFICATION_HEADER } from './send-error.js';
 import { verifyAnswer } from './verify-answer.js';
-import { jsonOf, readAnswer } from './wire.js';
+import { readAnswer } from './wire.js';
 
 /**
  * A JSON answer: read whole (at most `maxAnswerBytes`), verified against the attestation, then

@@ -1,11 +1,12 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import { jsonOf } from '../bytes/index.js';
 import type { E2eeSession } from './e2ee.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { errorBody, VERIFICATION_HEADER } from './send-error.js';
 import { eventData, SseEventSplitter } from './sse-events.js';
 import { type AnswerVerdict, failedVerdict, verifyAnswer } from './verify-answer.js';
-import { concatBytes, jsonOf } from './wire.js';
+import { concatBytes } from './wire.js';
 
 /** What the relay saw of a stream: its final `data: [DONE]` event, its usage, and why it was cut. */
 interface StreamTally {

@@ -1,10 +1,10 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { toHex } from '../bytes/index.js';
+import { jsonOf, toHex } from '../bytes/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import { CheckList, type CheckResult, checkSignedBytes, responseIdOf } from '../verifier/index.js';
 import type { Attestation } from './attestor.js';
 import type { ProviderLink } from './provider-link.js';
-import { jsonOf, readAnswer } from './wire.js';
+import { readAnswer } from './wire.js';
 
 export interface AnswerVerdict {
   ok: boolean;

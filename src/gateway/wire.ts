@@ -23,12 +23,3 @@ export const concatBytes = (chunks: readonly Uint8Array[], total?: number): Uint
   }
   return out;
 };
-
-/** JSON of a body, or undefined when it is not UTF-8 JSON. */
-export const jsonOf = (body: Uint8Array): unknown => {
-  try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
-  } catch {
-    return undefined;
-  }
-};

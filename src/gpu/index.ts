@@ -41,7 +41,7 @@ export { fetchNrasJwks, NRAS_BASE_URL, NRAS_ISSUER, submitToNras, verifyNrasResu
 export type { NvmlGpuEvidenceOptions } from './nvml.js';
 export { DEFAULT_NVML_LIBRARY_PATH, NvmlGpuEvidenceProvider, readConfComputeState } from './nvml.js';
 export type { NvmlBindings } from './nvml-bindings.js';
-export { loadNvml, NVML_LAYOUT } from './nvml-bindings.js';
+export { loadNvml, NVML_LAYOUT, nvmlString, nvmlU32 } from './nvml-bindings.js';
 export type { NvidiaPayload } from './payload.js';
 export { buildNvidiaPayload, parseNvidiaPayload } from './payload.js';
 export type { NrasSelfCheckOptions, NrasSelfCheckResult } from './self-check.js';

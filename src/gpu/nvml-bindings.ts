@@ -60,6 +60,16 @@ export const NVML_LAYOUT = Object.freeze({
 });
 
 /** nvmlDeviceArchitecture_t values we serve (nvml.h NVML_DEVICE_ARCH_*). */
+/** A little-endian u32 at `offset` of an NVML struct buffer (nvml.h structs are packed native x86-64). */
+export const nvmlU32 = (b: Uint8Array, offset: number): number =>
+  new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(offset, true);
+
+/** A NUL-terminated string NVML wrote into a char buffer. */
+export const nvmlString = (b: Uint8Array): string => {
+  const end = b.indexOf(0);
+  return Buffer.from(b.subarray(0, end < 0 ? b.length : end)).toString('utf8');
+};
+
 export const NVML_ARCH_HOPPER = 9;
 export const NVML_ARCH_BLACKWELL = 10;
 

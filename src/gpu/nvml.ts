@@ -21,6 +21,8 @@ import {
   NVML_SUCCESS,
   type NvmlBindings,
   type NvmlDevice,
+  nvmlString,
+  nvmlU32,
 } from './nvml-bindings.js';
 
 /**
@@ -56,14 +58,6 @@ const DEVTOOLS_OFF = 0;
 
 const unavailable = unavailableIn('GPU evidence unavailable: ', { provider: PROVIDER });
 
-const u32 = (b: Uint8Array, offset: number): number =>
-  new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(offset, true);
-
-const cString = (b: Uint8Array): string => {
-  const end = b.indexOf(0);
-  return Buffer.from(b.subarray(0, end < 0 ? b.length : end)).toString('utf8');
-};
-
 const ARCHES: Readonly<Record<number, GpuArch>> = {
   [NVML_ARCH_HOPPER]: 'HOPPER',
   [NVML_ARCH_BLACKWELL]: 'BLACKWELL',
@@ -87,9 +81,9 @@ export const readConfComputeState = async (
   const state = new Uint8Array(L.size);
   await call('nvmlSystemGetConfComputeState', () => nvml.getConfComputeState(state));
   const result: ConfComputeState = {
-    environment: u32(state, L.environment),
-    ccFeature: u32(state, L.ccFeature),
-    devToolsMode: u32(state, L.devToolsMode),
+    environment: nvmlU32(state, L.environment),
+    ccFeature: nvmlU32(state, L.ccFeature),
+    devToolsMode: nvmlU32(state, L.devToolsMode),
   };
   const getSettings = nvml.getConfComputeSettings;
   if (getSettings !== undefined) {
@@ -98,7 +92,7 @@ export const readConfComputeState = async (
     new DataView(settings.buffer).setUint32(S.version, S.v1, true);
     const rc = await getSettings(settings).catch(() => NVML_ERROR_FUNCTION_NOT_FOUND);
     if (rc === NVML_SUCCESS) {
-      result.multiGpuMode = u32(settings, S.multiGpuMode);
+      result.multiGpuMode = nvmlU32(settings, S.multiGpuMode);
     } else if (rc !== NVML_ERROR_NOT_SUPPORTED && rc !== NVML_ERROR_FUNCTION_NOT_FOUND) {
       throw unavailable(
         `nvmlSystemGetConfComputeSettings failed: ${nvml.errorString(rc)} (nvmlReturn_t ${rc})`,
@@ -206,14 +200,14 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
 
     const countOut = new Uint8Array(4);
     await this.#call(nvml, 'nvmlDeviceGetCount_v2', () => nvml.getCount(countOut));
-    const count = u32(countOut, 0);
+    const count = nvmlU32(countOut, 0);
     if (count === 0) throw unavailable('NVML reports no GPUs', 'gpu_not_found');
 
     const driverOut = new Uint8Array(NVML_LAYOUT.driverVersionBuffer);
     await this.#call(nvml, 'nvmlSystemGetDriverVersion', () =>
       nvml.getDriverVersion(driverOut, driverOut.length),
     );
-    const driverVersion = cString(driverOut);
+    const driverVersion = nvmlString(driverOut);
 
     const gpus: GpuEvidence[] = [];
     for (let index = 0; index < count; index++) {
@@ -238,11 +232,11 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
 
     const archOut = new Uint8Array(4);
     await this.#call(nvml, 'nvmlDeviceGetArchitecture', () => nvml.getArchitecture(device, archOut));
-    const arch = ARCHES[u32(archOut, 0)];
+    const arch = ARCHES[nvmlU32(archOut, 0)];
     if (arch === undefined) {
       throw unavailable(`GPU ${index} is not a Hopper or Blackwell GPU`, 'gpu_arch_unsupported', {
         gpu: index,
-        nvmlArchitecture: u32(archOut, 0),
+        nvmlArchitecture: nvmlU32(archOut, 0),
       });
     }
 
@@ -259,7 +253,7 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
     await this.#call(nvml, 'nvmlDeviceGetConfComputeGpuAttestationReport', () =>
       nvml.getAttestationReport(device, report),
     );
-    const reportSize = u32(report, R.attestationReportSize);
+    const reportSize = nvmlU32(report, R.attestationReportSize);
     if (reportSize === 0 || reportSize > R.attestationReportCapacity) {
       throw unavailable(`GPU ${index} attestation report size is out of range`, 'gpu_evidence_malformed', {
         gpu: index,
@@ -291,7 +285,7 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
     const C = NVML_LAYOUT.certificate;
     const cert = new Uint8Array(C.size);
     await this.#call(nvml, 'nvmlDeviceGetConfComputeGpuCertificate', () => nvml.getCertificate(device, cert));
-    const chainSize = u32(cert, C.attestationCertChainSize);
+    const chainSize = nvmlU32(cert, C.attestationCertChainSize);
     if (chainSize === 0 || chainSize > C.attestationCertChainCapacity) {
       throw unavailable(
         `GPU ${index} attestation certificate chain size is out of range`,
@@ -314,9 +308,9 @@ export class NvmlGpuEvidenceProvider implements GpuEvidenceProvider {
       arch,
       evidence,
       certificateChain,
-      uuid: cString(uuidOut),
+      uuid: nvmlString(uuidOut),
       driverVersion,
-      vbiosVersion: cString(vbiosOut),
+      vbiosVersion: nvmlString(vbiosOut),
     };
   }
 }

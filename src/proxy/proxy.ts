@@ -15,6 +15,7 @@ import {
   type SignatureClaim,
   type SignatureStore,
   sha256Hex,
+  signedText,
   signPair,
 } from '../signatures/index.js';
 import { assertJsonRequest, parseJsonAnswer, withResponseId } from './json-body.js';
@@ -367,7 +368,7 @@ const store = async (
 ): Promise<void> => {
   const record =
     ctx.lazySigning === true
-      ? lazyRecord(ctx.signers, `${requestHash}:${responseHash}`)
+      ? lazyRecord(ctx.signers, signedText(requestHash, responseHash))
       : signPair(ctx.signers, requestHash, responseHash);
   try {
     if (await ctx.store.put(claim, record)) {

@@ -75,12 +75,12 @@ export class MemorySignatureStore implements SignatureStore {
 
   /** Synchronous claim: the tiered store relies on it having no await between check and set. */
   claimNow(id: string): SignatureClaim | undefined {
-    const token = claimToken();
     const now = this.now();
     this.sweep(now);
     const key = id.toLowerCase();
     const existing = this.entries.get(key);
     if (existing !== undefined && existing.expiresAt > now) return undefined;
+    const token = claimToken();
     this.entries.delete(key);
     this.makeRoom(now);
     this.entries.set(key, { record: { claim: token }, expiresAt: now + this.options.ttlMs });

@@ -21,10 +21,6 @@ export interface PackedRecord {
   signers?: Signers | undefined;
 }
 
-const TEXT = SIGNED_TEXT_PATTERN;
-const ECDSA = ECDSA_SIGNATURE_PATTERN;
-const ED25519 = ED25519_SIGNATURE_PATTERN;
-
 const DIGESTS = 64;
 const ECDSA_BYTES = 65;
 const ED25519_BYTES = 64;
@@ -34,13 +30,16 @@ const hexOf = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 
 /** Packs a record in the canonical shape our signers produce; undefined for anything else. */
 export const packRecord = (record: SignatureRecord): PackedRecord | undefined => {
-  if (!TEXT.test(record.text)) return undefined;
+  if (!SIGNED_TEXT_PATTERN.test(record.text)) return undefined;
   const digests = record.text.slice(0, 64) + record.text.slice(65);
   const lazy = lazySignatures(record);
   if (lazy !== undefined) {
     // Read from the state, not the record: reading `record.ecdsa` would sign.
     const { signers, ecdsa, ed25519 } = lazy;
-    if ((ecdsa !== undefined && !ECDSA.test(ecdsa)) || (ed25519 !== undefined && !ED25519.test(ed25519))) {
+    if (
+      (ecdsa !== undefined && !ECDSA_SIGNATURE_PATTERN.test(ecdsa)) ||
+      (ed25519 !== undefined && !ED25519_SIGNATURE_PATTERN.test(ed25519))
+    ) {
       return undefined;
     }
     return {
@@ -50,7 +49,11 @@ export const packRecord = (record: SignatureRecord): PackedRecord | undefined =>
       signers,
     };
   }
-  if (!ECDSA.test(record.ecdsa.signature) || !ED25519.test(record.ed25519.signature)) return undefined;
+  if (
+    !ECDSA_SIGNATURE_PATTERN.test(record.ecdsa.signature) ||
+    !ED25519_SIGNATURE_PATTERN.test(record.ed25519.signature)
+  )
+    return undefined;
   return {
     packed: latin1(digests + record.ecdsa.signature.slice(2) + record.ed25519.signature),
     ecdsaAddress: record.ecdsa.address,

@@ -1,9 +1,10 @@
+import { jsonOf } from '../bytes/index.js';
 import { demoHeard } from '../demo-upstream/index.js';
 import { createE2eeClient, type E2eeClient } from '../e2ee/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
 import { checkSignedBytes } from './signed-bytes.js';
-import { fetchWire, jsonOf } from './wire.js';
+import { fetchWire } from './wire.js';
 
 export interface ExchangeInput {
   fetch: typeof globalThis.fetch;

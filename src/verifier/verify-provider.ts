@@ -1,5 +1,5 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { toHex } from '../bytes/index.js';
+import { jsonOf, toHex } from '../bytes/index.js';
 import type { SigningAlgo } from '../keys/index.js';
 import { type PeerCertificate, pemCertificates, spkiSha256, TlsPeerChannel } from '../tls/index.js';
 import { CheckList } from './check-list.js';
@@ -7,7 +7,7 @@ import { normalizeHex } from './report-shape.js';
 import { checkSignedExchange } from './signed-exchange.js';
 import type { ReportContext, VerificationResult } from './types.js';
 import { resultOf, runReportChecks } from './verify-report.js';
-import { fetchWire, jsonOf } from './wire.js';
+import { fetchWire } from './wire.js';
 
 export interface VerifyProviderOptions extends Omit<ReportContext, 'nonce' | 'nowSeconds' | 'fetch'> {
   /** The provider's base URL, with or without a trailing `/v1` (docs/protocol.md: both are served). */

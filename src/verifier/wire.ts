@@ -30,12 +30,3 @@ export const fetchWire = async (
     body: new Uint8Array(body.buffer, body.byteOffset, body.length),
   };
 };
-
-/** JSON of a body, or undefined when it is not JSON. */
-export const jsonOf = (body: Uint8Array): unknown => {
-  try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
-  } catch {
-    return undefined;
-  }
-};
