@@ -1,14 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { verifyReceipts } from '../gateway/index.js';
+import { type ReceiptsVerification, verifyReceipts } from '../gateway/index.js';
 
-export const RECEIPTS_USAGE = `Usage: teeml-sidecar receipts verify <file> [--json]
+export const RECEIPTS_USAGE = `Usage: teeml-sidecar receipts verify <file> [--allow-simulated] [--json]
 
-Re-checks a gateway receipts file offline: every attestation line's TDX quote binds its signing key
-and nonce (report_data) and its recorded checks passed; every receipt's signed text is its request
-and response sha256, its signature verifies for the attested key, and it names an attestation line
-of the file. Intel collateral and NRAS are not consulted again. Exit status: 0 all lines verify,
-1 a line does not, 2 usage error.
+Re-checks a gateway receipts file offline, taking nothing in it on its word:
+  - every attestation line's TDX quote: its signatures up to Intel's SGX Root CA (attestation key
+    over the TD report, QE report by the PCK certificate, PCK chain), its report_data binding of the
+    signing key and nonce, and, where the gateway recorded Intel collateral, full DCAP verification
+    with the TCB status at the recorded time;
+  - every receipt: its signed text is its request and response sha256, its signature verifies for
+    the attested key, and it names a verified attestation line of the file.
+Each line, and the summary, say what was not checked (e.g. the request hash in 0G mode, NRAS).
+
+  --allow-simulated  accept quotes that do not chain to Intel (simulated runs): those lines and the
+                     verdict say SIMULATED. Without it they fail.
+  --json             print the result as JSON.
+
+Exit status: 0 all lines verify, 1 a line does not, 2 usage error.
 `;
 
 export const receiptsCommand = async (
@@ -19,12 +28,17 @@ export const receiptsCommand = async (
 ): Promise<number> => {
   let file: string;
   let json: boolean;
+  let allowSimulated: boolean;
   try {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        json: { type: 'boolean' },
+        'allow-simulated': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
     if (values.help === true) {
       stdout.write(RECEIPTS_USAGE);
@@ -34,6 +48,7 @@ export const receiptsCommand = async (
       throw new Error('expected: receipts verify <file>');
     file = positionals[1];
     json = values.json === true;
+    allowSimulated = values['allow-simulated'] === true;
   } catch (error) {
     stderr.write(`teeml-sidecar receipts: ${(error as Error).message}\n\n${RECEIPTS_USAGE}`);
     return 2;
@@ -45,17 +60,34 @@ export const receiptsCommand = async (
     stderr.write('teeml-sidecar receipts: cannot read the file\n');
     return 2;
   }
-  const result = await verifyReceipts(text);
+  const result = await verifyReceipts(text, { allowSimulated });
   if (json) stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else {
-    for (const v of result.verdicts) {
-      stdout.write(
-        `${v.ok ? 'PASS' : 'FAIL'} line ${v.line} ${v.type}${v.id === undefined ? '' : ` ${v.id}`}${v.ok ? '' : `: ${v.problems.join('; ')}`}\n`,
-      );
-    }
-    stdout.write(
-      `verdict: ${result.ok ? 'PASS' : 'FAIL'} (${result.receipts} receipts, ${result.attestations} attestations, ${result.verdicts.filter((v) => !v.ok).length} failed lines)\n`,
-    );
-  }
+  else stdout.write(renderReceipts(result));
   return result.ok ? 0 : 1;
+};
+
+/** One line per line of the file, then the verdict and what it does not cover. */
+const renderReceipts = (result: ReceiptsVerification): string => {
+  const out: string[] = [];
+  for (const v of result.verdicts) {
+    const head = `${v.ok ? 'PASS' : 'FAIL'} line ${v.line} ${v.type}${v.id === undefined ? '' : ` ${v.id}`}`;
+    const simulated = v.simulated === true ? ' SIMULATED' : '';
+    const detail = v.ok
+      ? v.notChecked.length === 0
+        ? ''
+        : ` (not checked: ${v.notChecked.join('; ')})`
+      : `: ${v.problems.join('; ')}`;
+    out.push(`${head}${simulated}${detail}\n`);
+  }
+  const failed = result.verdicts.filter((v) => !v.ok).length;
+  const simulated = result.simulated ? ' SIMULATED' : '';
+  out.push(
+    `verdict: ${result.ok ? 'PASS' : 'FAIL'}${simulated} (${result.receipts} receipts, ${result.attestations} attestations, ${failed} failed lines)\n`,
+  );
+  if (result.simulated)
+    out.push(
+      'SIMULATED: quotes not signed by Intel TDX hardware back these receipts; they prove nothing about a TEE\n',
+    );
+  for (const item of result.notChecked) out.push(`not checked: ${item}\n`);
+  return out.join('');
 };
