@@ -9,7 +9,7 @@ import type { Attestation } from '../../src/gateway/attestor.js';
 import { fileReceiptSink, NOT_CHECKED, verifyReceipts } from '../../src/gateway/index.js';
 import { attestationLineOf } from '../../src/gateway/receipts.js';
 import { type Collateral, parseCollateral, parseQuote } from '../../src/tdx/index.js';
-import { startTestSidecar, type TestSidecar } from '../e2e/harness.js';
+import { startTestSidecar, startUpstream, type TestSidecar } from '../e2e/harness.js';
 import { sharedFixtures } from '../paths.js';
 import { SECRET_MARKERS } from '../secrets.js';
 import { startTestGateway, testPolicy } from './harness.js';
@@ -281,5 +281,70 @@ describe('an attestation line with a real Intel quote (NEAR AI capture) and the 
     expect(result.verdicts[0]?.problems.join()).toMatch(
       /not signed up to Intel's SGX Root CA \(the attestation key did not sign the quote header and TD report\)/,
     );
+  });
+});
+
+describe('the gateway records the collateral it fetched at attestation time', () => {
+  const E2E = 'e2e/nearcloud_qwen_qwen3.5-122b-a10b_20260629_020657';
+  const collateral = parseCollateral(
+    JSON.parse(readFileSync(sharedFixtures(`${E2E}/derived/model_intel_quote_collateral.json`), 'utf8')),
+  );
+  const hexBody = (v: unknown) => Buffer.from(String(v), 'hex');
+
+  it('a real PCCS answer (loopback, Intel PCS shapes) ends up on the attestation', async () => {
+    // A PCCS speaking Intel's PCS v4 API, serving the captured collateral of the NEAR quote.
+    const pccs = await startUpstream((req, _body, res) => {
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      const chain = (name: string, value: string) => res.setHeader(name, encodeURIComponent(value));
+      if (path.endsWith('/sgx/certification/v4/pckcrl')) {
+        chain('SGX-PCK-CRL-Issuer-Chain', collateral.pck_crl_issuer_chain);
+        res.end(hexBody(collateral.pck_crl));
+      } else if (path.endsWith('/tdx/certification/v4/tcb')) {
+        chain('TCB-Info-Issuer-Chain', collateral.tcb_info_issuer_chain);
+        res.end(`{"tcbInfo":${collateral.tcb_info},"signature":"${String(collateral.tcb_info_signature)}"}`);
+      } else if (path.endsWith('/tdx/certification/v4/qe/identity')) {
+        chain('SGX-Enclave-Identity-Issuer-Chain', collateral.qe_identity_issuer_chain);
+        res.end(
+          `{"enclaveIdentity":${collateral.qe_identity},"signature":"${String(collateral.qe_identity_signature)}"}`,
+        );
+      } else if (path.endsWith('/sgx/certification/v4/rootcacrl')) res.end(String(collateral.root_ca_crl));
+      else {
+        res.statusCode = 404;
+        res.end();
+      }
+    });
+    // The provider serves NEAR's recorded report (a real Intel quote): it is for another nonce and
+    // its collateral has expired, so the attestation fails, but the quote check fetched collateral.
+    const body = JSON.parse(
+      readFileSync(
+        sharedFixtures(`${E2E}/responses/0001_cloud-api.near.ai_v1_attestation_report.body`),
+        'utf8',
+      ),
+    ) as { model_attestations: unknown[] };
+    const provider = await startUpstream((_req, _body, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(body.model_attestations[0]));
+    });
+    const gateway = await startTestGateway(provider.url, {
+      policy: testPolicy({ signingAlgo: 'ed25519', allowSimulated: false, pccsUrl: pccs.url }),
+    });
+    try {
+      const attestation = gateway.attestor.current ?? (await gateway.attestor.attest());
+      expect(pccs.requests.map((r) => new URL(r.url, 'http://x').pathname).sort()).toEqual([
+        '/sgx/certification/v4/pckcrl',
+        '/sgx/certification/v4/rootcacrl',
+        '/tdx/certification/v4/qe/identity',
+        '/tdx/certification/v4/tcb',
+      ]);
+      expect(attestation.collateral?.tcb_info).toBe(collateral.tcb_info);
+      const line = attestationLineOf(attestation);
+      expect(line.collateral?.pck_crl).toBe(collateral.pck_crl);
+      expect(line.collateral?.root_ca_crl).toBe(collateral.root_ca_crl);
+      expect(line.collateral?.tcb_info_signature).toBe(collateral.tcb_info_signature);
+    } finally {
+      await gateway.close();
+      await provider.close();
+      await pccs.close();
+    }
   });
 });
