@@ -5,7 +5,7 @@ import { type Collateral, parseCollateral, verifyQuoteSignatures } from '../tdx/
 import { type CheckResult, TCB_STATUSES, verifyReport, verifySignedText } from '../verifier/index.js';
 
 /**
- * `receipts verify`: re-checks a gateway receipts file offline (docs/protocol.md, "Receipts";
+ * `receipts verify`: re-checks a gateway receipts file offline (README.md, "Receipts";
  * SECURITY.md, "Receipts"). Nothing in the file is taken on its word: the quote's own signatures
  * up to Intel's root, the report_data binding (the verifier's own check), the recorded collateral
  * (TCB status at the recorded time) and every receipt's signature are re-computed, and what could
