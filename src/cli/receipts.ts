@@ -1,8 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { type ReceiptsVerification, verifyReceipts } from '../gateway/index.js';
+import { type ReceiptsVerification, type VerifyReceiptsOptions, verifyReceipts } from '../gateway/index.js';
 
-export const RECEIPTS_USAGE = `Usage: teeml-sidecar receipts verify <file> [--allow-simulated] [--json]
+/** `--mrtd a,b --mrtd c`: lowercase hex values of `bytes` bytes each, keyed by the flag's name. */
+const hexList = (
+  flag: string,
+  values: readonly string[] | undefined,
+  bytes: number,
+): Record<string, string[]> => {
+  const items = (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim().replace(/^0x/i, '').toLowerCase());
+  for (const item of items)
+    if (!new RegExp(`^[0-9a-f]{${bytes * 2}}$`).test(item))
+      throw new Error(`--${flag}: expected ${bytes}-byte hex values, got one of length=${item.length}`);
+  return items.length === 0 ? {} : { [flag]: items };
+};
+
+export const RECEIPTS_USAGE = `Usage: teeml-sidecar receipts verify <file> [--allow-simulated] [--mrtd <hex,...>] [--json]
 
 Re-checks a gateway receipts file offline, taking nothing in it on its word:
   - every attestation line's TDX quote: its signatures up to Intel's SGX Root CA (attestation key
@@ -15,10 +30,57 @@ Each line, and the summary, say what was not checked (e.g. the request hash in 0
 
   --allow-simulated  accept quotes that do not chain to Intel (simulated runs): those lines and the
                      verdict say SIMULATED. Without it they fail.
+  --mrtd <hex,...>   allowed MRTD values (also --rtmr0, --rtmr1, --rtmr2): every attestation's
+                     quote must be on them. Without them, a genuine quote from any TD passes.
+  --compose-hash <hex>  the Dstack compose hash every attestation must show.
   --json             print the result as JSON.
 
 Exit status: 0 all lines verify, 1 a line does not, 2 usage error.
 `;
+
+/** The command line, or a thrown Error naming what is wrong with it (a usage error). */
+const parseReceiptsArgs = (
+  argv: string[],
+): { help: true } | { help: false; file: string; json: boolean; options: VerifyReceiptsOptions } => {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: 'boolean' },
+      'allow-simulated': { type: 'boolean' },
+      'compose-hash': { type: 'string' },
+      mrtd: { type: 'string', multiple: true },
+      rtmr0: { type: 'string', multiple: true },
+      rtmr1: { type: 'string', multiple: true },
+      rtmr2: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return { help: true };
+  const file = positionals[1];
+  if (positionals[0] !== 'verify' || positionals.length !== 2 || file === undefined)
+    throw new Error('expected: receipts verify <file>');
+  const allow = {
+    ...hexList('mrtd', values.mrtd, 48),
+    ...hexList('rtmr0', values.rtmr0, 48),
+    ...hexList('rtmr1', values.rtmr1, 48),
+    ...hexList('rtmr2', values.rtmr2, 48),
+  };
+  const composeHash = values['compose-hash'];
+  const expected =
+    composeHash === undefined ? undefined : hexList('compose-hash', [composeHash], 32)['compose-hash'];
+  return {
+    help: false,
+    file,
+    json: values.json === true,
+    options: {
+      allowSimulated: values['allow-simulated'] === true,
+      ...(Object.keys(allow).length === 0 ? {} : { allow }),
+      ...(expected?.[0] === undefined ? {} : { expectedComposeHash: expected[0] }),
+    },
+  };
+};
 
 export const receiptsCommand = async (
   argv: string[],
@@ -26,42 +88,26 @@ export const receiptsCommand = async (
   stderr: NodeJS.WritableStream,
   deps: { readFile?: (path: string) => Promise<string> } = {},
 ): Promise<number> => {
-  let file: string;
-  let json: boolean;
-  let allowSimulated: boolean;
+  let args: ReturnType<typeof parseReceiptsArgs>;
   try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        json: { type: 'boolean' },
-        'allow-simulated': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    if (values.help === true) {
-      stdout.write(RECEIPTS_USAGE);
-      return 0;
-    }
-    if (positionals[0] !== 'verify' || positionals.length !== 2 || positionals[1] === undefined)
-      throw new Error('expected: receipts verify <file>');
-    file = positionals[1];
-    json = values.json === true;
-    allowSimulated = values['allow-simulated'] === true;
+    args = parseReceiptsArgs(argv);
   } catch (error) {
     stderr.write(`teeml-sidecar receipts: ${(error as Error).message}\n\n${RECEIPTS_USAGE}`);
     return 2;
   }
+  if (args.help) {
+    stdout.write(RECEIPTS_USAGE);
+    return 0;
+  }
   let text: string;
   try {
-    text = await (deps.readFile ?? ((p: string) => readFile(p, 'utf8')))(file);
+    text = await (deps.readFile ?? ((p: string) => readFile(p, 'utf8')))(args.file);
   } catch {
     stderr.write('teeml-sidecar receipts: cannot read the file\n');
     return 2;
   }
-  const result = await verifyReceipts(text, { allowSimulated });
-  if (json) stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  const result = await verifyReceipts(text, args.options);
+  if (args.json) stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else stdout.write(renderReceipts(result));
   return result.ok ? 0 : 1;
 };

@@ -2,7 +2,13 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
 import { parseSignedText } from '../signatures/index.js';
 import { type Collateral, parseCollateral, verifyQuoteSignatures } from '../tdx/index.js';
-import { type CheckResult, TCB_STATUSES, verifyReport, verifySignedText } from '../verifier/index.js';
+import {
+  type CheckResult,
+  type MeasurementAllowLists,
+  TCB_STATUSES,
+  verifyReport,
+  verifySignedText,
+} from '../verifier/index.js';
 
 /**
  * `receipts verify`: re-checks a gateway receipts file offline (README.md, "Receipts";
@@ -40,6 +46,12 @@ export interface ReceiptsVerification {
 export interface VerifyReceiptsOptions {
   /** Accept quotes that do not chain to Intel (simulated runs); every such line says SIMULATED. */
   allowSimulated?: boolean;
+  /**
+   * MRTD / RTMR allow-lists and the expected Dstack compose hash: without them, a genuine quote from
+   * any TD (one its owner built to sign what they like) passes, so the summary says they were not compared.
+   */
+  allow?: MeasurementAllowLists;
+  expectedComposeHash?: string;
 }
 
 /** The "not checked" statements, one place for their wording. */
@@ -48,7 +60,8 @@ export const NOT_CHECKED = {
   tcb: 'TCB status not re-checked (no collateral recorded)',
   nras: 'GPU evidence not re-appraised by NRAS (NRAS answers are not recorded)',
   noGpu: 'no GPU evidence in the report',
-  measurements: 'measurements (MRTD, RTMRs, compose hash) not compared with allow-lists (as recorded)',
+  measurements:
+    'measurements (MRTD, RTMRs, compose hash) not compared with allow-lists (--mrtd, --compose-hash, ...)',
   notFresh: "quote not made for this nonce (0G broker's static quote: binds the address only)",
 } as const;
 
@@ -57,9 +70,14 @@ const lower = (hex: string): string => hex.replace(/^0x/i, '').toLowerCase();
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** The report checks that need nothing outside the report: what `receipts verify` re-runs offline. */
-const OFFLINE_CHECKS = ['report.shape', 'report.nonce', 'report.signing-key', 'tdx.report-data'];
+const OFFLINE_CHECKS = ['report.shape', 'report.nonce', 'report.signing-key', 'tdx.debug', 'tdx.report-data'];
 /** The same for a line marked not fresh (a 0G broker's static quote): the quote binds the address alone. */
-const OFFLINE_CHECKS_NOT_FRESH = ['report.shape', 'report.signing-key', 'tdx.report-data.broker-address'];
+const OFFLINE_CHECKS_NOT_FRESH = [
+  'report.shape',
+  'report.signing-key',
+  'tdx.debug',
+  'tdx.report-data.broker-address',
+];
 
 interface LineFacts {
   problems: string[];
@@ -157,6 +175,25 @@ const judgeGpu = (checks: CheckResult[], allowSimulated: boolean, facts: LineFac
   facts.notChecked.push(NOT_CHECKED.nras);
 };
 
+/** The caller's allow-lists, when given, must hold; otherwise the line says they were not compared. */
+const judgeMeasurements = (checks: CheckResult[], options: VerifyReceiptsOptions, facts: LineFacts): void => {
+  const allow = options.allow ?? {};
+  const given = [allow.mrtd, allow.rtmr0, allow.rtmr1, allow.rtmr2].some(
+    (l) => l !== undefined && l.length > 0,
+  );
+  const wanted = [...(given ? ['tdx.measurements'] : [])];
+  if (options.expectedComposeHash !== undefined) wanted.push('dstack.compose-hash');
+  if (wanted.length === 0) {
+    facts.notChecked.push(NOT_CHECKED.measurements);
+    return;
+  }
+  for (const id of wanted) {
+    const c = checks.find((r) => r.id === id);
+    if (c?.status === 'pass') facts.checked.push(`${id}: ${c.detail}`);
+    else facts.problems.push(`${id}: ${c?.detail ?? 'not run'}`);
+  }
+};
+
 /**
  * Checks an attestation line: its own fields, the quote's signatures to Intel's root, the
  * verifier's offline checks (the report answers the nonce; report_data binds the key and the
@@ -165,8 +202,9 @@ const judgeGpu = (checks: CheckResult[], allowSimulated: boolean, facts: LineFac
  */
 const checkAttestationLine = async (
   a: Record<string, unknown>,
-  allowSimulated: boolean,
+  options: VerifyReceiptsOptions,
 ): Promise<LineFacts> => {
+  const allowSimulated = options.allowSimulated === true;
   const facts: LineFacts = { problems: [], notChecked: [], checked: [], simulated: false };
   const read = readAttestationLine(a, facts);
   if (read === undefined) return facts;
@@ -185,6 +223,10 @@ const checkAttestationLine = async (
     acceptTcb: TCB_STATUSES,
     ...(collateral === undefined ? {} : { collateral }),
     getCollateral: () => Promise.reject(new Error('no collateral recorded')),
+    ...(options.allow === undefined ? {} : { allow: options.allow }),
+    ...(options.expectedComposeHash === undefined
+      ? {}
+      : { expectedComposeHash: options.expectedComposeHash }),
   });
   for (const id of notFresh ? OFFLINE_CHECKS_NOT_FRESH : OFFLINE_CHECKS) {
     const c = result.checks.find((r) => r.id === id);
@@ -197,8 +239,8 @@ const checkAttestationLine = async (
     else facts.problems.push(`tdx.quote with the recorded collateral: ${tcb?.detail ?? 'not run'}`);
   } else if (real) facts.notChecked.push(NOT_CHECKED.tcb);
   judgeGpu(result.checks, allowSimulated, facts);
+  judgeMeasurements(result.checks, options, facts);
   if (notFresh) facts.notChecked.push(NOT_CHECKED.notFresh);
-  facts.notChecked.push(NOT_CHECKED.measurements);
   return facts;
 };
 
@@ -267,7 +309,6 @@ export const verifyReceipts = async (
   text: string,
   options: VerifyReceiptsOptions = {},
 ): Promise<ReceiptsVerification> => {
-  const allowSimulated = options.allowSimulated === true;
   const attestations = new Map<string, { line: Record<string, unknown>; simulated: boolean }>();
   const compared = new Map<string, boolean>();
   const verdicts: ReceiptVerdict[] = [];
@@ -288,7 +329,7 @@ export const verifyReceipts = async (
       continue;
     }
     if (value['type'] === 'attestation') {
-      const facts = await checkAttestationLine(value, allowSimulated);
+      const facts = await checkAttestationLine(value, options);
       const ok = facts.problems.length === 0;
       if (ok) attestations.set(`${value['nonce']}`, { line: value, simulated: facts.simulated });
       verdicts.push(verdictOf(line, 'attestation', undefined, ok, facts));

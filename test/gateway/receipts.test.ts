@@ -271,6 +271,22 @@ describe('an attestation line with a real Intel quote (NEAR AI capture) and the 
     expect(result.verdicts[0]?.problems.join()).toMatch(/tdx.quote with the recorded collateral: .*tcb_info/);
   });
 
+  it('with allow-lists, a genuine quote from another TD fails (--mrtd)', async () => {
+    const mrtd = Buffer.from(parseQuote(quoteOf(report)).report.mrTd).toString('hex');
+    const text = lineOf();
+    const ok = await verifyReceipts(text, { allow: { mrtd: [mrtd] } });
+    expect(ok.ok).toBe(true);
+    expect(ok.notChecked).not.toContain(NOT_CHECKED.measurements);
+    expect(ok.verdicts[0]?.checked).toContain('tdx.measurements: MRTD allowed');
+    const other = 'ab'.repeat(48);
+    const { code, out } = await cli(text, '--mrtd', `${other},${'cd'.repeat(48)}`);
+    expect(code).toBe(1);
+    expect(out).toMatch(
+      new RegExp(`^FAIL line 1 attestation: tdx.measurements: MRTD ${mrtd} not allowed$`, 'm'),
+    );
+    expect((await cli(text, '--mrtd', 'abcd')).code).toBe(2);
+  });
+
   it('one flipped byte of the TD report (quote_sha256 recomputed) fails the quote signature', async () => {
     const quote = quoteOf(report);
     const parsed = parseQuote(quote);
