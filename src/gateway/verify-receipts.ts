@@ -228,6 +228,9 @@ const checkAttestationLine = async (
       ? {}
       : { expectedComposeHash: options.expectedComposeHash }),
   });
+  // The receipts are checked against the line's signing_address: it must be the key the quote binds.
+  if (lower(result.signingAddress ?? '') !== lower(str(a['signing_address']) ?? ''))
+    facts.problems.push('the recorded signing address is not the key the report attests');
   for (const id of notFresh ? OFFLINE_CHECKS_NOT_FRESH : OFFLINE_CHECKS) {
     const c = result.checks.find((r) => r.id === id);
     if (c === undefined) facts.problems.push(`${id}: not run`);
