@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
 import type { Logger } from '../log/index.js';
-import { parseQuote } from '../tdx/index.js';
+import { type Collateral, parseQuote } from '../tdx/index.js';
 import {
   BROKER_QUOTE_NOT_FRESH,
   CheckList,
@@ -41,6 +41,8 @@ export interface Attestation {
   identity?: ProviderIdentity;
   /** The report as received, for the receipts file (offline re-checks). */
   report?: unknown;
+  /** The Intel collateral the quote was checked with, for the receipts file (TCB re-checked offline). */
+  collateral?: Collateral;
 }
 
 export interface AttestorOptions {
@@ -133,8 +135,12 @@ export class Attestor {
       });
     }
     const expectAddress = (await link.expectedSigner()) ?? policy.expectedSigningAddress;
+    let collateral: Collateral | undefined;
     const result = await verifyReport(fetched.report, {
       ...reportOptionsOf(policy, expectAddress),
+      onCollateral: (used) => {
+        collateral = used;
+      },
       nonce,
       nowSeconds: Math.floor(at / 1000),
       ...(this.options.fetch === undefined ? {} : { fetch: this.options.fetch }),
@@ -213,6 +219,7 @@ export class Attestor {
       ...(tlsFingerprint === undefined ? {} : { tlsFingerprint }),
       identity: identityOf(fetched.report, checks, quoteSha256),
       report: fetched.report,
+      ...(collateral === undefined ? {} : { collateral }),
     };
     if (attestation.ok && address !== undefined && (this.pinned === undefined || policy.allowSignerChange))
       this.pinned = lower(address);

@@ -38,6 +38,8 @@ export type {
   ReportDataScheme,
   TeePlatform,
 } from './quote-provider.js';
+export type { QuoteSignatures } from './quote-signatures.js';
+export { INTEL_SGX_ROOT_CA_SHA256, QuoteSignatureError, verifyQuoteSignatures } from './quote-signatures.js';
 export type { ReportDataInput, SplitReportData } from './report-data.js';
 export {
   buildReportData,

@@ -55,6 +55,8 @@ export interface ReportContext {
   pccsUrl?: string;
   /** Fetches collateral for a quote (default: dcap-qvl `getCollateral` from `pccsUrl`). */
   getCollateral?: (quote: Uint8Array) => Promise<Collateral>;
+  /** Told the collateral the quote check used, so a caller can keep it (gateway receipts re-check TCB offline). */
+  onCollateral?: (collateral: Collateral) => void;
   /** TCB statuses that pass `tdx.quote`; default `['UpToDate']`. */
   acceptTcb?: readonly string[];
   /** Accept simulated reports (quote, GPU evidence); the checks that rely on it say so. */

@@ -156,8 +156,12 @@ export const runReportChecks = async (
       allowSimulated: ctx.allowSimulated === true,
       nowSeconds: ctx.nowSeconds,
       acceptTcb: ctx.acceptTcb ?? DEFAULT_ACCEPTED_TCB,
-      collateral: async () =>
-        ctx.collateral ?? (ctx.getCollateral ?? ((q) => dcapGetCollateral(pccsUrl, q)))(quoteBytes),
+      collateral: async () => {
+        const used =
+          ctx.collateral ?? (await (ctx.getCollateral ?? ((q) => dcapGetCollateral(pccsUrl, q)))(quoteBytes));
+        ctx.onCollateral?.(used);
+        return used;
+      },
     });
     checkDebug(list, parsed);
     if (staticQuote) {

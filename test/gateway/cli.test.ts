@@ -78,8 +78,10 @@ describe('teeml-sidecar gateway (CLI)', () => {
     expect(await stop()).toBe(0);
 
     const ok = sink();
-    expect(await receiptsCommand(['verify', receipts], ok.stream, sink().stream)).toBe(0);
-    expect(ok.text()).toMatch(/verdict: PASS \(1 receipts, 1 attestations, 0 failed lines\)/);
+    expect(await receiptsCommand(['verify', receipts, '--allow-simulated'], ok.stream, sink().stream)).toBe(
+      0,
+    );
+    expect(ok.text()).toMatch(/verdict: PASS SIMULATED \(1 receipts, 1 attestations, 0 failed lines\)/);
     const lines = readFileSync(receipts, 'utf8').trimEnd().split('\n');
     const receipt = JSON.parse(lines[1] ?? '{}') as Record<string, string>;
     const swapped = {
@@ -88,7 +90,13 @@ describe('teeml-sidecar gateway (CLI)', () => {
     };
     writeFileSync(join(dir, 'bad.jsonl'), `${lines[0]}\n${JSON.stringify(swapped)}\n`);
     const bad = sink();
-    expect(await receiptsCommand(['verify', join(dir, 'bad.jsonl')], bad.stream, sink().stream)).toBe(1);
+    expect(
+      await receiptsCommand(
+        ['verify', join(dir, 'bad.jsonl'), '--allow-simulated'],
+        bad.stream,
+        sink().stream,
+      ),
+    ).toBe(1);
     expect(bad.text()).toMatch(/FAIL line 2 receipt .*response sha256/);
     expect(await receiptsCommand(['check', receipts], sink().stream, sink().stream)).toBe(2);
   });
