@@ -1,5 +1,6 @@
 import { SidecarError } from '../errors/index.js';
 import type { Signers, SigningAlgo } from '../keys/index.js';
+import { contentPartsOf } from './content-parts.js';
 import { type E2eeEndpoint, type FieldKind, visitRequest, visitResponse } from './fields.js';
 import type { E2eeScheme, KeyAgreement } from './scheme.js';
 import { SseEncryptor } from './sse-encryptor.js';
@@ -42,6 +43,20 @@ export const e2eeUnencryptable = (): SidecarError =>
     status: 502,
     code: 'e2ee_upstream_unencryptable',
   });
+
+/**
+ * The model server answered an E2EE request with an error (4xx/5xx) or a status that has no sealable
+ * body: its body is withheld, since an error may quote the request in clear (a FastAPI-style 422
+ * echoes the input in `detail`). The client keeps the status; NEAR's inference-proxy likewise never
+ * relays a model server's error body as it is (`parse_upstream_error`, docs/protocol.md).
+ */
+export const e2eeUpstreamError = (status: number): SidecarError =>
+  status >= 400 && status <= 599
+    ? new SidecarError(
+        `the model server refused the request (HTTP ${status}); its message is withheld because the request is end-to-end encrypted and the message may quote it`,
+        { status, code: 'e2ee_upstream_error' },
+      )
+    : e2eeUnencryptable();
 
 const HEX = /^[0-9a-fA-F]*$/;
 
@@ -122,10 +137,13 @@ export class E2eeSession {
         path,
       );
     }
-    if (kind === 'content' || kind === 'json') {
-      // NEAR restores a multimodal parts array (content) or a schema object (parameters) from JSON.
-      const restored = parseJson(plain);
-      holder[key] = kind === 'content' ? (Array.isArray(restored) ? restored : plain) : (restored ?? plain);
+    if (kind === 'content') {
+      holder[key] = contentPartsOf(plain) ?? plain;
+      return;
+    }
+    if (kind === 'json') {
+      // A tool's parameters schema, sealed as its JSON text (inference-proxy `decrypt_tools_definitions`).
+      holder[key] = parseJson(plain) ?? plain;
       return;
     }
     holder[key] = plain;
@@ -136,7 +154,8 @@ export class E2eeSession {
     visitResponse(value, this.endpoint, streaming, this.allFields, (holder, key, kind) => {
       const v = holder[key];
       if (kind === 'json') {
-        if (v !== undefined && typeof v !== 'string') holder[key] = this.seal(JSON.stringify(v));
+        // Logprob `bytes`: an array is sealed as its JSON text; null stays null (`encrypt_bytes_field`).
+        if (typeof v === 'object' && v !== null) holder[key] = this.seal(JSON.stringify(v));
         return;
       }
       if (typeof v === 'string' && v !== '') holder[key] = this.seal(v);
