@@ -58,6 +58,14 @@ export const e2eeUpstreamError = (status: number): SidecarError =>
       )
     : e2eeUnencryptable();
 
+const WITHHELD_IN_BAND = Object.freeze({
+  message:
+    'the model server reported an error; its message is withheld because the request is end-to-end encrypted and the message may quote it',
+  type: 'upstream_error',
+  param: null,
+  code: 'e2ee_upstream_error',
+});
+
 const HEX = /^[0-9a-fA-F]*$/;
 
 const hexBytes = (value: string): Uint8Array | undefined =>
@@ -151,6 +159,9 @@ export class E2eeSession {
 
   /** Encrypts the content fields of a parsed answer (a JSON body or one SSE chunk), in place. */
   encryptValue(value: Record<string, unknown>, streaming: boolean): void {
+    // An in-band error (vLLM's mid-stream `{"error": {...}}`) is not a field the protocol seals, and
+    // its message may quote the request: it is replaced, as error bodies are (e2eeUpstreamError).
+    if (value.error !== undefined && value.error !== null) value.error = WITHHELD_IN_BAND;
     visitResponse(value, this.endpoint, streaming, this.allFields, (holder, key, kind) => {
       const v = holder[key];
       if (kind === 'json') {

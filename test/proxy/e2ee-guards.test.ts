@@ -194,6 +194,33 @@ describe('upstream error bodies with E2EE on (issue 21 item 10)', () => {
     }
   });
 
+  it('an in-band stream error is replaced, and the stream is left unsigned', async () => {
+    script = (body, res) => {
+      const heard = (JSON.parse(body.toString()) as { messages: Array<{ content: string }> }).messages[0];
+      writeSse(res, [
+        `data: ${JSON.stringify({ id: 'chatcmpl-inband', choices: [{ index: 0, delta: { content: 'a' } }] })}\n\n`,
+        `data: ${JSON.stringify({ error: { message: `bad input ${heard?.content}`, type: 'BadRequestError', code: 400 } })}\n\n`,
+        'data: [DONE]\n\n',
+      ]);
+    };
+    const client = await nearClient('ecdsa');
+    const res = await postJson(
+      `${sidecar.url}/v1/chat/completions`,
+      { model: 'x', messages: [{ role: 'user', content: client.encrypt(PROMPT) }], stream: true },
+      client.headers,
+    );
+    expect(res.body.toString()).not.toContain(PROMPT);
+    const events = res.body
+      .toString()
+      .split('\n')
+      .filter((l) => l.startsWith('data: {'))
+      .map((l) => JSON.parse(l.slice(6)) as { error?: { code: string } });
+    expect(events[1]?.error?.code).toBe('e2ee_upstream_error');
+    const id = res.headers['zg-res-key'] as string;
+    const sig = await rawRequest(`${sidecar.url}/v1/signature/${id}?signing_algo=ecdsa`);
+    expect(sig.status).toBe(404);
+  });
+
   it('without E2EE they pass through as before', async () => {
     script = echo422;
     const res = await postJson(`${sidecar.url}/v1/chat/completions`, {
