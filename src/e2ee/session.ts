@@ -80,6 +80,8 @@ export class E2eeSession {
   private readonly scheme: E2eeScheme;
   /** Made at the first field sealed: one key agreement per answer (see E2eeScheme.sealTo). */
   private sealer: ((plaintext: Uint8Array) => Uint8Array) | undefined;
+  /** Whether the request carried a sealed field of the `X-Encrypt-All-Fields` set. */
+  private sealedExtended = false;
 
   constructor(
     readonly algo: SigningAlgo,
@@ -90,6 +92,17 @@ export class E2eeSession {
     private readonly agree: KeyAgreement,
   ) {
     this.scheme = schemeFor(algo, version);
+  }
+
+  /**
+   * Whether the answer's extended fields (tool calls, refusals, logprobs) are sealed: when the client
+   * asked (`X-Encrypt-All-Fields: true`), and also when its request carried any of them sealed. A
+   * client that sealed its tool definitions wants the tool calls sealed too, so a man in the middle
+   * that strips the header does not get them in clear (inference-proxy reads the header alone;
+   * docs/protocol.md, E2EE).
+   */
+  get sealsAllFields(): boolean {
+    return this.allFields || this.sealedExtended;
   }
 
   /** Encrypts one field value to the client (hex); the empty string stays empty, as NEAR's does. */
@@ -124,11 +137,9 @@ export class E2eeSession {
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new SidecarError('request body must be a JSON object', { status: 400, code: 'invalid_json' });
     }
-    visitRequest(
-      parsed as Record<string, unknown>,
-      this.endpoint,
-      this.allFields,
-      (holder, key, kind, path) => this.decryptField(holder, key, kind, path),
+    // The extended fields are opened leniently even without the header (see sealsAllFields).
+    visitRequest(parsed as Record<string, unknown>, this.endpoint, true, (holder, key, kind, path) =>
+      this.decryptField(holder, key, kind, path),
     );
     return encoder.encode(JSON.stringify(parsed));
   }
@@ -145,6 +156,7 @@ export class E2eeSession {
         path,
       );
     }
+    if (kind === 'lenient' || kind === 'json') this.sealedExtended = true;
     if (kind === 'content') {
       holder[key] = contentPartsOf(plain) ?? plain;
       return;
@@ -162,7 +174,7 @@ export class E2eeSession {
     // An in-band error (vLLM's mid-stream `{"error": {...}}`) is not a field the protocol seals, and
     // its message may quote the request: it is replaced, as error bodies are (e2eeUpstreamError).
     if (value.error !== undefined && value.error !== null) value.error = WITHHELD_IN_BAND;
-    visitResponse(value, this.endpoint, streaming, this.allFields, (holder, key, kind) => {
+    visitResponse(value, this.endpoint, streaming, this.sealsAllFields, (holder, key, kind) => {
       const v = holder[key];
       if (kind === 'json') {
         // Logprob `bytes`: an array is sealed as its JSON text; null stays null (`encrypt_bytes_field`).

@@ -360,3 +360,60 @@ describe.each(['ecdsa', 'ed25519'] as const)('X-Encrypt-All-Fields with a NEAR-s
     }
   });
 });
+
+describe('without X-Encrypt-All-Fields', () => {
+  const toolAnswer: Script = (_body, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({
+        id: 'chatcmpl-noheader',
+        choices: [
+          {
+            index: 0,
+            message: {
+              content: null,
+              tool_calls: [{ id: 'c', type: 'function', function: { name: TOOL.name, arguments: ARGS } }],
+            },
+          },
+        ],
+      }),
+    );
+  };
+  const ask = async (sealTools: boolean) => {
+    script = toolAnswer;
+    const client = await nearClient('ed25519');
+    const name = sealTools ? client.encrypt(TOOL.name) : TOOL.name;
+    const res = await postJson(
+      `${sidecar.url}/v1/chat/completions`,
+      {
+        model: 'x',
+        messages: [{ role: 'user', content: client.encrypt(PROMPT) }],
+        tools: [{ type: 'function', function: { name } }],
+      },
+      client.headers,
+    );
+    return { client, res, forwarded: lastForwarded() };
+  };
+
+  it('a request whose tool definitions came sealed gets its tool calls sealed (a stripped header gains nothing)', async () => {
+    const { client, res, forwarded } = await ask(true);
+    expect(forwarded).toMatchObject({ tools: [{ function: { name: TOOL.name } }] });
+    expect(res.body.toString()).not.toContain(TOOL.name);
+    expect(res.body.toString()).not.toContain('078-05-1120');
+    const call = json<{
+      choices: Array<{ message: { tool_calls: Array<{ function: { name: string; arguments: string } }> } }>;
+    }>(res).choices[0]?.message.tool_calls[0]?.function;
+    expect([client.decrypt(call?.name ?? ''), client.decrypt(call?.arguments ?? '')]).toEqual([
+      TOOL.name,
+      ARGS,
+    ]);
+  });
+
+  it('plaintext tool definitions: tool calls come back in plaintext, as NEAR clients without the header expect', async () => {
+    const { res } = await ask(false);
+    expect(
+      json<{ choices: Array<{ message: { tool_calls: Array<{ function: { name: string } }> } }> }>(res)
+        .choices[0]?.message.tool_calls[0]?.function.name,
+    ).toBe(TOOL.name);
+  });
+});
