@@ -19,6 +19,8 @@ interface DemoRequest {
   stream?: unknown;
   max_tokens?: unknown;
   stream_options?: { include_usage?: unknown };
+  tools?: unknown;
+  tool_choice?: unknown;
 }
 
 /**
@@ -37,6 +39,21 @@ const lastText = (body: DemoRequest): string => {
     if (typeof last?.content === 'string') return last.content;
   }
   return '';
+};
+
+/**
+ * The demo's tool call, made only when the request forces one (`tool_choice: "required"` or a named
+ * function) and offers tools: it calls the named (else the first) function with `{"echo": <the last
+ * message's text>}` as arguments, so a client can see exactly what a tool would receive.
+ */
+const demoToolCall = (body: DemoRequest): { name: string; arguments: string } | undefined => {
+  if (!Array.isArray(body.tools) || body.tools.length === 0) return undefined;
+  const choice = body.tool_choice as { function?: { name?: unknown } } | string | undefined;
+  let name: unknown;
+  if (typeof choice === 'object' && choice !== null) name = choice.function?.name;
+  else if (choice === 'required') name = (body.tools[0] as { function?: { name?: unknown } }).function?.name;
+  if (typeof name !== 'string' || name === '') return undefined;
+  return { name, arguments: JSON.stringify({ echo: lastText(body) }) };
 };
 
 /** Deterministic words derived from the request, so the same request gives the same answer. */
@@ -138,6 +155,11 @@ const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void =>
   const id = idFor(chat ? 'chatcmpl' : 'cmpl');
   const object = chat ? 'chat.completion' : 'text_completion';
 
+  const call = chat ? demoToolCall(body) : undefined;
+  if (call !== undefined) {
+    sendToolCall(res, body.stream === true, call, { id, created, model });
+    return;
+  }
   if (body.stream !== true) {
     const text = words.join(' ');
     const choice = chat
@@ -180,6 +202,50 @@ const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void =>
     setImmediate(next);
   };
   next();
+};
+
+/** A tool call answer, JSON or SSE (name first, arguments in two pieces, as vLLM streams them). */
+const sendToolCall = (
+  res: ServerResponse,
+  stream: boolean,
+  call: { name: string; arguments: string },
+  meta: { id: string; created: number; model: string },
+): void => {
+  const callId = idFor('call');
+  const base = { ...meta, system_fingerprint: FINGERPRINT };
+  if (!stream) {
+    const message = {
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: callId, type: 'function', function: call }],
+    };
+    send(res, 200, {
+      ...base,
+      object: 'chat.completion',
+      choices: [{ index: 0, message, logprobs: null, finish_reason: 'tool_calls' }],
+    });
+    return;
+  }
+  const half = Math.ceil(call.arguments.length / 2);
+  const deltas = [
+    {
+      role: 'assistant',
+      tool_calls: [{ index: 0, id: callId, type: 'function', function: { name: call.name, arguments: '' } }],
+    },
+    { tool_calls: [{ index: 0, function: { arguments: call.arguments.slice(0, half) } }] },
+    { tool_calls: [{ index: 0, function: { arguments: call.arguments.slice(half) } }] },
+  ];
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+  deltas.forEach((delta, i) => {
+    const finish = i === deltas.length - 1 ? 'tool_calls' : null;
+    const chunk = {
+      ...base,
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    };
+    res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  });
+  res.end('data: [DONE]\n\n');
 };
 
 export interface DemoUpstream {

@@ -1,7 +1,8 @@
 import { createECDH, randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { SigningAlgo } from '../keys/index.js';
-import { type E2eeEndpoint, visitRequest, visitResponse } from './fields.js';
+import { contentPartsOf } from './content-parts.js';
+import { type E2eeEndpoint, fieldsProtected, visitRequest, visitResponse } from './fields.js';
 import type { KeyAgreement } from './scheme.js';
 import { type E2eeVersion, recipientKeyOf, schemeFor } from './suite.js';
 import { x25519Agreement } from './x25519.js';
@@ -26,6 +27,8 @@ export interface E2eeClient {
   readonly publicKey: string;
   /** The request headers that ask for E2EE (X-Signing-Algo, X-Client-Pub-Key, X-Model-Pub-Key, …). */
   readonly headers: Readonly<Record<string, string>>;
+  /** The fields sealed, in words (for a status page), e.g. "message contents, tool calls, …". */
+  readonly protects: string;
   encrypt(plaintext: string): string;
   /** Throws when the value is not hex or does not authenticate. */
   decrypt(ciphertextHex: string): string;
@@ -85,6 +88,7 @@ export const createE2eeClient = (options: E2eeClientOptions): E2eeClient => {
     algo,
     publicKey: own.publicKey,
     headers: Object.freeze(headers),
+    protects: fieldsProtected(allFields),
     encrypt,
     decrypt,
     encryptRequest<T extends object>(body: T, endpoint: E2eeEndpoint = 'chat'): T {
@@ -93,7 +97,11 @@ export const createE2eeClient = (options: E2eeClientOptions): E2eeClient => {
       const seal = scheme.sealTo(recipient);
       visitRequest(copy, endpoint, allFields, (holder, key, kind) => {
         const v = holder[key];
-        if (typeof v === 'string') holder[key] = sealWith(seal, v);
+        // A text that reads as content parts goes inside one text part, so it reaches the model
+        // as the text it is (see contentPartsOf).
+        if (typeof v === 'string' && kind === 'content' && contentPartsOf(v) !== undefined)
+          holder[key] = sealWith(seal, JSON.stringify([{ type: 'text', text: v }]));
+        else if (typeof v === 'string') holder[key] = sealWith(seal, v);
         else if ((kind === 'content' || kind === 'json') && v !== undefined && v !== null)
           holder[key] = sealWith(seal, JSON.stringify(v));
       });

@@ -139,3 +139,9 @@ export const visitResponse = (
     }
   });
 };
+
+/** The fields each set seals, in words (for a status page); the visitors above are the definition. */
+export const fieldsProtected = (allFields: boolean): string =>
+  allFields
+    ? 'message contents, reasoning, audio, completion prompts and texts, tool calls (names and arguments), tool definitions (names, descriptions, parameters), tool choice, function names, refusals, logprob tokens'
+    : 'message contents, reasoning, audio, completion prompts and texts';

@@ -1,7 +1,7 @@
 export type { E2eeClient, E2eeClientOptions } from './client.js';
 export { createE2eeClient } from './client.js';
 export type { E2eeEndpoint, FieldKind, FieldVisitor } from './fields.js';
-export { visitRequest, visitResponse } from './fields.js';
+export { fieldsProtected, visitRequest, visitResponse } from './fields.js';
 export type { E2eeScheme, KeyAgreement } from './scheme.js';
 export { E2eeDecryptError } from './scheme.js';
 export type { HeaderLookup } from './session.js';
@@ -9,6 +9,7 @@ export {
   E2EE_HEADERS,
   E2eeSession,
   e2eeUnencryptable,
+  e2eeUpstreamError,
   openE2eeSession,
   withoutE2eeHeaders,
 } from './session.js';

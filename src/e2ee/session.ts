@@ -1,5 +1,6 @@
 import { SidecarError } from '../errors/index.js';
 import type { Signers, SigningAlgo } from '../keys/index.js';
+import { contentPartsOf } from './content-parts.js';
 import { type E2eeEndpoint, type FieldKind, visitRequest, visitResponse } from './fields.js';
 import type { E2eeScheme, KeyAgreement } from './scheme.js';
 import { SseEncryptor } from './sse-encryptor.js';
@@ -43,6 +44,28 @@ export const e2eeUnencryptable = (): SidecarError =>
     code: 'e2ee_upstream_unencryptable',
   });
 
+/**
+ * The model server answered an E2EE request with an error (4xx/5xx) or a status that has no sealable
+ * body: its body is withheld, since an error may quote the request in clear (a FastAPI-style 422
+ * echoes the input in `detail`). The client keeps the status; NEAR's inference-proxy likewise never
+ * relays a model server's error body as it is (`parse_upstream_error`, docs/protocol.md).
+ */
+export const e2eeUpstreamError = (status: number): SidecarError =>
+  status >= 400 && status <= 599
+    ? new SidecarError(
+        `the model server refused the request (HTTP ${status}); its message is withheld because the request is end-to-end encrypted and the message may quote it`,
+        { status, code: 'e2ee_upstream_error' },
+      )
+    : e2eeUnencryptable();
+
+const WITHHELD_IN_BAND = Object.freeze({
+  message:
+    'the model server reported an error; its message is withheld because the request is end-to-end encrypted and the message may quote it',
+  type: 'upstream_error',
+  param: null,
+  code: 'e2ee_upstream_error',
+});
+
 const HEX = /^[0-9a-fA-F]*$/;
 
 const hexBytes = (value: string): Uint8Array | undefined =>
@@ -57,6 +80,8 @@ export class E2eeSession {
   private readonly scheme: E2eeScheme;
   /** Made at the first field sealed: one key agreement per answer (see E2eeScheme.sealTo). */
   private sealer: ((plaintext: Uint8Array) => Uint8Array) | undefined;
+  /** Whether the request carried a sealed field of the `X-Encrypt-All-Fields` set. */
+  private sealedExtended = false;
 
   constructor(
     readonly algo: SigningAlgo,
@@ -67,6 +92,17 @@ export class E2eeSession {
     private readonly agree: KeyAgreement,
   ) {
     this.scheme = schemeFor(algo, version);
+  }
+
+  /**
+   * Whether the answer's extended fields (tool calls, refusals, logprobs) are sealed: when the client
+   * asked (`X-Encrypt-All-Fields: true`), and also when its request carried any of them sealed. A
+   * client that sealed its tool definitions wants the tool calls sealed too, so a man in the middle
+   * that strips the header does not get them in clear (inference-proxy reads the header alone;
+   * docs/protocol.md, E2EE).
+   */
+  get sealsAllFields(): boolean {
+    return this.allFields || this.sealedExtended;
   }
 
   /** Encrypts one field value to the client (hex); the empty string stays empty, as NEAR's does. */
@@ -101,11 +137,9 @@ export class E2eeSession {
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new SidecarError('request body must be a JSON object', { status: 400, code: 'invalid_json' });
     }
-    visitRequest(
-      parsed as Record<string, unknown>,
-      this.endpoint,
-      this.allFields,
-      (holder, key, kind, path) => this.decryptField(holder, key, kind, path),
+    // The extended fields are opened leniently even without the header (see sealsAllFields).
+    visitRequest(parsed as Record<string, unknown>, this.endpoint, true, (holder, key, kind, path) =>
+      this.decryptField(holder, key, kind, path),
     );
     return encoder.encode(JSON.stringify(parsed));
   }
@@ -122,10 +156,14 @@ export class E2eeSession {
         path,
       );
     }
-    if (kind === 'content' || kind === 'json') {
-      // NEAR restores a multimodal parts array (content) or a schema object (parameters) from JSON.
-      const restored = parseJson(plain);
-      holder[key] = kind === 'content' ? (Array.isArray(restored) ? restored : plain) : (restored ?? plain);
+    if (kind === 'lenient' || kind === 'json') this.sealedExtended = true;
+    if (kind === 'content') {
+      holder[key] = contentPartsOf(plain) ?? plain;
+      return;
+    }
+    if (kind === 'json') {
+      // A tool's parameters schema, sealed as its JSON text (inference-proxy `decrypt_tools_definitions`).
+      holder[key] = parseJson(plain) ?? plain;
       return;
     }
     holder[key] = plain;
@@ -133,10 +171,14 @@ export class E2eeSession {
 
   /** Encrypts the content fields of a parsed answer (a JSON body or one SSE chunk), in place. */
   encryptValue(value: Record<string, unknown>, streaming: boolean): void {
-    visitResponse(value, this.endpoint, streaming, this.allFields, (holder, key, kind) => {
+    // An in-band error (vLLM's mid-stream `{"error": {...}}`) is not a field the protocol seals, and
+    // its message may quote the request: it is replaced, as error bodies are (e2eeUpstreamError).
+    if (value.error !== undefined && value.error !== null) value.error = WITHHELD_IN_BAND;
+    visitResponse(value, this.endpoint, streaming, this.sealsAllFields, (holder, key, kind) => {
       const v = holder[key];
       if (kind === 'json') {
-        if (v !== undefined && typeof v !== 'string') holder[key] = this.seal(JSON.stringify(v));
+        // Logprob `bytes`: an array is sealed as its JSON text; null stays null (`encrypt_bytes_field`).
+        if (typeof v === 'object' && v !== null) holder[key] = this.seal(JSON.stringify(v));
         return;
       }
       if (typeof v === 'string' && v !== '') holder[key] = this.seal(v);

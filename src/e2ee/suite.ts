@@ -20,7 +20,7 @@ export const schemeFor = (algo: SigningAlgo, version: E2eeVersion): E2eeScheme =
 /**
  * A public key as the wire carries it (ecdsa: 64 bytes raw or 65 with the 04 prefix; ed25519: 32-byte
  * Ed25519 key) → what the scheme seals to (SEC1 uncompressed point; X25519 key). Throws RangeError for
- * a wrong length or a value that is not a point on the curve.
+ * a wrong length, a value that is not a point on the curve, or a small-order Ed25519 point.
  */
 export const recipientKeyOf = (algo: SigningAlgo, key: Uint8Array): Uint8Array => {
   if (algo === 'ecdsa') {
@@ -32,9 +32,15 @@ export const recipientKeyOf = (algo: SigningAlgo, key: Uint8Array): Uint8Array =
     return point;
   }
   if (key.length !== 32) throw new RangeError(`expected 32 bytes, got ${key.length}`);
+  let smallOrder: boolean;
   try {
-    return ed25519.utils.toMontgomery(key);
+    smallOrder = ed25519.Point.fromBytes(key).isSmallOrder();
   } catch {
     throw new RangeError('not an Ed25519 public key');
   }
+  // A small-order point (the identity, the points of order 2, 4 and 8, in any encoding libsodium
+  // lists in `ge25519_has_small_order`) makes every X25519 agreement all zeros: nothing could be
+  // sealed to it, so it is refused here, before the request reaches the model (docs/protocol.md).
+  if (smallOrder) throw new RangeError('a small-order point (no key agreement is possible with it)');
+  return ed25519.utils.toMontgomery(key);
 };

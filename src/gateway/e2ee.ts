@@ -28,6 +28,8 @@ export interface E2eeSession {
 export interface E2eeClient {
   /** Shown on the status page, e.g. "near-e2ee v2". */
   readonly name: string;
+  /** Which fields it seals, in words, for the status page (e.g. "message contents, tool calls, …"). */
+  readonly protects?: string;
   /** Whether the provider's attested report says it decrypts E2EE requests. */
   supports(report: unknown): boolean;
   /**

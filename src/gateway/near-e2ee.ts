@@ -1,4 +1,4 @@
-import { createE2eeClient, type E2eeEndpoint } from '../e2ee/index.js';
+import { createE2eeClient, type E2eeEndpoint, fieldsProtected } from '../e2ee/index.js';
 import { SidecarError } from '../errors/index.js';
 import { type E2eeClient, type E2eeSession, reportAdvertisesE2ee } from './e2ee.js';
 
@@ -48,10 +48,13 @@ const guarded =
 
 /**
  * The gateway's E2EE step on the client half of src/e2ee (NEAR AI's protocol): per request a fresh
- * client key pair, the user's contents sealed to the attested key, the verified answer opened.
+ * client key pair, the user's contents sealed to the attested key, the verified answer opened. Every
+ * request asks for `X-Encrypt-All-Fields: true`, so tool calls, tool definitions and function names
+ * are sealed too (docs/protocol.md, E2EE; issue 21 item 8).
  */
 export const nearE2eeClient: E2eeClient = {
   name: 'near-e2ee v1',
+  protects: fieldsProtected(true),
   supports: reportAdvertisesE2ee,
   session({ openAiPath, algo, signingAddress, signingPublicKey }): E2eeSession | undefined {
     const endpoint = ENDPOINTS[openAiPath];
@@ -64,7 +67,7 @@ export const nearE2eeClient: E2eeClient = {
         code: 'e2ee_no_attested_key',
       });
     }
-    const client = createE2eeClient({ algo, modelPublicKey });
+    const client = createE2eeClient({ algo, modelPublicKey, encryptAllFields: true });
     return {
       prepareRequest: async ({ body }) => {
         const value = parseObject(decoder.decode(body), notJson);

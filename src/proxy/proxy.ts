@@ -4,7 +4,13 @@ import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { parseHex, toHex } from '../bytes/index.js';
 import type { Budget } from '../concurrency/index.js';
-import { type E2eeSession, e2eeUnencryptable, openE2eeSession, withoutE2eeHeaders } from '../e2ee/index.js';
+import {
+  type E2eeSession,
+  e2eeUnencryptable,
+  e2eeUpstreamError,
+  openE2eeSession,
+  withoutE2eeHeaders,
+} from '../e2ee/index.js';
 import { SidecarError, unavailable } from '../errors/index.js';
 import type { Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
@@ -264,7 +270,9 @@ export const proxyRequest = async (
         res.destroy();
         throw badUpstream(`upstream answered with status ${status}, which the proxy does not relay`);
       }
-      if (requestHash === undefined || !SIGNED_STATUS(status)) {
+      if (e2ee !== undefined && !SIGNED_STATUS(status)) {
+        withholdUnsealable(ctx, res, status);
+      } else if (requestHash === undefined || !SIGNED_STATUS(status)) {
         await passThrough(res, outgoing, timer, status);
         if (route.sign)
           ctx.metrics.unsigned.inc({ reason: status >= 400 ? 'upstream_error' : 'not_signed_route' });
@@ -315,6 +323,13 @@ export const proxyRequest = async (
  */
 const SIGNED_STATUS = (status: number): boolean =>
   status >= 200 && status < 300 && status !== 204 && status !== 205 && status !== 206;
+
+/** An E2EE request's answer that cannot be sealed (an error, no body) is not relayed: see e2eeUpstreamError. */
+const withholdUnsealable = (ctx: ProxyContext, res: IncomingMessage, status: number): never => {
+  res.destroy();
+  ctx.metrics.unsigned.inc({ reason: status >= 400 ? 'upstream_error' : 'not_signed_route' });
+  throw e2eeUpstreamError(status);
+};
 
 const passThrough = async (
   res: IncomingMessage,
