@@ -4,6 +4,7 @@ import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { AttestationLoop, type AttestationTimers, nodeTimers } from './attestation-loop.js';
 import { type Attestation, Attestor } from './attestor.js';
+import { BrowserGuard } from './browser-guard.js';
 import type { E2eeClient } from './e2ee.js';
 import { E2eeChoice } from './e2ee-choice.js';
 import { type Circuit, GatewayState } from './gateway-state.js';
@@ -27,6 +28,10 @@ export interface GatewayOptions {
   reattestIntervalMs?: number;
   /** Milliseconds before the next try while the provider is not attested (default 30 s, at most the interval). */
   retryAttestationMs?: number;
+  /** More Host names the gateway answers to besides loopback and its listen address (`--allowed-host`). */
+  allowedHosts?: readonly string[];
+  /** Web origins a browser may call the gateway from (`--allow-origin`); none by default. */
+  allowOrigins?: readonly string[];
   /** Bearer token the gateway requires on /v1/* (required off loopback; the CLI enforces it). */
   authToken?: string;
   receipts?: { sink: ReceiptSink; label: string };
@@ -97,7 +102,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     e2ee,
     calls,
   };
-  const server = createServer(
+  const server: Server = createServer(
     gatewayRoutes({
       state,
       link,
@@ -107,6 +112,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       nextAttestationAt: () => loop.nextAt,
       authToken: options.authToken,
       receiptsLabel: options.receipts?.label,
+      guard: browserGuardOf((): Server => server, options),
       proxy: (req, res, url) => proxyToProvider(proxy, req, res, url),
     }),
   );
@@ -131,6 +137,17 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       await link.close();
     },
   };
+};
+
+/** The browser guard for the address the server listens on (known once it listens). */
+const browserGuardOf = (server: () => Server, options: GatewayOptions): BrowserGuard => {
+  const address = () => server().address() as AddressInfo;
+  return new BrowserGuard({
+    port: () => address().port,
+    listenAddress: () => address().address,
+    ...(options.allowedHosts === undefined ? {} : { allowedHosts: options.allowedHosts }),
+    ...(options.allowOrigins === undefined ? {} : { allowOrigins: options.allowOrigins }),
+  });
 };
 
 /** Listens, and refuses to serve off loopback without a token: the gateway spends the user's key. */

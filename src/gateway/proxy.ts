@@ -86,7 +86,9 @@ export const proxyToProvider = async (
     if (upstream === undefined) return;
     const responseHeaders: Record<string, string> = {};
     upstream.headers.forEach((value, name) => {
-      if (!DROP_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
+      // The provider's CORS grants are not the user's: only the gateway decides which origin reads it.
+      if (!DROP_RESPONSE_HEADERS.has(name) && !name.startsWith('access-control-'))
+        responseHeaders[name] = value;
     });
     const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
     if (!signed || body === undefined) {
