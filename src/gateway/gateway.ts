@@ -35,8 +35,12 @@ export interface GatewayOptions {
   /** Bearer token the gateway requires on /v1/* (required off loopback; the CLI enforces it). */
   authToken?: string;
   receipts?: { sink: ReceiptSink; label: string };
-  /** 'auto': E2EE when the client is built in and the attested report advertises it; 'off': --no-e2ee. */
-  e2ee?: { mode: 'auto' | 'off'; client?: E2eeClient };
+  /**
+   * 'auto': E2EE when the client is built in and the attested report offers it; 'off': --no-e2ee.
+   * `required` (the policy's `requireE2ee` wins; default true): a report without E2EE for the
+   * attested key fails attestation (`e2ee.required`); the CLI sets it false for a 0G broker that signs.
+   */
+  e2ee?: { mode: 'auto' | 'off'; client?: E2eeClient; required?: boolean };
   /** fetch for the provider (answers, signatures) and the verifier (NRAS, PCCS). */
   fetch?: typeof globalThis.fetch;
   now?: () => number;
@@ -75,7 +79,21 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
   const fetchFn = options.fetch ?? globalThis.fetch;
   const now = options.now ?? Date.now;
   const random = options.random === undefined ? {} : { random: options.random };
-  const attestor = new Attestor({ link, policy, logger, now, ...random, fetch: fetchFn });
+  const e2ee = new E2eeChoice(
+    options.e2ee?.mode ?? 'auto',
+    options.e2ee?.client,
+    policy.requireE2ee ?? options.e2ee?.required ?? true,
+  );
+  const requirement = e2ee.requirement();
+  const attestor = new Attestor({
+    link,
+    policy,
+    logger,
+    now,
+    ...random,
+    fetch: fetchFn,
+    ...(requirement === undefined ? {} : { e2ee: requirement }),
+  });
   const receipts = new ReceiptLog(options.receipts?.sink);
   const onFailure = options.onFailure ?? 'refuse';
   const state = new GatewayState({ attestor, receipts, logger, now, onFailure, link });
@@ -88,7 +106,6 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     now,
     logger,
   });
-  const e2ee = new E2eeChoice(options.e2ee?.mode ?? 'auto', options.e2ee?.client);
   const calls = new InFlightCalls();
   const proxy: ProxyContext = {
     state,
