@@ -16,6 +16,7 @@ import { type E2eeRequirement, e2eeCheck } from './e2ee-requirement.js';
 import { identityOf, type ProviderIdentity } from './identity.js';
 import { type Policy, reportOptionsOf } from './policy.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
+import { reportModelCheck } from './report-model-check.js';
 
 /** One attestation of the provider: what was asked, what came back, what the checks said. */
 export interface Attestation {
@@ -200,6 +201,7 @@ export class Attestor {
           detail: `the provider now shows ${address}, not the key pinned at the first attestation (restart the gateway or set allowSignerChange)`,
         });
     }
+    if (policy.models !== undefined) checks.push(reportModelCheck(policy.models, fetched.report));
     const offered = address !== undefined && this.checkE2ee(checks, fetched.report, address);
     const failed = checks.find((c) => c.status === 'fail');
     const fresh = checks.some((c) => c.id === 'report.nonce' && c.status === 'pass');

@@ -116,6 +116,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     logger,
     maxAnswerBytes: options.maxAnswerBytes ?? 64 * 1024 * 1024,
     maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,
+    models: policy.models,
     e2ee,
     calls,
   };

@@ -62,6 +62,11 @@ export const policySchema = z.strictObject({
    * offering it whatever this says (`e2ee.downgrade`).
    */
   requireE2ee: z.boolean().optional(),
+  /**
+   * The models the user's tools may ask for (issue 24, item 5): a request for another is refused
+   * locally (400 `model_not_allowed`), and the report must name one of them (`report.model`).
+   */
+  models: z.array(z.string().min(1)).min(1).optional(),
   /** Do not consult NVIDIA NRAS (gpu.nras skipped). */
   offline: z.boolean().default(false),
   nrasUrl: z.url({ protocol: /^https?$/ }).optional(),
