@@ -1,3 +1,4 @@
+import { SidecarError } from '../errors/index.js';
 import type { Attestation } from './attestor.js';
 import type { E2eeClient, E2eeSession } from './e2ee.js';
 import { type E2eeRequirement, reportOffersE2eeFor } from './e2ee-requirement.js';
@@ -56,16 +57,26 @@ export class E2eeChoice {
     return status.state === 'on' ? `on (${this.client.name})` : 'off: the provider does not advertise E2EE';
   }
 
-  /** A session for one request to the attested signer's key, or undefined to send it in the clear. */
+  /**
+   * A session for one request (with a body) to the attested signer's key, or undefined to send it in
+   * the clear. With `required`, a route the protocol does not encrypt (embeddings, responses, ...) is
+   * refused rather than sent in clear: no prompt leaves unencrypted while E2EE is required.
+   */
   sessionFor(openAiPath: string, a: Attestation): E2eeSession | undefined {
     if (this.mode === 'off' || this.client === undefined || a.signer === undefined) return undefined;
     if (!this.offered(a)) return undefined;
-    return this.client.session({
+    const session = this.client.session({
       openAiPath,
       algo: a.signer.algo,
       signingAddress: a.signer.address,
       signingPublicKey: a.signer.publicKey,
     });
+    if (session === undefined && this.required)
+      throw new SidecarError(
+        'this route cannot be end-to-end encrypted and E2EE is required (policy requireE2ee); nothing was sent',
+        { status: 400, code: 'e2ee_unsupported_endpoint' },
+      );
+    return session;
   }
 
   private offered(a: Attestation): boolean {

@@ -114,6 +114,29 @@ describe('E2EE downgrade', () => {
     }
   });
 
+  it('with E2EE required, a route the protocol does not encrypt is refused, not sent in clear', async () => {
+    const required = await startTestGateway(mitm.url, { e2ee: { mode: 'auto', client: nearE2eeClient } });
+    const optional = await startTestGateway(mitm.url, {
+      e2ee: { mode: 'auto', client: nearE2eeClient },
+      policy: testPolicy({ requireE2ee: false }),
+    });
+    try {
+      const embed = (g: TestGateway) =>
+        new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'unused', maxRetries: 0 }).embeddings.create({
+          model: 'teeml-demo',
+          input: PROMPT,
+        });
+      const from = mitm.seen.length;
+      await expect(embed(required)).rejects.toMatchObject({ status: 400, code: 'e2ee_unsupported_endpoint' });
+      expect(clearSeen(from)).toEqual([]);
+      // Opted out of the requirement: the route goes in clear, as the user chose.
+      await embed(optional);
+      expect(clearSeen(from)).toHaveLength(1);
+    } finally {
+      await Promise.all([required.close(), optional.close()]);
+    }
+  });
+
   it('requireE2ee false or --no-e2ee: a provider without E2EE is served in clear, as asked', async () => {
     mitm.mutate = rewriteReport('strip');
     const optOut = await startTestGateway(mitm.url, {
