@@ -17,6 +17,8 @@ import {
 } from '../gateway/index.js';
 import { createLogger } from '../log/index.js';
 import { createZgLink, isZgMode, type ZgFlags, zgLinkOptionsFromFlags } from '../zg/index.js';
+import { browserFlagsOf } from './browser-flags.js';
+import { argvTokenWarnings, withTokenFiles } from './token-files.js';
 import { UsageError } from './usage.js';
 
 /**
@@ -98,14 +100,44 @@ export const GATEWAY_OPTIONS = [
     env: 'TEEML_GATEWAY_API_KEY',
     type: 'string',
     arg: '<token>',
-    help: 'bearer token for the provider (its AUTH_TOKEN); never printed',
+    help: 'bearer token for the provider (its AUTH_TOKEN); never printed; on the command line it shows in ps: prefer the file or the environment',
+  },
+  {
+    flag: 'api-key-file',
+    env: 'TEEML_GATEWAY_API_KEY_FILE',
+    type: 'string',
+    arg: '<file>',
+    help: 'a file holding the bearer token for the provider (instead of --api-key)',
   },
   {
     flag: 'auth-token',
     env: 'TEEML_GATEWAY_AUTH_TOKEN',
     type: 'string',
     arg: '<token>',
-    help: 'bearer token the gateway requires on /v1/*; required off loopback',
+    help: 'bearer token the gateway requires on /v1/*; required off loopback; on the command line it shows in ps: prefer the file or the environment',
+  },
+  {
+    flag: 'auth-token-file',
+    env: 'TEEML_GATEWAY_AUTH_TOKEN_FILE',
+    type: 'string',
+    arg: '<file>',
+    help: 'a file holding the bearer token the gateway requires (instead of --auth-token)',
+  },
+  {
+    flag: 'allowed-host',
+    env: 'TEEML_GATEWAY_ALLOWED_HOSTS',
+    type: 'string',
+    multiple: true,
+    arg: '<name[:port]>',
+    help: 'another Host name the gateway answers to besides loopback and --host, repeatable (env: one per line); others get 403',
+  },
+  {
+    flag: 'allow-origin',
+    env: 'TEEML_GATEWAY_ALLOW_ORIGINS',
+    type: 'string',
+    multiple: true,
+    arg: '<origin>',
+    help: 'a web origin (e.g. http://localhost:5173) allowed to call the gateway from a browser, repeatable (env: one per line); none by default',
   },
   {
     flag: 'no-e2ee',
@@ -295,10 +327,11 @@ const zgLinkFor = async (
 };
 
 export const buildGatewayOptions = async (
-  values: Record<string, unknown>,
+  given: Record<string, unknown>,
   deps: GatewayCommandDeps,
 ): Promise<Omit<GatewayOptions, 'logger'> & { receiptsPath?: string }> => {
   const read = deps.readFile ?? (async (path: string) => new Uint8Array(await readFile(path)));
+  const values = await withTokenFiles(given, read);
   const overrides = {
     allowSimulated: values['allow-simulated'] === true,
     acceptBrokerQuote: values['accept-broker-quote'] === true,
@@ -363,7 +396,13 @@ export const buildGatewayOptions = async (
     onFailure,
     reattestIntervalMs: parseDuration(str(values, 'reattest-interval') ?? '10m'),
     ...(authToken === undefined ? {} : { authToken }),
-    e2ee: { mode: values['no-e2ee'] === true ? 'off' : 'auto', client: nearE2eeClient },
+    ...browserFlagsOf(values),
+    e2ee: {
+      mode: values['no-e2ee'] === true ? 'off' : 'auto',
+      client: nearE2eeClient,
+      // A 0G broker that signs does its own E2EE, not ours (issue 21, item 3); the policy may still say.
+      required: (link as { layout?: unknown }).layout !== 'broker-signed',
+    },
     ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     ...(receiptsPath === undefined ? {} : { receiptsPath }),
   };
@@ -387,6 +426,7 @@ export const gatewayCommand = async (
       stdout.write(GATEWAY_USAGE);
       return 0;
     }
+    for (const warning of argvTokenWarnings(argv)) stderr.write(warning);
     built = await buildGatewayOptions(values, { env, ...deps });
   } catch (error) {
     if (error instanceof StartError) {

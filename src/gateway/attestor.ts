@@ -12,9 +12,11 @@ import {
   type SigningAlgo,
   verifyReport,
 } from '../verifier/index.js';
+import { type E2eeRequirement, e2eeCheck } from './e2ee-requirement.js';
 import { identityOf, type ProviderIdentity } from './identity.js';
 import { type Policy, reportOptionsOf } from './policy.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
+import { reportModelCheck } from './report-model-check.js';
 
 /** One attestation of the provider: what was asked, what came back, what the checks said. */
 export interface Attestation {
@@ -54,6 +56,8 @@ export interface AttestorOptions {
   random?: (length: number) => Uint8Array;
   /** fetch for NRAS and PCCS (the verifier's outside calls). */
   fetch?: typeof globalThis.fetch;
+  /** When the gateway encrypts: the E2EE checks (e2ee-requirement.ts); undefined: none. */
+  e2ee?: E2eeRequirement;
 }
 
 const field = (value: unknown, key: string): unknown =>
@@ -71,6 +75,8 @@ export class Attestor {
   private lastGood: Attestation | undefined;
   /** The first signer that passed: later attestations must show the same one (policy.allowSignerChange). */
   private pinned: string | undefined;
+  /** Keys (lowercase) whose passed attestation offered E2EE: a later report must too (`e2ee.downgrade`). */
+  private readonly e2eeKeys = new Set<string>();
   private running: Promise<Attestation> | undefined;
   private readonly now: () => number;
   private readonly random: (length: number) => Uint8Array;
@@ -201,6 +207,8 @@ export class Attestor {
           detail: `the provider now shows ${address}, not the key pinned at the first attestation (restart the gateway or set allowSignerChange)`,
         });
     }
+    if (policy.models !== undefined) checks.push(reportModelCheck(policy.models, fetched.report));
+    const offered = address !== undefined && this.checkE2ee(checks, fetched.report, address);
     const failed = checks.find((c) => c.status === 'fail');
     const fresh = checks.some((c) => c.id === 'report.nonce' && c.status === 'pass');
     const publicKey = field(fetched.report, 'signing_public_key');
@@ -223,6 +231,7 @@ export class Attestor {
     };
     if (attestation.ok && address !== undefined && (this.pinned === undefined || policy.allowSignerChange))
       this.pinned = lower(address);
+    if (attestation.ok && offered && address !== undefined) this.e2eeKeys.add(lower(address));
     // Answers go only to the key this attestation saw; a renewed certificate is re-pinned here.
     if (attestation.ok && tlsFingerprint !== undefined) link.pinTls?.(tlsFingerprint);
     logger[attestation.ok ? 'info' : 'warn'](
@@ -243,6 +252,20 @@ export class Attestor {
         : `provider attestation failed: ${attestation.failedCheck}`,
     );
     return this.record(attestation);
+  }
+
+  /** Adds the E2EE check (issue 21, item 3) when the gateway encrypts; returns whether E2EE is offered. */
+  private checkE2ee(checks: CheckResult[], report: unknown, address: string): boolean {
+    const e2ee = this.options.e2ee;
+    if (e2ee === undefined) return false;
+    const offered = e2ee.offered(report, address);
+    const check = e2eeCheck({
+      required: e2ee.required,
+      offered,
+      offeredBefore: this.e2eeKeys.has(lower(address)),
+    });
+    if (check !== undefined) checks.push(check);
+    return offered;
   }
 
   private record(attestation: Attestation): Attestation {

@@ -4,6 +4,7 @@ import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { AttestationLoop, type AttestationTimers, nodeTimers } from './attestation-loop.js';
 import { type Attestation, Attestor } from './attestor.js';
+import { BrowserGuard } from './browser-guard.js';
 import type { E2eeClient } from './e2ee.js';
 import { E2eeChoice } from './e2ee-choice.js';
 import { type Circuit, GatewayState } from './gateway-state.js';
@@ -27,11 +28,19 @@ export interface GatewayOptions {
   reattestIntervalMs?: number;
   /** Milliseconds before the next try while the provider is not attested (default 30 s, at most the interval). */
   retryAttestationMs?: number;
+  /** More Host names the gateway answers to besides loopback and its listen address (`--allowed-host`). */
+  allowedHosts?: readonly string[];
+  /** Web origins a browser may call the gateway from (`--allow-origin`); none by default. */
+  allowOrigins?: readonly string[];
   /** Bearer token the gateway requires on /v1/* (required off loopback; the CLI enforces it). */
   authToken?: string;
   receipts?: { sink: ReceiptSink; label: string };
-  /** 'auto': E2EE when the client is built in and the attested report advertises it; 'off': --no-e2ee. */
-  e2ee?: { mode: 'auto' | 'off'; client?: E2eeClient };
+  /**
+   * 'auto': E2EE when the client is built in and the attested report offers it; 'off': --no-e2ee.
+   * `required` (the policy's `requireE2ee` wins; default true): a report without E2EE for the
+   * attested key fails attestation (`e2ee.required`); the CLI sets it false for a 0G broker that signs.
+   */
+  e2ee?: { mode: 'auto' | 'off'; client?: E2eeClient; required?: boolean };
   /** fetch for the provider (answers, signatures) and the verifier (NRAS, PCCS). */
   fetch?: typeof globalThis.fetch;
   now?: () => number;
@@ -70,7 +79,21 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
   const fetchFn = options.fetch ?? globalThis.fetch;
   const now = options.now ?? Date.now;
   const random = options.random === undefined ? {} : { random: options.random };
-  const attestor = new Attestor({ link, policy, logger, now, ...random, fetch: fetchFn });
+  const e2ee = new E2eeChoice(
+    options.e2ee?.mode ?? 'auto',
+    options.e2ee?.client,
+    policy.requireE2ee ?? options.e2ee?.required ?? true,
+  );
+  const requirement = e2ee.requirement();
+  const attestor = new Attestor({
+    link,
+    policy,
+    logger,
+    now,
+    ...random,
+    fetch: fetchFn,
+    ...(requirement === undefined ? {} : { e2ee: requirement }),
+  });
   const receipts = new ReceiptLog(options.receipts?.sink);
   const onFailure = options.onFailure ?? 'refuse';
   const state = new GatewayState({ attestor, receipts, logger, now, onFailure, link });
@@ -83,7 +106,6 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     now,
     logger,
   });
-  const e2ee = new E2eeChoice(options.e2ee?.mode ?? 'auto', options.e2ee?.client);
   const calls = new InFlightCalls();
   const proxy: ProxyContext = {
     state,
@@ -94,10 +116,11 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     logger,
     maxAnswerBytes: options.maxAnswerBytes ?? 64 * 1024 * 1024,
     maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,
+    models: policy.models,
     e2ee,
     calls,
   };
-  const server = createServer(
+  const server: Server = createServer(
     gatewayRoutes({
       state,
       link,
@@ -107,6 +130,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       nextAttestationAt: () => loop.nextAt,
       authToken: options.authToken,
       receiptsLabel: options.receipts?.label,
+      guard: browserGuardOf((): Server => server, options),
       proxy: (req, res, url) => proxyToProvider(proxy, req, res, url),
     }),
   );
@@ -131,6 +155,17 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       await link.close();
     },
   };
+};
+
+/** The browser guard for the address the server listens on (known once it listens). */
+const browserGuardOf = (server: () => Server, options: GatewayOptions): BrowserGuard => {
+  const address = () => server().address() as AddressInfo;
+  return new BrowserGuard({
+    port: () => address().port,
+    listenAddress: () => address().address,
+    ...(options.allowedHosts === undefined ? {} : { allowedHosts: options.allowedHosts }),
+    ...(options.allowOrigins === undefined ? {} : { allowOrigins: options.allowOrigins }),
+  });
 };
 
 /** Listens, and refuses to serve off loopback without a token: the gateway spends the user's key. */

@@ -55,6 +55,18 @@ export const policySchema = z.strictObject({
    * other check; receipts and the status page say the attestation was not fresh. Default false.
    */
   acceptBrokerQuote: z.boolean().default(false),
+  /**
+   * A report that does not offer E2EE for the attested key fails attestation (`e2ee.required`), so
+   * no prompt leaves in clear. Default: on, except in 0G mode for a provider whose broker signs (its
+   * E2EE is the broker's own); ignored with --no-e2ee. A key that once offered E2EE must keep
+   * offering it whatever this says (`e2ee.downgrade`).
+   */
+  requireE2ee: z.boolean().optional(),
+  /**
+   * The models the user's tools may ask for (issue 24, item 5): a request for another is refused
+   * locally (400 `model_not_allowed`), and the report must name one of them (`report.model`).
+   */
+  models: z.array(z.string().min(1)).min(1).optional(),
   /** Do not consult NVIDIA NRAS (gpu.nras skipped). */
   offline: z.boolean().default(false),
   nrasUrl: z.url({ protocol: /^https?$/ }).optional(),

@@ -1,27 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { forwardRequestHeaders } from '../proxy/index.js';
 import type { E2eeSession } from './e2ee.js';
 import type { ProviderLink } from './provider-link.js';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself are not forwarded. */
-const DROP_REQUEST_HEADERS = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'host',
-  'content-length',
-  'accept-encoding',
-  // The user's key for the gateway is not the provider's: --api-key / --header set that.
-  'authorization',
-  'cookie',
-  'expect',
-]);
-
 /**
- * The request the provider gets for the user's: the user's headers less the dropped ones, the body
+ * The request the provider gets for the user's: the user's headers through the sidecar's own
+ * forwarding filter (proxy/upstream.ts: hop-by-hop fields and those named in `Connection`, the
+ * user's bearer token for the gateway, cookies, `origin`, `referer`, `sec-fetch-*`, `x-admin-token`,
+ * `x-request-hash`, `x-request-id`, `x-teeml-*`; issue 21, item 12), the body
  * encrypted when an E2EE session is open, then the link's own headers (direct: --header/--api-key;
  * 0G: the SDK's request headers).
  */
@@ -35,10 +21,8 @@ export const providerRequest = async (input: {
   const { userBody, openAiPath, e2ee, link } = input;
   let body = userBody;
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(input.userHeaders)) {
-    if (value === undefined || DROP_REQUEST_HEADERS.has(name)) continue;
+  for (const [name, value] of Object.entries(forwardRequestHeaders(input.userHeaders)))
     headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
   if (e2ee !== undefined && userBody !== undefined) {
     const prepared = await e2ee.prepareRequest({ openAiPath, body: userBody });
     body = prepared.body;

@@ -4,6 +4,7 @@ import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
 import type { InFlightCalls } from './in-flight-calls.js';
+import { modelRefusal } from './model-refusal.js';
 import { providerRequest } from './provider-request.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { relayJson } from './relay-json.js';
@@ -17,6 +18,8 @@ export interface ProxyContext extends RelayContext {
   e2ee: E2eeChoice;
   calls: InFlightCalls;
   maxRequestBytes: number;
+  /** The policy's `models`: requests for others are refused here, before anything is sent. */
+  models?: readonly string[] | undefined;
 }
 
 /** The check a request fails when the provider's connection does not show the pinned TLS key. */
@@ -65,6 +68,11 @@ export const proxyToProvider = async (
   const path = url.pathname;
   const userBody =
     method === 'GET' || method === 'HEAD' ? undefined : await readRequest(req, ctx.maxRequestBytes);
+  const disallowed = modelRefusal(ctx.models, userBody);
+  if (disallowed !== undefined) {
+    sendError(res, disallowed, `refused: ${disallowed.code}`);
+    return;
+  }
   const admitted = ctx.state.admit();
   if ('refusal' in admitted) {
     sendError(res, admitted.refusal, admitted.verification);
@@ -86,7 +94,9 @@ export const proxyToProvider = async (
     if (upstream === undefined) return;
     const responseHeaders: Record<string, string> = {};
     upstream.headers.forEach((value, name) => {
-      if (!DROP_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
+      // The provider's CORS grants are not the user's: only the gateway decides which origin reads it.
+      if (!DROP_RESPONSE_HEADERS.has(name) && !name.startsWith('access-control-'))
+        responseHeaders[name] = value;
     });
     const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
     if (!signed || body === undefined) {

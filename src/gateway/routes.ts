@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { BrowserGuard } from './browser-guard.js';
 import type { E2eeChoice } from './e2ee-choice.js';
 import type { GatewayState } from './gateway-state.js';
 import type { ProviderLink } from './provider-link.js';
@@ -20,6 +21,8 @@ export interface RoutesOptions {
   authToken: string | undefined;
   /** Where receipts are written, for the status page. */
   receiptsLabel: string | undefined;
+  /** Host, Origin, Fetch metadata and content type: what a web page in the user's browser may do. */
+  guard: BrowserGuard;
   /** Answers one /v1 request (proxy.ts). */
   proxy: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
 }
@@ -44,6 +47,7 @@ export const gatewayRoutes =
 
 const route = async (options: RoutesOptions, req: IncomingMessage, res: ServerResponse): Promise<void> => {
   const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+  if (!admitBrowser(options, req, res, url)) return;
   if ((req.method === 'GET' || req.method === 'HEAD') && url.pathname === '/') {
     await statusPage(options, req, res);
     return;
@@ -77,6 +81,34 @@ const route = async (options: RoutesOptions, req: IncomingMessage, res: ServerRe
   );
 };
 
+/**
+ * Applies the browser guard before any route (issue 21, item 6): a refused request gets 403 or 415
+ * and reaches nothing; OPTIONS is answered here and never forwarded; an allowed origin's answers
+ * carry the gateway's CORS headers (the provider's are dropped in proxy.ts). False: answered.
+ */
+const admitBrowser = (
+  options: RoutesOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): boolean => {
+  const refusal = options.guard.check(req, url.pathname);
+  if (refusal !== undefined) {
+    // Never the Host or Origin value: a hostile page chooses them.
+    options.logger.warn({ event: 'browser', code: refusal.code, path: url.pathname }, 'request refused');
+    sendError(res, refusal, `refused: ${refusal.code}`);
+    return false;
+  }
+  const origin = options.guard.allowedOrigin(req);
+  if (origin !== undefined)
+    for (const [k, v] of Object.entries(options.guard.corsHeaders(origin))) res.setHeader(k, v);
+  if (req.method !== 'OPTIONS') return true;
+  const answer = options.guard.preflight(req);
+  res.writeHead(answer.status, answer.headers);
+  res.end();
+  return false;
+};
+
 /** Compared in constant time: the token guards a gateway listening off loopback. */
 const authorized = (authToken: string | undefined, req: IncomingMessage): boolean => {
   if (authToken === undefined) return true;
@@ -100,7 +132,7 @@ const statusPage = async (
     counters: state.counters,
     circuit: state.circuit,
     onFailure: state.onFailure,
-    e2ee: options.e2ee.describe(state.attestor.trusted?.report),
+    e2ee: options.e2ee.describe(state.attestor.current),
     receipts: state.receipts.recent,
     receiptsFile: options.receiptsLabel,
     nextAttestationAt: options.nextAttestationAt(),
@@ -126,6 +158,7 @@ const health = async (options: RoutesOptions, res: ServerResponse): Promise<void
       provider: await link.describe(),
       signing_address: a?.signer?.address ?? null,
       failed_check: state.attestor.current?.failedCheck ?? null,
+      e2ee: options.e2ee.status(state.attestor.current),
       counters: state.counters,
       link: await link.health(),
     }),

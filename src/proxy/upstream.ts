@@ -25,9 +25,12 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * Request fields the sidecar sets itself or must not pass on. `x-request-id` is the client's to
- * correlate its own logs with ours; it is not forwarded, because vLLM derives completion ids from it
- * and a client must not choose the id under which a response is signed (docs/protocol.md).
+ * Request fields the sidecar (and the gateway, which forwards through this same filter) sets itself
+ * or must not pass on. `x-request-id` is the client's to correlate its own logs with ours; it is not
+ * forwarded, because vLLM derives completion ids from it and a client must not choose the id under
+ * which a response is signed (docs/protocol.md). `x-admin-token` and `x-request-hash` are the
+ * sidecar's own credentials and override. A browser's `origin`, `referer` and cookies are the
+ * user's business with this hop, never the model server's or a paid provider's (issue 21, item 12).
  */
 const REQUEST_DROP = new Set([
   'host',
@@ -35,11 +38,16 @@ const REQUEST_DROP = new Set([
   'authorization',
   'accept-encoding',
   'cookie',
+  'origin',
+  'referer',
   'x-request-hash',
   'x-admin-token',
   'x-request-id',
   'expect',
 ]);
+
+/** Request field prefixes never forwarded: our own `x-teeml-*` and the browser's Fetch metadata (`sec-fetch-*`). */
+const REQUEST_DROP_PREFIXES = ['x-teeml-', 'sec-fetch-'] as const;
 
 /**
  * Response fields never relayed from the model server:
@@ -81,6 +89,7 @@ const connectionListed = (headers: IncomingHttpHeaders): Set<string> => {
 const filterHeaders = (
   headers: IncomingHttpHeaders,
   drop: ReadonlySet<string>,
+  prefixes: readonly string[] = ['x-teeml-'],
 ): Record<string, string | string[]> => {
   const listed = connectionListed(headers);
   const out: Record<string, string | string[]> = {};
@@ -90,7 +99,7 @@ const filterHeaders = (
       HOP_BY_HOP.has(name) ||
       drop.has(name) ||
       listed.has(name) ||
-      name.startsWith('x-teeml-')
+      prefixes.some((p) => name.startsWith(p))
     ) {
       continue;
     }
@@ -99,8 +108,9 @@ const filterHeaders = (
   return out;
 };
 
+/** What a proxy forwards of its client's request: the sidecar to its model server, the gateway to its provider. */
 export const forwardRequestHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> =>
-  filterHeaders(headers, REQUEST_DROP);
+  filterHeaders(headers, REQUEST_DROP, REQUEST_DROP_PREFIXES);
 
 export const forwardResponseHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> =>
   filterHeaders(headers, RESPONSE_DROP);

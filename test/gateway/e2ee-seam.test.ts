@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type E2eeClient, reportAdvertisesE2ee } from '../../src/gateway/index.js';
 import { rawRequest, startTestSidecar, type TestSidecar } from '../e2e/harness.js';
 import { SECRET_MARKERS } from '../secrets.js';
-import { type Mitm, startMitm, startTestGateway } from './harness.js';
+import { type Mitm, startMitm, startTestGateway, testPolicy } from './harness.js';
 
 /**
  * The E2EE step is a seam (src/gateway/e2ee.ts) until the E2EE client lands; a test double stands in
@@ -130,8 +130,10 @@ describe('E2EE seam', () => {
       (await rawRequest(`${sidecar.url}/v1/attestation/report`)).body.toString(),
     );
     expect(reportAdvertisesE2ee(report)).toBe(true);
+    // Served in clear only because the policy says so (requireE2ee is on by default: e2ee-policy.test.ts).
     const quiet = await startTestGateway(sidecar.url, {
       e2ee: { mode: 'auto', client: double(() => false, calls) },
+      policy: testPolicy({ requireE2ee: false }),
     });
     try {
       for (const g of [off, quiet]) {

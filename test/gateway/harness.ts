@@ -72,8 +72,8 @@ export interface Mitm {
   rewriteRequest: (path: string, body: Buffer) => Buffer;
   /** Changes an answer on its way back; undefined leaves it. */
   mutate: Mutation;
-  /** Every request forwarded, with its exact body. */
-  seen: Array<{ method: string; path: string; body: Buffer }>;
+  /** Every request forwarded, with its exact body and the headers it came with. */
+  seen: Array<{ method: string; path: string; body: Buffer; headers: IncomingMessage['headers'] }>;
   close(): Promise<void>;
 }
 
@@ -96,7 +96,7 @@ export const startMitm = (target: string): Promise<Mitm> =>
         const method = req.method ?? 'GET';
         const { target: to, path } = mitm.route(req.url ?? '/');
         const body = mitm.rewriteRequest(path, Buffer.concat(chunks));
-        mitm.seen.push({ method, path, body });
+        mitm.seen.push({ method, path, body, headers: req.headers });
         const headers = { ...req.headers };
         delete headers.host;
         delete headers['content-length'];
