@@ -83,5 +83,17 @@ describe('signed text', () => {
       expect(unpackRecord(packed as NonNullable<typeof packed>)).toEqual(record);
       expect(signatureRecordSchema.safeParse(JSON.parse(JSON.stringify(record))).success).toBe(true);
     }
+    // The memory store keeps the model of a lazily signed record too (it packs lazy records tightest).
+    const store = new MemorySignatureStore({ ttlMs: 60_000, capacity: 10 });
+    for (const [id, model] of [
+      ['chatcmpl-plain', undefined],
+      ['chatcmpl-model', 'served-a'],
+    ] as const) {
+      const claim = await store.claim(id);
+      const record = lazyRecord(signers, signedText(a, a, model));
+      await store.put(claim as NonNullable<typeof claim>, record);
+      expect((await store.get(id))?.text).toBe(record.text);
+      expect((await store.get(id))?.ecdsa).toEqual(record.ecdsa);
+    }
   });
 });
