@@ -1,5 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { toHex } from '../bytes/index.js';
+import { jsonOf, toHex } from '../bytes/index.js';
 import { parseSignedText } from '../signatures/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
@@ -27,7 +27,8 @@ export interface SignedBytesInput {
   what?: string;
   /**
    * The model the request asked for. A text in the `model` format (docs/protocol.md, Signed text)
-   * must name exactly this model; without it a signed model cannot be compared and is only reported.
+   * must name exactly this model. Default: the `model` of the request bytes when they are the bytes
+   * the provider received (`compareRequest`); otherwise a signed model is only reported.
    */
   model?: string | undefined;
 }
@@ -65,8 +66,9 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
       'signed text is not two lowercase sha256 hex digests joined by ":", optionally after a model name',
     );
   } else {
+    const requested = input.model ?? (compareRequest ? modelOf(input.request) : undefined);
     const problems = [
-      modelProblem(parsed.model, input.model),
+      modelProblem(parsed.model, requested),
       compareRequest && req !== requestHash ? 'request hash differs from our request bytes' : undefined,
       res !== responseHash ? 'response hash differs from the bytes we received' : undefined,
       res !== responseHash && input.encoding != null && input.encoding !== 'identity'
@@ -78,7 +80,7 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
       list.pass(
         textId,
         textTitle,
-        `${input.response.length} response bytes hashed${parsed.model === undefined ? '' : `, model ${input.model === undefined ? 'signed (not compared)' : 'as requested'}`}${compareRequest ? '' : ' (request hash not comparable: re-serialized on the way)'}`,
+        `${input.response.length} response bytes hashed${parsed.model === undefined ? '' : `, model ${requested === undefined ? 'signed (not compared)' : 'as requested'}`}${compareRequest ? '' : ' (request hash not comparable: re-serialized on the way)'}`,
       );
   }
 
@@ -100,3 +102,9 @@ const modelProblem = (signed: string | undefined, requested: string | undefined)
   signed !== undefined && requested !== undefined && signed !== requested
     ? 'signed model differs from the model requested'
     : undefined;
+
+/** The `model` a JSON request body names; undefined for any other body. */
+const modelOf = (request: Uint8Array): string | undefined => {
+  const model = (jsonOf(request) as { model?: unknown } | undefined)?.model;
+  return typeof model === 'string' ? model : undefined;
+};

@@ -14,7 +14,12 @@ const request = new TextEncoder().encode('{"model":"premium","messages":[]}');
 const response = new TextEncoder().encode('{"id":"chatcmpl-1","model":"premium","choices":[]}');
 const hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-const run = (signedModel: string | undefined, requested: string | undefined, algo: 'ecdsa' | 'ed25519') => {
+const run = (
+  signedModel: string | undefined,
+  requested: string | undefined,
+  algo: 'ecdsa' | 'ed25519',
+  compareRequest = true,
+) => {
   const record = signPair(signers, hex(request), hex(response), signedModel);
   const list = new CheckList();
   checkSignedBytes(list, {
@@ -24,6 +29,7 @@ const run = (signedModel: string | undefined, requested: string | undefined, alg
     record: { text: record.text, signature: record[algo].signature, signing_address: record[algo].address },
     signer: { algo, bytes: new Uint8Array(0), display: signers[algo].address },
     model: requested,
+    compareRequest,
   });
   return Object.fromEntries(list.results.map((r) => [r.id, `${r.status}: ${r.detail}`]));
 };
@@ -45,7 +51,16 @@ describe.each(['ecdsa', 'ed25519'] as const)('checkSignedBytes, both signed-text
     expect(checks['signature.json.signer']).toMatch(/^pass/);
   });
 
-  it('without a requested model, a signed model is reported, not compared', () => {
-    expect(run('cheap-model', undefined, algo)['signature.json.text']).toContain('signed (not compared)');
+  it('without a model given, the one the request bytes name is the one requested (the gateway case)', () => {
+    expect(run('cheap-model', undefined, algo)['signature.json.text']).toBe(
+      'fail: signed model differs from the model requested',
+    );
+    expect(run('premium', undefined, algo)['signature.json.text']).toContain('model as requested');
+  });
+
+  it('request bytes re-serialized on the way (0G broker): a signed model is reported, not compared', () => {
+    expect(run('cheap-model', undefined, algo, false)['signature.json.text']).toContain(
+      'signed (not compared)',
+    );
   });
 });
