@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { hashMessage, recoverAddress } from 'ethers';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createE2eeClient } from '../../src/e2ee/index.js';
 import { SECRET_MARKERS } from '../secrets.js';
 import {
   json,
@@ -265,6 +266,39 @@ describe('CACHE_SALT=per-user', () => {
     });
     expect(sameUser).toBe(viaBroker);
     expect(other).not.toBe(viaBroker);
+  });
+
+  it('under E2EE the model gets the decrypted prompt with the caller’s salt; the hash is of the ciphertext sent', async () => {
+    const report = json<{ signing_public_key: string }>(
+      await rawRequest(`${sidecar.url}/v1/attestation/report`),
+    );
+    const client = createE2eeClient({ algo: 'ecdsa', modelPublicKey: report.signing_public_key });
+    const id = 'chatcmpl-salt-e2ee';
+    const body = JSON.stringify(
+      client.encryptRequest({
+        model: SERVED,
+        id,
+        messages: [{ role: 'user', content: SECRET_MARKERS.e2eePrompt }],
+      }),
+    );
+    const res = await postJson(`${sidecar.url}/v1/chat/completions`, body, {
+      ...client.headers,
+      authorization: `Bearer ${TOKEN_A}`,
+    });
+    expect(res.status).toBe(200);
+    const received = JSON.parse(upstream.requests.at(-1)?.body.toString() ?? '{}') as {
+      cache_salt?: string;
+      messages?: Array<{ content?: string }>;
+    };
+    expect(received.messages?.[0]?.content).toBe(SECRET_MARKERS.e2eePrompt);
+    expect(received.cache_salt).toBe(saltSeen(upstream.requests.length - 1));
+    const plainA = await postJson(`${sidecar.url}/v1/chat/completions`, chat({ id: 'chatcmpl-salt-a3' }), {
+      authorization: `Bearer ${TOKEN_A}`,
+    });
+    expect(plainA.status).toBe(200);
+    expect(saltSeen(upstream.requests.length - 1)).toBe(received.cache_salt);
+    const record = json<{ text: string }>(await signatureOf(id));
+    expect(record.text).toBe(`${SERVED}:${sha(body)}:${sha(res.body)}`);
   });
 
   it('bodies of other endpoints are forwarded untouched', async () => {
