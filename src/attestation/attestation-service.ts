@@ -16,6 +16,8 @@ export interface AttestationServiceOptions {
   quotes: QuoteProvider;
   gpus: GpuEvidenceProvider;
   signers: Signers;
+  /** MODEL_NAME: the served names the report carries as `model_name` (docs/protocol.md). */
+  modelNames?: readonly string[] | undefined;
   /** Fails closed (throws) when evidence does not pass the local check for this nonce. */
   checkGpuEvidence: (gpus: readonly GpuEvidence[], nonce: Uint8Array) => void;
   cacheTtlMs: number;
@@ -158,11 +160,12 @@ export class AttestationService {
         gpu,
         gpuProvider: gpus.kind,
         nvidiaPayload: gpu.gpus.length > 0 ? buildNvidiaPayload(nonce, gpu.gpus) : '',
+        modelName: this.options.modelNames?.[0],
       });
       if (tls !== undefined) attestation['tls_cert_fingerprint'] = toHex(tls.spkiSha256);
       this.options.metrics?.attestations.inc({ kind: 'fresh', outcome: 'ok' });
       return {
-        ...envelopeOf(attestation),
+        ...envelopeOf(attestation, this.options.modelNames),
         ...(tls === undefined ? {} : { tls_certificate: tls.certificate }),
       };
     } catch (err) {

@@ -5,6 +5,8 @@ import type { QuoteResult, ReportDataScheme, TeePlatform } from '../tdx/quote-pr
 
 /** The fields of one attestation (docs/protocol.md, Attestation report), plus labelled extras. */
 export interface Attestation {
+  /** MODEL_NAME's (first) served name, first as in NEAR AI's inference-proxy; absent without MODEL_NAME. */
+  model_name?: string;
   signing_address: string;
   signing_algo: SigningAlgo;
   signing_public_key: string;
@@ -42,11 +44,19 @@ export interface AttestationReport extends Attestation {
   gateway_attestation: Attestation;
 }
 
-/** Wraps one attestation in the report's envelope (flat fields + NEAR's cloud envelope). */
-export const envelopeOf = (attestation: Attestation): AttestationReport => ({
+/**
+ * Wraps one attestation in the report's envelope (flat fields + NEAR's cloud envelope). With several
+ * served names (MODEL_NAME=a,b), `model_attestations` has one entry per name, each naming its model
+ * in `model_name` as NEAR's cloud-api lists one attestation per model; the flat fields name the first.
+ */
+export const envelopeOf = (
+  attestation: Attestation,
+  modelNames: readonly string[] = [],
+): AttestationReport => ({
   ...attestation,
   all_attestations: [attestation],
-  model_attestations: [attestation],
+  model_attestations:
+    modelNames.length > 1 ? modelNames.map((name) => ({ ...attestation, model_name: name })) : [attestation],
   gateway_attestation: attestation,
 });
 
@@ -63,9 +73,12 @@ export const buildAttestation = (input: {
   gpu: GpuEvidenceResult;
   gpuProvider: string;
   nvidiaPayload: string;
+  /** The served model name the report names (MODEL_NAME's first); absent without MODEL_NAME. */
+  modelName?: string | undefined;
 }): Attestation => {
   const simulated = input.quoteSimulated || input.gpu.simulated;
   const attestation: Attestation = {
+    ...(input.modelName === undefined ? {} : { model_name: input.modelName }),
     signing_address: input.signer.address,
     signing_algo: input.signer.algo,
     signing_public_key: input.signer.publicKey,

@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { DEFAULT_DSTACK_SOCKET } from '../dstack/index.js';
 import { DEFAULT_NVML_LIBRARY_PATH, NRAS_BASE_URL } from '../gpu/index.js';
-import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX } from '../signatures/index.js';
+import {
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  DEFAULT_REDIS_KEY_PREFIX,
+  MODEL_NAME_PATTERN,
+  SIGNED_TEXT_FORMATS,
+} from '../signatures/index.js';
 import { DEFAULT_TAPP_ENDPOINT } from '../tapp/index.js';
 import { DEFAULT_LIBTDX_ATTEST_PATH, DEFAULT_TSM_REPORT_ROOT } from '../tdx/index.js';
 
@@ -49,6 +54,24 @@ const hostnames = z
     'expected comma-separated host names or IP addresses',
   );
 
+/**
+ * Served model names: what vLLM's `--served-model-name` lists (comma-separated). A name is 1–256
+ * characters without whitespace or control characters (it goes into the signed text and the report).
+ */
+const modelNames = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((m) => m.trim())
+      .filter((m) => m !== ''),
+  )
+  .refine((list) => list.length > 0, 'must name at least one model')
+  .refine(
+    (list) => list.every((m) => MODEL_NAME_PATTERN.test(m)),
+    'expected comma-separated model names (1-256 characters each, no whitespace or control characters)',
+  );
+
 export const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   /** vLLM listens on 8000; the sidecar must not collide with it. */
@@ -60,6 +83,22 @@ export const envSchema = z.object({
   MAX_BODY_BYTES: int(1024, 512 * 1024 * 1024).default(10 * 1024 * 1024),
   /** Largest non-streaming upstream answer the sidecar buffers to sign. */
   MAX_UPSTREAM_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  /**
+   * The served model names (docs/protocol.md, Model identity). Set: the report carries `model_name`,
+   * requests for another model are 404 `model_not_found` and answers naming another model are never
+   * signed. Unset: no model check (the sidecar serves whatever the upstream serves).
+   */
+  MODEL_NAME: modelNames.optional(),
+  /**
+   * What is signed: `hashes` = `sha256(request):sha256(response)` (the 0G format), `model` =
+   * `model:sha256(request):sha256(response)` (NEAR AI's inference-proxy since 2026; needs MODEL_NAME).
+   */
+  SIGNED_TEXT_FORMAT: z.enum(SIGNED_TEXT_FORMATS).default('hashes'),
+  /**
+   * vLLM's prefix cache, partitioned per caller (docs/protocol.md, Cache salt): `per-user` sets the
+   * upstream request's `cache_salt` to a keyed hash of the caller's identity; `off` leaves it alone.
+   */
+  CACHE_SALT: z.enum(['off', 'per-user']).default('off'),
 
   KEY_SOURCE: z.enum(['ephemeral', 'dstack', 'tapp']).default('ephemeral'),
   DSTACK_KEY_PATH: z.string().min(1).default('teeml-sidecar/signing'),
@@ -211,7 +250,25 @@ export const loadConfig = (env: Record<string, string | undefined>): Config => {
       'invalid configuration:\n  TAPP_APP_ID: required when TEE_PROVIDER=tapp or KEY_SOURCE=tapp',
     );
   }
+  modelRules(cfg);
   return Object.freeze({ ...cfg, demoUpstream: cfg.UPSTREAM_URL === undefined, tlsMode: tlsModeOf(cfg) });
+};
+
+/**
+ * MODEL_NAME with SIGNED_TEXT_FORMAT=model: the signed text names the model, so there must be one,
+ * and NEAR AI's published verifiers split the text on ':' expecting 3 parts (docs/protocol.md), so a
+ * name with ':' would make every signature unreadable to them.
+ */
+const modelRules = (cfg: Env): void => {
+  if (cfg.SIGNED_TEXT_FORMAT !== 'model') return;
+  if (cfg.MODEL_NAME === undefined) {
+    throw new ConfigError('invalid configuration:\n  MODEL_NAME: required when SIGNED_TEXT_FORMAT=model');
+  }
+  if (cfg.MODEL_NAME.some((m) => m.includes(':'))) {
+    throw new ConfigError(
+      "invalid configuration:\n  MODEL_NAME: with SIGNED_TEXT_FORMAT=model a name may not contain ':' (verifiers split the signed text on ':')",
+    );
+  }
 };
 
 /** TLS variables across fields (each rule says what to change). */

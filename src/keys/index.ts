@@ -1,3 +1,5 @@
+export type { CacheSalter } from './cache-salt-key.js';
+export { CACHE_SALT_HKDF_INFO, CACHE_SALT_HKDF_SALT, createCacheSalter } from './cache-salt-key.js';
 export type { DstackKeySourceOptions } from './dstack.js';
 export { DSTACK_KEY_PURPOSE, DstackKeySource } from './dstack.js';
 export { addressOfPublicKey, checksumAddress, hashMessage } from './eip191.js';

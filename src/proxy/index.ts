@@ -1,3 +1,4 @@
+export { callerIdentity, SALTED_PATHS, withCacheSalt } from './cache-salt.js';
 export type { JsonAnswer } from './json-body.js';
 export {
   assertJsonRequest,
@@ -6,6 +7,8 @@ export {
   parseJsonAnswer,
   withResponseId,
 } from './json-body.js';
+export type { ModelCheck, ModelPolicy } from './model-policy.js';
+export { modelCheckedStream } from './model-policy.js';
 export type { ProxyContext, ProxyRoute } from './proxy.js';
 export { proxyRequest, tokenMatches } from './proxy.js';
 export { generateResponseId, idOf, RESPONSE_ID_PATTERN } from './response-id.js';

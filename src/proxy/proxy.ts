@@ -12,7 +12,7 @@ import {
   withoutE2eeHeaders,
 } from '../e2ee/index.js';
 import { SidecarError, unavailable } from '../errors/index.js';
-import type { Signers } from '../keys/index.js';
+import type { CacheSalter, Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
 import {
@@ -24,7 +24,15 @@ import {
   signedText,
   signPair,
 } from '../signatures/index.js';
+import { cacheSaltFor, SALTED_PATHS, withCacheSalt } from './cache-salt.js';
 import { assertJsonRequest, parseJsonAnswer, withResponseId } from './json-body.js';
+import {
+  assertAnswerModel,
+  checkRequestModel,
+  type ModelCheck,
+  type ModelPolicy,
+  modelCheckedStream,
+} from './model-policy.js';
 import { readBody } from './read-body.js';
 import { generateResponseId } from './response-id.js';
 import { SseLimitError } from './sse-parser.js';
@@ -45,6 +53,10 @@ export interface ProxyContext {
   /** Longest silence allowed from the upstream: before its headers, and between two chunks. */
   upstreamTimeoutMs: number;
   adminToken?: string | undefined;
+  /** MODEL_NAME (and SIGNED_TEXT_FORMAT): undefined without MODEL_NAME, when no model is checked. */
+  models?: ModelPolicy | undefined;
+  /** CACHE_SALT=per-user: the caller's `cache_salt`; undefined when off. */
+  cacheSalter?: CacheSalter | undefined;
   /**
    * Sign each algorithm on its first lookup instead of at delivery (signatures/lazy-record.ts). Only
    * for a store this process alone reads: a shared store's records must be signed before they are
@@ -243,7 +255,8 @@ export const proxyRequest = async (
       route.openAiPath,
       ctx.signers,
     );
-    const forwarded = e2ee !== undefined && body !== undefined ? e2ee.decryptRequest(body) : body;
+    const decrypted = e2ee !== undefined && body !== undefined ? e2ee.decryptRequest(body) : body;
+    const { forwarded, model } = beforeUpstream(ctx, incoming, route, decrypted);
     releaseSlot = ctx.budgets.upstream.tryTake();
     if (releaseSlot === undefined) throw refused(ctx, 'upstream');
     const call = ctx.upstream.call(
@@ -277,9 +290,9 @@ export const proxyRequest = async (
         if (route.sign)
           ctx.metrics.unsigned.inc({ reason: status >= 400 ? 'upstream_error' : 'not_signed_route' });
       } else if (contentType.startsWith('text/event-stream')) {
-        signedId = await proxyStream(ctx, res, outgoing, timer, requestHash, e2ee);
+        signedId = await proxyStream(ctx, res, outgoing, timer, requestHash, e2ee, model);
       } else {
-        signedId = await proxyJson(ctx, res, outgoing, timer, requestHash, e2ee);
+        signedId = await proxyJson(ctx, res, outgoing, timer, requestHash, e2ee, model);
       }
     } finally {
       clearTimeout(timer);
@@ -315,6 +328,45 @@ export const proxyRequest = async (
       'proxied',
     );
   }
+};
+
+const jsonDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The body as a JSON object; undefined for anything else (not JSON, an array, a multipart upload). */
+const jsonObjectOf = (incoming: IncomingMessage, body: Uint8Array): Record<string, unknown> | undefined => {
+  if (!declaresJson(incoming)) return undefined;
+  try {
+    const value: unknown = JSON.parse(jsonDecoder.decode(body));
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * MODEL_NAME and CACHE_SALT on the way to the model server (docs/protocol.md): a request for a model
+ * not served is refused here (404, the model server is never called), and the body the model server
+ * gets carries this caller's `cache_salt`. The signed request hash was taken before, over the bytes
+ * the client sent. Without either setting the body is not even parsed.
+ */
+const beforeUpstream = (
+  ctx: ProxyContext,
+  incoming: IncomingMessage,
+  route: ProxyRoute,
+  body: Uint8Array | undefined,
+): { forwarded: Uint8Array | undefined; model: ModelCheck | undefined } => {
+  if (body === undefined || !route.sign || (ctx.models === undefined && ctx.cacheSalter === undefined)) {
+    return { forwarded: body, model: undefined };
+  }
+  const value = jsonObjectOf(incoming, body);
+  const model = ctx.models === undefined ? undefined : checkRequestModel(ctx.models, value);
+  const salted =
+    ctx.cacheSalter !== undefined && value !== undefined && SALTED_PATHS.has(route.openAiPath)
+      ? withCacheSalt(body, value, cacheSaltFor(ctx.cacheSalter, incoming.headers))
+      : body;
+  return { forwarded: salted, model };
 };
 
 /**
@@ -380,11 +432,14 @@ const store = async (
   claim: SignatureClaim,
   requestHash: string,
   responseHash: string,
+  model?: ModelCheck,
 ): Promise<void> => {
+  // SIGNED_TEXT_FORMAT=model: the model the request asked for, which every answer chunk named.
+  const signedModel = model?.signed === true ? model.expected : undefined;
   const record =
     ctx.lazySigning === true
-      ? lazyRecord(ctx.signers, signedText(requestHash, responseHash))
-      : signPair(ctx.signers, requestHash, responseHash);
+      ? lazyRecord(ctx.signers, signedText(requestHash, responseHash, signedModel))
+      : signPair(ctx.signers, requestHash, responseHash, signedModel);
   try {
     if (await ctx.store.put(claim, record)) {
       ctx.metrics.signatures.inc({ kind: 'stored' });
@@ -408,6 +463,7 @@ const proxyJson = async (
   timer: NodeJS.Timeout,
   requestHash: string,
   e2ee?: E2eeSession,
+  model?: ModelCheck,
 ): Promise<string | undefined> => {
   const chunks: Buffer[] = [];
   let total = 0;
@@ -435,6 +491,8 @@ const proxyJson = async (
     await finish(outgoing, raw);
     return undefined;
   }
+  // Checked on the model server's own answer, before anything is encrypted, sent or signed.
+  if (model !== undefined) assertAnswerModel(answer.value, model);
   e2ee?.encryptValue(answer.value, false);
   const claim = await claimResponseId(ctx, answer.id);
   const body = claim.id === answer.id && e2ee === undefined ? raw : withResponseId(answer, claim.id);
@@ -453,7 +511,7 @@ const proxyJson = async (
       ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
       throw new ClientGone('client disconnected');
     }
-    await store(ctx, claim, requestHash, sha256Hex(body));
+    await store(ctx, claim, requestHash, sha256Hex(body), model);
     return claim.id;
   } finally {
     ctx.pending.settle(claim.id);
@@ -467,6 +525,7 @@ const proxyStream = async (
   timer: NodeJS.Timeout,
   requestHash: string,
   e2ee?: E2eeSession,
+  model?: ModelCheck,
 ): Promise<string | undefined> => {
   const limit = ctx.maxSseLineBytes;
   const tap = new SseTap(limit === undefined ? {} : { maxLineBytes: limit, maxHeldBytes: limit });
@@ -488,7 +547,8 @@ const proxyStream = async (
   };
   try {
     try {
-      const chunks = upstreamChunks(res, timer);
+      const raw = upstreamChunks(res, timer);
+      const chunks = model === undefined ? raw : modelCheckedStream(raw, model, limit);
       for await (const chunk of e2ee === undefined ? chunks : e2ee.sseEncryptor(limit).transform(chunks)) {
         const out = tap.push(chunk);
         await write(outgoing, tap.proposed ? await start() : out);
@@ -499,6 +559,10 @@ const proxyStream = async (
           status: 502,
           code: 'upstream_bad_stream',
         });
+      }
+      if (claim !== undefined && isModelMismatch(err)) {
+        await endWithError(ctx, res, outgoing, err);
+        return undefined;
       }
       throw err;
     }
@@ -512,7 +576,7 @@ const proxyStream = async (
       return undefined;
     }
     // Every byte is with the socket: sign over exactly what was sent.
-    await store(ctx, claim, requestHash, outcome.responseHash);
+    await store(ctx, claim, requestHash, outcome.responseHash, model);
     return claim.id;
   } catch (err) {
     ctx.metrics.unsigned.inc({
@@ -522,4 +586,28 @@ const proxyStream = async (
   } finally {
     if (claim !== undefined) ctx.pending.settle(claim.id);
   }
+};
+
+const isModelMismatch = (err: unknown): err is SidecarError =>
+  err instanceof SidecarError && err.code === 'model_mismatch';
+
+/**
+ * A stream already under way whose model server switched models: the client gets an error event in
+ * the OpenAI shape and the stream ends without `[DONE]`, so no client takes it for a whole answer,
+ * and nothing is signed (docs/protocol.md, Model identity). The bytes sent so far end on an event
+ * boundary (model-policy.ts), so the error event parses on its own.
+ */
+const endWithError = async (
+  ctx: ProxyContext,
+  res: IncomingMessage,
+  outgoing: ServerResponse,
+  err: SidecarError,
+): Promise<void> => {
+  res.destroy();
+  ctx.metrics.unsigned.inc({ reason: 'model_mismatch' });
+  ctx.logger.warn({ code: err.code }, 'stream ended: the model server answered with another model');
+  await write(outgoing, [
+    new TextEncoder().encode(`event: error\ndata: ${JSON.stringify(err.toBody())}\n\n`),
+  ]);
+  await finish(outgoing);
 };

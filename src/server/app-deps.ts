@@ -1,16 +1,22 @@
 import type { AttestationService } from '../attestation/index.js';
 import { Budget } from '../concurrency/index.js';
 import type { Config } from '../config/index.js';
-import type { Signers } from '../keys/index.js';
+import type { CacheSalter, Signers } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
-import type { Upstream } from '../proxy/index.js';
+import type { ModelPolicy, Upstream } from '../proxy/index.js';
 import { type PendingSignatures, SignatureLookup, type SignatureStore } from '../signatures/index.js';
 import type { TlsRuntime } from '../tls/index.js';
 import type { AppDeps } from './app.js';
 import { ClientLimit, clientKey } from './client-limits.js';
 import type { InFlight } from './in-flight.js';
 import type { HealthDeps } from './routes/health.js';
+
+/** MODEL_NAME and SIGNED_TEXT_FORMAT as the proxy uses them; undefined without MODEL_NAME. */
+const modelPolicyOf = (config: Config): ModelPolicy | undefined =>
+  config.MODEL_NAME === undefined
+    ? undefined
+    : { served: config.MODEL_NAME, signModel: config.SIGNED_TEXT_FORMAT === 'model' };
 
 /** The running parts `startSidecar` made, which the routes are built from. */
 export interface SidecarParts {
@@ -25,6 +31,8 @@ export interface SidecarParts {
   tls: TlsRuntime | undefined;
   /** Other replicas write to the store too (Redis). */
   sharedStore: boolean;
+  /** CACHE_SALT=per-user: the caller's identity to its `cache_salt`; undefined when off. */
+  cacheSalter?: CacheSalter | undefined;
   status: HealthDeps['status'];
 }
 
@@ -87,6 +95,8 @@ export const appDeps = (config: Config, parts: SidecarParts): AppDeps => {
         maxSseLineBytes: config.MAX_SSE_LINE_BYTES,
         upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
         adminToken: config.ADMIN_TOKEN,
+        models: modelPolicyOf(config),
+        cacheSalter: parts.cacheSalter,
         // Signed on first lookup only where this process alone serves lookups (signatures/lazy-record.ts).
         lazySigning: !parts.sharedStore,
         clientOf,

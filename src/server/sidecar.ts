@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { AttestationService } from '../attestation/index.js';
 import type { Config } from '../config/index.js';
 import { type DemoUpstream, startDemoUpstream } from '../demo-upstream/index.js';
-import { createSigners } from '../keys/index.js';
+import { createCacheSalter, createSigners } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import { Metrics } from '../metrics/index.js';
 import { Upstream } from '../proxy/index.js';
@@ -45,7 +45,10 @@ export const startSidecar = async (
   overrides: SidecarOverrides = {},
 ): Promise<Sidecar> => {
   const providers = { ...(await selectProviders(config, logger, overrides.fetch)), ...overrides.providers };
-  const signers = createSigners(await providers.keys.load());
+  const keyMaterial = await providers.keys.load();
+  // Before createSigners zeroes the material: the cache-salt key is derived from the signing key.
+  const cacheSalter = config.CACHE_SALT === 'per-user' ? createCacheSalter(keyMaterial.secp256k1) : undefined;
+  const signers = createSigners(keyMaterial);
   // Before anything listens: a bad certificate or key is a start-up error naming the variable.
   const tls = await startTls(config, logger, overrides.tls);
   const metrics = new Metrics();
@@ -78,6 +81,7 @@ export const startSidecar = async (
     quotes: providers.quotes,
     gpus: providers.gpus,
     signers,
+    modelNames: config.MODEL_NAME,
     checkGpuEvidence: providers.checkGpuEvidence,
     cacheTtlMs: config.REPORT_CACHE_TTL_SECONDS * 1000,
     timeoutMs: config.ATTESTATION_TIMEOUT_MS,
@@ -99,6 +103,7 @@ export const startSidecar = async (
       upstream,
       tls,
       sharedStore: selected.shared,
+      cacheSalter,
       status: {
         simulated,
         demoUpstream: demo !== undefined,

@@ -13,10 +13,13 @@ export {
 } from './redis.js';
 export { signPair } from './sign-pair.js';
 export type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
+export type { ParsedSignedText, SignedTextFormat } from './signed-text.js';
 export {
   ECDSA_SIGNATURE_PATTERN,
   ED25519_SIGNATURE_PATTERN,
+  MODEL_NAME_PATTERN,
   parseSignedText,
+  SIGNED_TEXT_FORMATS,
   SIGNED_TEXT_PATTERN,
   sha256Hex,
   signatureRecordSchema,

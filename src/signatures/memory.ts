@@ -147,7 +147,8 @@ export class MemorySignatureStore implements SignatureStore {
     if (packed === undefined) return record;
     if (packed.signers === undefined) return packed;
     this.lazySigners ??= packed.signers;
-    return packed.signers === this.lazySigners ? packed.packed : packed;
+    // The bare string stands for the common lazy record only: a signed model name needs the object.
+    return packed.signers === this.lazySigners && packed.model === undefined ? packed.packed : packed;
   }
 
   private makeRoom(now: number): void {

@@ -1,7 +1,7 @@
 import type { Signers } from '../keys/index.js';
 import { lazyRecord, lazySignatures } from './lazy-record.js';
 import type { SignatureRecord } from './signature-store.js';
-import { ECDSA_SIGNATURE_PATTERN, ED25519_SIGNATURE_PATTERN, SIGNED_TEXT_PATTERN } from './signed-text.js';
+import { ECDSA_SIGNATURE_PATTERN, ED25519_SIGNATURE_PATTERN, parseSignedText } from './signed-text.js';
 
 /**
  * A signature record packed for long-lived storage: the two digests (64 bytes), the ECDSA signature
@@ -11,12 +11,14 @@ import { ECDSA_SIGNATURE_PATTERN, ED25519_SIGNATURE_PATTERN, SIGNED_TEXT_PATTERN
  *
  * A lazily signed record (lazy-record.ts) packs only the signatures made so far and keeps a reference
  * to the signers: the string's length says which are there (64: none, 129: ECDSA, 128: Ed25519,
- * 193: both).
+ * 193: both). A `model`-format text keeps its model name beside the digests.
  */
 export interface PackedRecord {
   packed: string;
   ecdsaAddress: string;
   ed25519Address: string;
+  /** The signed model name (SIGNED_TEXT_FORMAT=model); absent for the `hashes` format. */
+  model?: string;
   /** Set for a lazily signed record: what makes its missing signatures. */
   signers?: Signers | undefined;
 }
@@ -30,8 +32,10 @@ const hexOf = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 
 /** Packs a record in the canonical shape our signers produce; undefined for anything else. */
 export const packRecord = (record: SignatureRecord): PackedRecord | undefined => {
-  if (!SIGNED_TEXT_PATTERN.test(record.text)) return undefined;
-  const digests = record.text.slice(0, 64) + record.text.slice(65);
+  const parsed = parseSignedText(record.text);
+  if (parsed === undefined) return undefined;
+  const digests = parsed.requestHash + parsed.responseHash;
+  const model = parsed.model === undefined ? {} : { model: parsed.model };
   const lazy = lazySignatures(record);
   if (lazy !== undefined) {
     // Read from the state, not the record: reading `record.ecdsa` would sign.
@@ -46,6 +50,7 @@ export const packRecord = (record: SignatureRecord): PackedRecord | undefined =>
       packed: latin1(digests + (ecdsa?.slice(2) ?? '') + (ed25519 ?? '')),
       ecdsaAddress: signers.ecdsa.address,
       ed25519Address: signers.ed25519.address,
+      ...model,
       signers,
     };
   }
@@ -58,6 +63,7 @@ export const packRecord = (record: SignatureRecord): PackedRecord | undefined =>
     packed: latin1(digests + record.ecdsa.signature.slice(2) + record.ed25519.signature),
     ecdsaAddress: record.ecdsa.address,
     ed25519Address: record.ed25519.address,
+    ...model,
   };
 };
 
@@ -70,7 +76,8 @@ export const unpackRecord = (
   onSign?: (record: SignatureRecord) => void,
 ): SignatureRecord => {
   const hex = hexOf(p.packed);
-  const text = `${hex.slice(0, 64)}:${hex.slice(64, 128)}`;
+  const digests = `${hex.slice(0, 64)}:${hex.slice(64, 128)}`;
+  const text = p.model === undefined ? digests : `${p.model}:${digests}`;
   const length = p.packed.length;
   if (p.signers === undefined || length === DIGESTS + ECDSA_BYTES + ED25519_BYTES) {
     return {

@@ -3,11 +3,16 @@ import type { SignatureRecord } from './signature-store.js';
 import { signedText } from './signed-text.js';
 
 /**
- * Signs `request hash : response hash` with both algorithms (docs/protocol.md, Signed text). The text is
- * exactly two 64-char lowercase hex digests joined by ':'.
+ * Signs `request hash : response hash` (or `model : request hash : response hash` when a model is
+ * given) with both algorithms (docs/protocol.md, Signed text).
  */
-export const signPair = (signers: Signers, requestHash: string, responseHash: string): SignatureRecord => {
-  const text = signedText(requestHash, responseHash);
+export const signPair = (
+  signers: Signers,
+  requestHash: string,
+  responseHash: string,
+  model?: string,
+): SignatureRecord => {
+  const text = signedText(requestHash, responseHash, model);
   return {
     text,
     ecdsa: { signature: signers.ecdsa.sign(text), address: signers.ecdsa.address },

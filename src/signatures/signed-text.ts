@@ -6,11 +6,20 @@ import { z } from 'zod';
  * and the verifier all read the format from here, so changing it in one place changes it everywhere
  * (a record the signer makes always packs in memory and always passes the Redis reader's check).
  *
- * `text = sha256hex(request bytes) ":" sha256hex(response bytes)`, lowercase hex, 64 characters each.
+ * Two formats (config SIGNED_TEXT_FORMAT), lowercase hex, 64 characters per digest:
+ * - `hashes` (the 0G format): `sha256hex(request bytes) ":" sha256hex(response bytes)`;
+ * - `model` (NEAR AI's inference-proxy): `model ":" sha256hex(request bytes) ":" sha256hex(response bytes)`.
+ * Readers accept both; the digests are always the last two parts, so a model name may itself hold ':'.
  */
-const HEX64 = '[0-9a-f]{64}';
+export const SIGNED_TEXT_FORMATS = ['hashes', 'model'] as const;
+export type SignedTextFormat = (typeof SIGNED_TEXT_FORMATS)[number];
 
-export const SIGNED_TEXT_PATTERN = new RegExp(`^${HEX64}:${HEX64}$`);
+const HEX64 = '[0-9a-f]{64}';
+/** A served model name as it may be signed: 1–256 characters, no whitespace, no control characters. */
+const MODEL = '[^\\s\\p{Cc}]{1,256}';
+export const MODEL_NAME_PATTERN = new RegExp(`^${MODEL}$`, 'u');
+
+export const SIGNED_TEXT_PATTERN = new RegExp(`^(?:(${MODEL}):)?(${HEX64}):(${HEX64})$`, 'u');
 /** EIP-191 personal_sign: `0x` r(32) s(32) v(1), lowercase as the signer writes it. */
 export const ECDSA_SIGNATURE_PATTERN = /^0x[0-9a-f]{130}$/;
 /** Ed25519: 64 bytes, lowercase hex. */
@@ -19,20 +28,32 @@ export const ED25519_SIGNATURE_PATTERN = /^[0-9a-f]{128}$/;
 /** sha256 of exact bytes, as lowercase hex: each half of the signed text. */
 export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-/** The signed text for a pair of digests; throws for anything but two lowercase sha256 hex digests. */
-export const signedText = (requestHash: string, responseHash: string): string => {
-  const text = `${requestHash}:${responseHash}`;
-  if (!SIGNED_TEXT_PATTERN.test(text)) {
-    throw new TypeError('signed text expects two lowercase sha256 hex digests');
+/**
+ * The signed text for a pair of digests, in the `model` format when a model is given; throws for
+ * anything but two lowercase sha256 hex digests and a well-formed model name.
+ */
+export const signedText = (requestHash: string, responseHash: string, model?: string): string => {
+  const text =
+    model === undefined ? `${requestHash}:${responseHash}` : `${model}:${requestHash}:${responseHash}`;
+  if (!SIGNED_TEXT_PATTERN.test(text) || (model !== undefined && !MODEL_NAME_PATTERN.test(model))) {
+    throw new TypeError('signed text expects two lowercase sha256 hex digests (and a model name)');
   }
   return text;
 };
 
-/** The two digests of a signed text; undefined when it is not exactly that format. */
-export const parseSignedText = (text: string): { requestHash: string; responseHash: string } | undefined =>
-  SIGNED_TEXT_PATTERN.test(text)
-    ? { requestHash: text.slice(0, 64), responseHash: text.slice(65) }
-    : undefined;
+export interface ParsedSignedText {
+  /** The signed model name (`model` format); undefined for the `hashes` format. */
+  model: string | undefined;
+  requestHash: string;
+  responseHash: string;
+}
+
+/** The parts of a signed text in either format; undefined when it is neither. */
+export const parseSignedText = (text: string): ParsedSignedText | undefined => {
+  const match = SIGNED_TEXT_PATTERN.exec(text);
+  if (match === null) return undefined;
+  return { model: match[1], requestHash: match[2] ?? '', responseHash: match[3] ?? '' };
+};
 
 /**
  * A signature record as stored and served, checked whenever one comes from outside this process

@@ -1,5 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { toHex } from '../bytes/index.js';
+import { jsonOf, toHex } from '../bytes/index.js';
 import { parseSignedText } from '../signatures/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
@@ -25,13 +25,20 @@ export interface SignedBytesInput {
   encoding?: string | null;
   /** What to call the exchange in the titles; default "completion". */
   what?: string;
+  /**
+   * The model the request asked for. A text in the `model` format (docs/protocol.md, Signed text)
+   * must name exactly this model. Default: the `model` of the request bytes when they are the bytes
+   * the provider received (`compareRequest`); otherwise a signed model is only reported.
+   */
+  model?: string | undefined;
 }
 
 /**
  * `signature.{json,stream}.text` and `.signer` from bytes already in hand (docs/protocol.md, "Signed text
  * and signatures"):
  * - `.text`: the signed text is sha256hex(request bytes) ":" sha256hex(response bytes), recomputed
- *   from what went over the wire (a changed byte on either side fails it);
+ *   from what went over the wire (a changed byte on either side fails it), or NEAR AI's
+ *   `model:request:response`, whose model must then be the one requested;
  * - `.signer`: the signature over that text was made by the attested key (EIP-191 recovery for
  *   ecdsa, Ed25519 verification with the attested public key), and the record names that key.
  */
@@ -39,7 +46,7 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
   const textId = `signature.${input.kind}.text`;
   const signerId = `signature.${input.kind}.signer`;
   const what = `${input.kind === 'stream' ? 'streaming' : 'non-streaming'} ${input.what ?? 'completion'}`;
-  const textTitle = `${what}: signed text is sha256(request bytes):sha256(response bytes)`;
+  const textTitle = `${what}: signed text is [model:]sha256(request bytes):sha256(response bytes)`;
   const signerTitle = `${what}: signature made by the attested key`;
   const compareRequest = input.compareRequest ?? true;
   const text = input.record.text;
@@ -53,9 +60,15 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
   const req = parsed?.requestHash;
   const res = parsed?.responseHash;
   if (!wellFormed) {
-    list.fail(textId, textTitle, 'signed text is not two lowercase sha256 hex digests joined by ":"');
+    list.fail(
+      textId,
+      textTitle,
+      'signed text is not two lowercase sha256 hex digests joined by ":", optionally after a model name',
+    );
   } else {
+    const requested = input.model ?? (compareRequest ? modelOf(input.request) : undefined);
     const problems = [
+      modelProblem(parsed.model, requested),
       compareRequest && req !== requestHash ? 'request hash differs from our request bytes' : undefined,
       res !== responseHash ? 'response hash differs from the bytes we received' : undefined,
       res !== responseHash && input.encoding != null && input.encoding !== 'identity'
@@ -67,7 +80,7 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
       list.pass(
         textId,
         textTitle,
-        `${input.response.length} response bytes hashed${compareRequest ? '' : ' (request hash not comparable: re-serialized on the way)'}`,
+        `${input.response.length} response bytes hashed${parsed.model === undefined ? '' : `, model ${requested === undefined ? 'signed (not compared)' : 'as requested'}`}${compareRequest ? '' : ' (request hash not comparable: re-serialized on the way)'}`,
       );
   }
 
@@ -82,4 +95,16 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
   else if (claimed !== undefined && normalizeHex(claimed) !== normalizeHex(input.signer.display)) {
     list.fail(signerId, signerTitle, 'the signature record names another signing_address');
   } else list.pass(signerId, signerTitle, `${algo} signature by ${verdict.signer ?? input.signer.display}`);
+};
+
+/** A `model`-format text names the model; it must be the one requested (a substituted model fails). */
+const modelProblem = (signed: string | undefined, requested: string | undefined): string | undefined =>
+  signed !== undefined && requested !== undefined && signed !== requested
+    ? 'signed model differs from the model requested'
+    : undefined;
+
+/** The `model` a JSON request body names; undefined for any other body. */
+const modelOf = (request: Uint8Array): string | undefined => {
+  const model = (jsonOf(request) as { model?: unknown } | undefined)?.model;
+  return typeof model === 'string' ? model : undefined;
 };

@@ -46,8 +46,9 @@ export const responseIdOf = (headers: Headers, body: Uint8Array, stream: boolean
 /**
  * `signature.{json,stream}.text` and `.signer`: one chat completion through the provider, exact
  * request and response bytes kept, then `GET /signature/{id}`:
- * - `.text`: the signed text is sha256hex(request bytes) ":" sha256hex(response bytes), recomputed
- *   from what went over the wire (a changed byte on either side fails it);
+ * - `.text`: the signed text is [model ":"] sha256hex(request bytes) ":" sha256hex(response bytes),
+ *   recomputed from what went over the wire (a changed byte on either side fails it; a signed model
+ *   must be the one requested);
  * - `.signer`: the signature over that text was made by the attested key (EIP-191 recovery for
  *   ecdsa, Ed25519 verification with the attested public key).
  */
@@ -56,7 +57,7 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
   const textId = `signature.${kind}.text`;
   const signerId = `signature.${kind}.signer`;
   const what = input.stream ? 'streaming' : 'non-streaming';
-  const textTitle = `${what} completion: signed text is sha256(request bytes):sha256(response bytes)`;
+  const textTitle = `${what} completion: signed text is [model:]sha256(request bytes):sha256(response bytes)`;
   const signerTitle = `${what} completion: signature made by the attested key`;
   const failBoth = (reason: string) => {
     list.fail(textId, textTitle, reason);
@@ -133,6 +134,7 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     },
     signer: input.signer,
     encoding,
+    model: input.model,
   });
 };
 

@@ -115,12 +115,12 @@ const toSeconds = (at: number | Date): number => Math.floor(at instanceof Date ?
 const SIGNATURE_CHECKS: [string, string][] = [
   [
     'signature.json.text',
-    'non-streaming completion: signed text is sha256(request bytes):sha256(response bytes)',
+    'non-streaming completion: signed text is [model:]sha256(request bytes):sha256(response bytes)',
   ],
   ['signature.json.signer', 'non-streaming completion: signature made by the attested key'],
   [
     'signature.stream.text',
-    'streaming completion: signed text is sha256(request bytes):sha256(response bytes)',
+    'streaming completion: signed text is [model:]sha256(request bytes):sha256(response bytes)',
   ],
   ['signature.stream.signer', 'streaming completion: signature made by the attested key'],
 ];

@@ -41,6 +41,24 @@ describe('configuration cross-field rules', () => {
     );
   });
 
+  it('SIGNED_TEXT_FORMAT=model needs MODEL_NAME, and names without ":" (NEAR splits the text on it)', () => {
+    refused({ SIGNED_TEXT_FORMAT: 'model' }, 'MODEL_NAME');
+    refused({ SIGNED_TEXT_FORMAT: 'model', MODEL_NAME: 'qwen3:8b' }, 'MODEL_NAME');
+    refused({ MODEL_NAME: ' , ' }, 'MODEL_NAME');
+    refused({ MODEL_NAME: 'two words' }, 'MODEL_NAME');
+    refused({ SIGNED_TEXT_FORMAT: 'both' }, 'SIGNED_TEXT_FORMAT');
+    refused({ CACHE_SALT: 'on' }, 'CACHE_SALT');
+    const cfg = loadConfig({ SIGNED_TEXT_FORMAT: 'model', MODEL_NAME: 'org/model-a, model-b' });
+    expect(cfg.MODEL_NAME).toEqual(['org/model-a', 'model-b']);
+    expect(loadConfig({ MODEL_NAME: 'qwen3:8b' }).SIGNED_TEXT_FORMAT).toBe('hashes');
+    const defaults = loadConfig({});
+    expect([defaults.MODEL_NAME, defaults.SIGNED_TEXT_FORMAT, defaults.CACHE_SALT]).toEqual([
+      undefined,
+      'hashes',
+      'off',
+    ]);
+  });
+
   it('names a bad variable, never its value', () => {
     const secret = 'short';
     try {

@@ -156,6 +156,14 @@ describe.each(platforms)('$file', ({ file, socket, env }) => {
     expect(sidecar.healthcheck?.test?.join(' ')).toContain("require('https')");
   });
 
+  it('names the served model to the sidecar (MODEL_NAME = --served-model-name) and salts the cache per user', () => {
+    const command = vllm.command ?? [];
+    const vars = environment(sidecar);
+    expect(vars.get('MODEL_NAME')).toBe(command[command.indexOf('--served-model-name') + 1]);
+    expect(vars.get('CACHE_SALT')).toBe('per-user');
+    expect(['hashes', 'model']).toContain(vars.get('SIGNED_TEXT_FORMAT'));
+  });
+
   it('serves the model the 0G broker config names', () => {
     const broker = parse(readFileSync(repoFile('deploy/0g-broker/config.example.yaml'), 'utf8')) as {
       service: { model: string };

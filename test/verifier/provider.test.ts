@@ -217,6 +217,27 @@ describe('verifyProvider against a simulated sidecar', () => {
   });
 });
 
+describe("verifyProvider against a sidecar signing NEAR's model:req:resp", () => {
+  it('passes with the served model, and the sidecar refuses another before the upstream', async () => {
+    const named = await startTestSidecar({
+      MODEL_NAME: 'demo-a,demo-b',
+      SIGNED_TEXT_FORMAT: 'model',
+      CACHE_SALT: 'per-user',
+    });
+    try {
+      const result = await verifyProvider({ baseUrl: named.url, allowSimulated: true, model: 'demo-b' });
+      expect(failed(result)).toEqual([]);
+      expect(result.checks.find((c) => c.id === 'signature.stream.text')?.detail).toContain(
+        'model as requested',
+      );
+      const other = await verifyProvider({ baseUrl: named.url, allowSimulated: true, model: 'demo-c' });
+      expect(other.checks.find((c) => c.id === 'signature.json.text')?.detail).toContain('model_not_found');
+    } finally {
+      await named.close();
+    }
+  });
+});
+
 describe('verifyProvider --e2ee', () => {
   it.each(['ecdsa', 'ed25519'] as const)(
     '%s: prompts go sealed to the attested key, answers decrypt, signatures still hold',

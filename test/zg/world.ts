@@ -61,8 +61,12 @@ export const brokerQuote = async (
   };
 };
 
-export const startZgWorld = async (fundedKeys: readonly string[]): Promise<ZgWorld> => {
-  const [chain, sidecar] = await Promise.all([startLocalChain(), startTestSidecar()]);
+/** `sidecarEnv`: the sidecar's configuration on top of the test defaults (e.g. SIGNED_TEXT_FORMAT). */
+export const startZgWorld = async (
+  fundedKeys: readonly string[],
+  sidecarEnv: Record<string, string> = {},
+): Promise<ZgWorld> => {
+  const [chain, sidecar] = await Promise.all([startLocalChain(), startTestSidecar(sidecarEnv)]);
   const sidecarAddress = json<{ signing_address: string }>(
     await rawRequest(`${sidecar.url}/v1/attestation/report`),
   ).signing_address;
