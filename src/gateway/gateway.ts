@@ -7,6 +7,7 @@ import { type Attestation, Attestor } from './attestor.js';
 import type { E2eeClient } from './e2ee.js';
 import { E2eeChoice } from './e2ee-choice.js';
 import { type Circuit, GatewayState } from './gateway-state.js';
+import { HeldBytes } from './held-bytes.js';
 import { InFlightCalls } from './in-flight-calls.js';
 import type { Policy } from './policy.js';
 import type { ProviderLink } from './provider-link.js';
@@ -14,6 +15,7 @@ import { type ProxyContext, proxyToProvider } from './proxy.js';
 import { ReceiptLog, type ReceiptSink } from './receipts.js';
 import { gatewayRoutes } from './routes.js';
 import type { GatewayCounters } from './status-page.js';
+import { streamReleaseOf } from './stream-release.js';
 
 export interface GatewayOptions {
   link: ProviderLink;
@@ -40,7 +42,23 @@ export interface GatewayOptions {
   timers?: AttestationTimers;
   maxRequestBytes?: number;
   maxAnswerBytes?: number;
+  /** Answer bytes held across all requests at once (default 256 MiB); beyond it 429 `gateway_busy`. */
+  maxHeldBytes?: number;
+  /** Provider deadlines, milliseconds (issue 21 item 11): see DEADLINES for the defaults. */
+  deadlines?: Partial<typeof DEADLINES>;
 }
+
+/**
+ * The gateway's deadlines on provider calls (issue 21 item 11), milliseconds: a JSON answer's
+ * headers come when the model is done, so they get a long one; a gap mid-answer, a signature
+ * record or a report has no such reason to take long.
+ */
+export const DEADLINES = {
+  headersMs: 10 * 60 * 1000,
+  idleMs: 5 * 60 * 1000,
+  signatureMs: 30_000,
+  reportMs: 60_000,
+};
 
 export interface Gateway {
   url: string;
@@ -52,6 +70,10 @@ export interface Gateway {
   circuit(): Circuit;
   /** Runs an attestation now (as the timer does). */
   attestNow(): Promise<Attestation>;
+  /** Since when the provider has not answered (report or request), if it does not now. */
+  unreachableSince(): number | undefined;
+  /** When stream events reach the user, in words, for the trusted attestation (stream-release.ts). */
+  streamRelease(): string;
   close(): Promise<void>;
 }
 
@@ -70,7 +92,16 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
   const fetchFn = options.fetch ?? globalThis.fetch;
   const now = options.now ?? Date.now;
   const random = options.random === undefined ? {} : { random: options.random };
-  const attestor = new Attestor({ link, policy, logger, now, ...random, fetch: fetchFn });
+  const deadlines = { ...DEADLINES, ...options.deadlines };
+  const attestor = new Attestor({
+    link,
+    policy,
+    logger,
+    now,
+    ...random,
+    fetch: fetchFn,
+    reportDeadlineMs: deadlines.reportMs,
+  });
   const receipts = new ReceiptLog(options.receipts?.sink);
   const onFailure = options.onFailure ?? 'refuse';
   const state = new GatewayState({ attestor, receipts, logger, now, onFailure, link });
@@ -83,6 +114,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     now,
     logger,
   });
+  state.onSignerDoubt = () => loop.runNow(() => state.attestNow('signer'));
   const e2ee = new E2eeChoice(options.e2ee?.mode ?? 'auto', options.e2ee?.client);
   const calls = new InFlightCalls();
   const proxy: ProxyContext = {
@@ -96,6 +128,12 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,
     e2ee,
     calls,
+    now,
+    held: new HeldBytes(options.maxHeldBytes ?? 256 * 1024 * 1024),
+    releaseUnverified: policy.releaseUnverifiedStreams,
+    headersTimeoutMs: deadlines.headersMs,
+    idleTimeoutMs: deadlines.idleMs,
+    signatureTimeoutMs: deadlines.signatureMs,
   };
   const server = createServer(
     gatewayRoutes({
@@ -122,6 +160,8 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     receipts,
     circuit: () => ({ ...state.circuit }),
     attestNow: () => state.attestNow(),
+    unreachableSince: () => state.unreachableSince,
+    streamRelease: () => streamReleaseLabel(proxy, attestor.trusted),
     close: async () => {
       loop.stop();
       calls.abortAll();
@@ -131,6 +171,22 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       await link.close();
     },
   };
+};
+
+/** The stream release for a chat stream under attestation `a` (a throwaway E2EE session says its scheme). */
+const streamReleaseLabel = (proxy: ProxyContext, a: Attestation | undefined): string => {
+  let session: { authenticatesSender: boolean } | undefined;
+  try {
+    session = a === undefined ? undefined : proxy.e2ee.sessionFor('/chat/completions', a);
+  } catch {
+    session = undefined;
+  }
+  return streamReleaseOf({
+    attestation: a,
+    link: proxy.link,
+    e2eeAuthenticatesSender: session?.authenticatesSender,
+    releaseUnverified: proxy.releaseUnverified,
+  }).label;
 };
 
 /** Listens, and refuses to serve off loopback without a token: the gateway spends the user's key. */

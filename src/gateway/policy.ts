@@ -55,6 +55,13 @@ export const policySchema = z.strictObject({
    * other check; receipts and the status page say the attestation was not fresh. Default false.
    */
   acceptBrokerQuote: z.boolean().default(false),
+  /**
+   * Release stream events as they arrive even where the channel does not authenticate every byte
+   * (plain http, https without the TLS binding, E2EE that does not authenticate the sender),
+   * marked `X-TeeML-Verification: pending-unauthenticated`. Default false: such streams are held
+   * until their signature verified (SECURITY.md, "The gateway's answer path").
+   */
+  releaseUnverifiedStreams: z.boolean().default(false),
   /** Do not consult NVIDIA NRAS (gpu.nras skipped). */
   offline: z.boolean().default(false),
   nrasUrl: z.url({ protocol: /^https?$/ }).optional(),
