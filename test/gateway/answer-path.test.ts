@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createE2eeClient } from '../../src/e2ee/index.js';
-import { nearE2eeClient } from '../../src/gateway/index.js';
+import { DirectLink, nearE2eeClient } from '../../src/gateway/index.js';
 import { json, postJson, startTestSidecar, startUpstream, type TestSidecar } from '../e2e/harness.js';
 import { SECRET_MARKERS } from '../secrets.js';
 import {
@@ -170,6 +170,38 @@ describe('replays and answers for another model (item 5)', () => {
     );
     expect(error?.headers?.get('x-teeml-verification')).toBe('failed: answer.replayed');
     expect(g.receipts.recent).toHaveLength(1);
+  });
+
+  it('0G mode (request hash not comparable): a kept answer served for another request is refused', async () => {
+    // A link like the 0G one: the broker re-serializes requests, so the request hash proves nothing.
+    const link = new DirectLink({ provider: mitm.url });
+    Object.defineProperty(link, 'requestHashComparable', { value: false });
+    let offset = 0;
+    const g = await start(mitm.url, { link, now: () => Date.now() + offset });
+    let kept: Exchange | undefined;
+    mitm.mutate = (e) => {
+      if (!isAnswer(e)) return undefined;
+      kept ??= e;
+      return kept;
+    };
+    const ask = (content: string) =>
+      client(g)
+        .chat.completions.create({
+          model: 'teeml-demo',
+          messages: [{ role: 'user', content }],
+          max_tokens: 4,
+        })
+        .withResponse()
+        .then(
+          (r) => r.response.headers.get('x-teeml-verification'),
+          (e: unknown) => (e as InstanceType<typeof OpenAI.APIError>).headers?.get('x-teeml-verification'),
+        );
+    expect(await ask('first question')).toBe('verified');
+    expect(await ask('another question')).toBe('failed: answer.replayed');
+    // Later than the window, the same kept answer is refused for its age before its id is looked up.
+    await g.attestNow();
+    offset = 10 * 60 * 1000;
+    expect(await ask('a third question')).toBe('failed: answer.created');
   });
 
   it("a signed answer that names another model than the request's: answer.model", async () => {
