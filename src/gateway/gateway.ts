@@ -92,16 +92,8 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
   const fetchFn = options.fetch ?? globalThis.fetch;
   const now = options.now ?? Date.now;
   const random = options.random === undefined ? {} : { random: options.random };
-  const deadlines = { ...DEADLINES, ...options.deadlines };
-  const attestor = new Attestor({
-    link,
-    policy,
-    logger,
-    now,
-    ...random,
-    fetch: fetchFn,
-    reportDeadlineMs: deadlines.reportMs,
-  });
+  const reportDeadlineMs = options.deadlines?.reportMs ?? DEADLINES.reportMs;
+  const attestor = new Attestor({ link, policy, logger, now, ...random, fetch: fetchFn, reportDeadlineMs });
   const receipts = new ReceiptLog(options.receipts?.sink);
   const onFailure = options.onFailure ?? 'refuse';
   const state = new GatewayState({ attestor, receipts, logger, now, onFailure, link });
@@ -115,26 +107,8 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     logger,
   });
   state.onSignerDoubt = () => loop.runNow(() => state.attestNow('signer'));
-  const e2ee = new E2eeChoice(options.e2ee?.mode ?? 'auto', options.e2ee?.client);
-  const calls = new InFlightCalls();
-  const proxy: ProxyContext = {
-    state,
-    link,
-    // Answers and signature records: the link's own transport when it has one (https: pinned to the
-    // attested TLS key), else the gateway's fetch.
-    providerFetch: link.fetch ?? fetchFn,
-    logger,
-    maxAnswerBytes: options.maxAnswerBytes ?? 64 * 1024 * 1024,
-    maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,
-    e2ee,
-    calls,
-    now,
-    held: new HeldBytes(options.maxHeldBytes ?? 256 * 1024 * 1024),
-    releaseUnverified: policy.releaseUnverifiedStreams,
-    headersTimeoutMs: deadlines.headersMs,
-    idleTimeoutMs: deadlines.idleMs,
-    signatureTimeoutMs: deadlines.signatureMs,
-  };
+  const proxy = proxyContextOf(options, state, fetchFn, now);
+  const { e2ee, calls } = proxy;
   const server = createServer(
     gatewayRoutes({
       state,
@@ -170,6 +144,35 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       await receipts.close();
       await link.close();
     },
+  };
+};
+
+/** What proxying needs: the state, the link's transport, the limits and the deadlines. */
+const proxyContextOf = (
+  options: GatewayOptions,
+  state: GatewayState,
+  fetchFn: typeof globalThis.fetch,
+  now: () => number,
+): ProxyContext => {
+  const { link, logger, policy } = options;
+  const deadlines = { ...DEADLINES, ...options.deadlines };
+  return {
+    state,
+    link,
+    // Answers and signature records: the link's own transport when it has one (https: pinned to the
+    // attested TLS key), else the gateway's fetch.
+    providerFetch: link.fetch ?? fetchFn,
+    logger,
+    maxAnswerBytes: options.maxAnswerBytes ?? 64 * 1024 * 1024,
+    maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,
+    e2ee: new E2eeChoice(options.e2ee?.mode ?? 'auto', options.e2ee?.client),
+    calls: new InFlightCalls(),
+    now,
+    held: new HeldBytes(options.maxHeldBytes ?? 256 * 1024 * 1024),
+    releaseUnverified: policy.releaseUnverifiedStreams,
+    headersTimeoutMs: deadlines.headersMs,
+    idleTimeoutMs: deadlines.idleMs,
+    signatureTimeoutMs: deadlines.signatureMs,
   };
 };
 

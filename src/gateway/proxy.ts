@@ -11,7 +11,7 @@ import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
 import { sendError, VERIFICATION_HEADER } from './send-error.js';
 import { failedVerdict } from './verify-answer.js';
-import { providerTimeout, readAnswer } from './wire.js';
+import { type BodyGuard, providerTimeout, readAnswer } from './wire.js';
 
 /** What proxying one /v1 request needs beyond relaying its answer. */
 export interface ProxyContext extends RelayContext {
@@ -105,13 +105,7 @@ export const proxyToProvider = async (
     });
     const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
     if (!signed || body === undefined) {
-      // The provider signs POST answers only (docs/protocol.md, Routes); errors pass through unsigned.
-      const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', guard);
-      ctx.state.counters.unsigned += 1;
-      if (upstream.status === 400 && errorCodeOf(answer) === 'e2ee_model_key_mismatch')
-        ctx.state.signerDoubted('e2ee_model_key_mismatch');
-      res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });
-      res.end(answer);
+      await relayUnsigned(ctx, res, upstream, responseHeaders, guard);
       return;
     }
     const model = userBody === undefined ? undefined : modelOf(userBody);
@@ -134,6 +128,26 @@ export const proxyToProvider = async (
     share.release();
     ctx.calls.end(controller);
   }
+};
+
+/**
+ * An answer the provider does not sign (POST answers only are, docs/protocol.md, Routes; errors pass
+ * through unsigned). Its 400 `e2ee_model_key_mismatch` says the provider's key is not the one we
+ * encrypted to: it may have restarted with a new key, so re-attest now (issue 21 item 13).
+ */
+const relayUnsigned = async (
+  ctx: ProxyContext,
+  res: ServerResponse,
+  upstream: Response,
+  responseHeaders: Record<string, string>,
+  guard: BodyGuard,
+): Promise<void> => {
+  const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', guard);
+  ctx.state.counters.unsigned += 1;
+  if (upstream.status === 400 && errorCodeOf(answer) === 'e2ee_model_key_mismatch')
+    ctx.state.signerDoubted('e2ee_model_key_mismatch');
+  res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });
+  res.end(answer);
 };
 
 /**

@@ -22,8 +22,8 @@ type Cut =
 /** A stream as read to its end: the exact bytes received, the events not yet released, and why it stopped. */
 interface StreamRead {
   response: Uint8Array;
-  /** Events held for release after the verdict (all of them unless released early). */
-  held: Uint8Array[];
+  /** Whether the events were held for release after the verdict (else forwarded as they came). */
+  held: boolean;
   done: Uint8Array | undefined;
   usage: unknown;
   cut: Cut | undefined;
@@ -119,7 +119,7 @@ const readStream = async (
   const chunks: Uint8Array[] = [];
   const read: StreamRead = {
     response: new Uint8Array(0),
-    held: [],
+    held: !release.early,
     done: undefined,
     usage: undefined,
     cut: undefined,
@@ -188,10 +188,8 @@ const takeEvent = async (
     const parsed = jsonOf(new TextEncoder().encode(data)) as { usage?: unknown } | undefined;
     if (parsed?.usage != null) read.usage = parsed.usage;
   }
-  if (!early) {
-    read.held.push(event);
-    return;
-  }
+  // Held events are not copied: they are cut again from the received bytes after the verdict.
+  if (!early) return;
   const opened = await openEvent(event, data, e2ee);
   if (opened === undefined) read.cut = { kind: 'e2ee.answer', detail: UNDECRYPTABLE };
   else await sink.write(opened);
@@ -215,6 +213,12 @@ const openEvent = async (
   } catch {
     return undefined;
   }
+};
+
+/** The events of a whole verified stream, but its `[DONE]` (released last, as received). */
+const heldEvents = (response: Uint8Array): Uint8Array[] => {
+  const splitter = new SseEventSplitter();
+  return [...splitter.push(response), ...splitter.finish()].filter((e) => eventData(e) !== '[DONE]');
 };
 
 /** A stream that stopped early: its error event, and what the state makes of it. */
@@ -254,7 +258,8 @@ const finishStream = async (
 ): Promise<void> => {
   let verdict = checked;
   const opened: (Uint8Array | string)[] = [];
-  for (const event of verdict.ok ? read.held : []) {
+  const held = read.held ? heldEvents(read.response) : [];
+  for (const event of verdict.ok ? held : []) {
     const plain = await openEvent(event, eventData(event), x.e2ee);
     if (plain === undefined) {
       verdict = failedVerdict('e2ee.answer', "the answer decrypts with this request's key", UNDECRYPTABLE);
@@ -271,7 +276,7 @@ const finishStream = async (
   }
   const error = ctx.state.failed(verdict, { path: x.path, stream: true });
   if (ctx.state.onFailure === 'warn' && verdict.failedCheck !== 'e2ee.answer') {
-    for (const event of read.held) {
+    for (const event of held) {
       const plain = await openEvent(event, eventData(event), x.e2ee);
       if (plain !== undefined) await sink.write(plain);
     }

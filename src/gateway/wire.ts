@@ -11,7 +11,7 @@ export interface BodyGuard {
 
 /** 504 in the OpenAI shape: the provider stopped sending (a deadline of the gateway, not a verdict). */
 export const providerTimeout = (what: string, ms: number): SidecarError =>
-  new SidecarError(`the provider sent nothing for ${Math.round(ms / 1000)} s (${what})`, {
+  new SidecarError(`the provider sent nothing for ${ms / 1000} s (${what})`, {
     status: 504,
     code: 'upstream_timeout',
   });

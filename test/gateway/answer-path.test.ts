@@ -256,6 +256,31 @@ describe('availability (item 11)', () => {
     }
   }, 15_000);
 
+  it('a stream that stalls mid-answer ends at the idle deadline (504 upstream_timeout), circuit closed', async () => {
+    const upstream = await startUpstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(
+        'data: {"id":"chatcmpl-stall000000000000000000","object":"chat.completion.chunk","choices":[]}\n\n',
+      );
+    });
+    const stalled = await startTestSidecar({ UPSTREAM_URL: upstream.url });
+    try {
+      const g = await start(stalled.url, { deadlines: { idleMs: 300 } });
+      const t0 = Date.now();
+      const stream = await client(g).chat.completions.create({ model: 'm', messages, stream: true });
+      const { error } = await drain(stream);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(error).toMatchObject({ code: 'upstream_timeout' });
+      expect(g.circuit().open).toBe(false);
+    } finally {
+      await gateway?.close();
+      gateway = undefined;
+      // The upstream first: the sidecar's graceful close waits for its stalled call.
+      await upstream.close();
+      await stalled.close();
+    }
+  });
+
   it('answer bytes held across requests are bounded: 429 gateway_busy beyond --max-held-bytes', async () => {
     let release: () => void = () => undefined;
     const released = new Promise<void>((r) => {
