@@ -256,6 +256,25 @@ describe('availability (item 11)', () => {
     }
   }, 15_000);
 
+  it('a provider that never answers: 504 upstream_timeout at the headers deadline, circuit closed', async () => {
+    const upstream = await startUpstream(() => undefined);
+    const silent = await startTestSidecar({ UPSTREAM_URL: upstream.url });
+    try {
+      const g = await start(silent.url, { deadlines: { headersMs: 300 } });
+      const t0 = Date.now();
+      const res = await postJson(`${g.url}/v1/chat/completions`, { model: 'm', messages });
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(res.status).toBe(504);
+      expect(json<{ error: { code: string } }>(res).error.code).toBe('upstream_timeout');
+      expect(g.circuit().open).toBe(false);
+    } finally {
+      await gateway?.close();
+      gateway = undefined;
+      await upstream.close();
+      await silent.close();
+    }
+  });
+
   it('a stream that stalls mid-answer ends at the idle deadline (504 upstream_timeout), circuit closed', async () => {
     const upstream = await startUpstream((_req, _body, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
