@@ -152,6 +152,19 @@ export const GATEWAY_OPTIONS = [
     help: 'https providers: do not ask for the attested TLS key or pin connections to it (ordinary CA-checked https)',
   },
   {
+    flag: 'release-unverified-streams',
+    env: 'TEEML_GATEWAY_RELEASE_UNVERIFIED_STREAMS',
+    type: 'boolean',
+    help: 'stream events as they arrive even without attested TLS (marked pending-unauthenticated); default: held until verified',
+  },
+  {
+    flag: 'max-held-bytes',
+    env: 'TEEML_GATEWAY_MAX_HELD_BYTES',
+    type: 'string',
+    arg: '<bytes>',
+    help: 'answer bytes held for verification across all requests at once (default 268435456); beyond it 429 gateway_busy',
+  },
+  {
     flag: 'zg-rpc',
     env: 'TEEML_GATEWAY_ZG_RPC',
     type: 'string',
@@ -352,6 +365,10 @@ export const buildGatewayOptions = async (
       throw new UsageError(`--policy: ${(error as PolicyError).message}`);
     }
   }
+  if (values['release-unverified-streams'] === true) policy = { ...policy, releaseUnverifiedStreams: true };
+  const heldText = str(values, 'max-held-bytes');
+  if (heldText !== undefined && !/^[1-9]\d{0,15}$/.test(heldText))
+    throw new UsageError('--max-held-bytes: expected a positive number of bytes');
   const onFailure = str(values, 'on-failure') ?? 'refuse';
   if (onFailure !== 'refuse' && onFailure !== 'warn')
     throw new UsageError('--on-failure: expected refuse or warn');
@@ -395,6 +412,7 @@ export const buildGatewayOptions = async (
     port,
     onFailure,
     reattestIntervalMs: parseDuration(str(values, 'reattest-interval') ?? '10m'),
+    ...(heldText === undefined ? {} : { maxHeldBytes: Number(heldText) }),
     ...(authToken === undefined ? {} : { authToken }),
     ...browserFlagsOf(values),
     e2ee: {

@@ -30,6 +30,8 @@ export class AttestationLoop {
   private timer: unknown;
   private next: number | undefined;
   private stopped = false;
+  private runningNow = false;
+  private lastNow = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: AttestationLoopOptions) {}
 
@@ -45,6 +47,8 @@ export class AttestationLoop {
   schedule(): void {
     if (this.stopped) return;
     const { attest, attested, intervalMs, retryMs, timers, now, logger } = this.options;
+    // One timer at a time: a run started by runNow and one by the timer both re-arm here.
+    if (this.timer !== undefined) timers.clearTimeout(this.timer);
     const wait = attested() ? intervalMs : Math.min(intervalMs, retryMs);
     this.next = now() + wait;
     this.timer = timers.setTimeout(() => {
@@ -52,6 +56,26 @@ export class AttestationLoop {
         .catch((error: unknown) => logger.error({ err: (error as Error).message }, 'attestation crashed'))
         .finally(() => this.schedule());
     }, wait);
+  }
+
+  /**
+   * Runs an attestation now instead of at the timer (an answer's signer was doubted), then arms the
+   * timer afresh. At most one such run per `minGapMs` (default 10 s): a man in the middle that forges
+   * signatures must not turn the gateway into a report-fetching loop against the provider.
+   */
+  runNow(attest: () => Promise<unknown>, minGapMs = 10_000): void {
+    const { timers, now, logger } = this.options;
+    if (this.stopped || this.runningNow || now() - this.lastNow < minGapMs) return;
+    this.runningNow = true;
+    this.lastNow = now();
+    if (this.timer !== undefined) timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    attest()
+      .catch((error: unknown) => logger.error({ err: (error as Error).message }, 'attestation crashed'))
+      .finally(() => {
+        this.runningNow = false;
+        this.schedule();
+      });
   }
 
   stop(): void {

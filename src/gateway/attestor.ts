@@ -58,12 +58,31 @@ export interface AttestorOptions {
   fetch?: typeof globalThis.fetch;
   /** When the gateway encrypts: the E2EE checks (e2ee-requirement.ts); undefined: none. */
   e2ee?: E2eeRequirement;
+  /** The most a report fetch may take, milliseconds (default REPORT_DEADLINE_MS). */
+  reportDeadlineMs?: number;
 }
 
 const field = (value: unknown, key: string): unknown =>
   typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
 
 const lower = (hex: string): string => hex.replace(/^0x/i, '').toLowerCase();
+
+/** How long a report may take to arrive (a provider that trickles it must not stall re-attestation). */
+export const REPORT_DEADLINE_MS = 60_000;
+
+/** The message for a changed signing key: both keys, and the two ways out (issue 21 item 13). */
+const signerChanged = (pinned: string, now: string): string =>
+  `the provider now signs with ${now}, not ${now.startsWith('0x') ? '0x' : ''}${pinned} (the key pinned at the gateway's first attestation): ` +
+  'if the provider restarted with a new key, set "allowSignerChange": true in the policy, or restart the gateway to pin the new key';
+
+/** `promise`, or a rejection after `ms` (the link's own deadline should come first). */
+const within = <T>(promise: Promise<T>, ms: number): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no report within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+};
 
 /**
  * Attests the provider with a fresh nonce through the verifier library (verifyReport: quote, TCB,
@@ -116,7 +135,10 @@ export class Attestor {
     const algo = policy.signingAlgo;
     let fetched: FetchedAttestation;
     try {
-      fetched = await link.fetchAttestation(nonce, algo);
+      fetched = await within(
+        link.fetchAttestation(nonce, algo),
+        this.options.reportDeadlineMs ?? REPORT_DEADLINE_MS,
+      );
     } catch (error) {
       const detail = `request failed: ${error instanceof Error ? error.message : 'unknown error'}`;
       logger.warn(
@@ -204,7 +226,7 @@ export class Attestor {
           id: 'gateway.signer-pinned',
           title,
           status: 'fail',
-          detail: `the provider now shows ${address}, not the key pinned at the first attestation (restart the gateway or set allowSignerChange)`,
+          detail: signerChanged(this.pinned, address),
         });
     }
     if (policy.models !== undefined) checks.push(reportModelCheck(policy.models, fetched.report));

@@ -18,10 +18,15 @@ export interface DirectLinkOptions {
    * connection to it (default true). false (`--no-tls-binding`): ordinary CA-validated https.
    */
   tlsBinding?: boolean;
+  /** The most a report fetch may take, milliseconds (default 60 s). */
+  reportTimeoutMs?: number;
   /** Extra https.Agent options for the attested-TLS connections (tests). */
   tlsAgent?: AgentOptions;
   fetch?: typeof globalThis.fetch;
 }
+
+/** How long a report may take, whole (the attestor gives up at the same time whatever the link does). */
+const REPORT_TIMEOUT_MS = 60_000;
 
 /** An 8-GPU report is ~300 KB; anything near this is not a report. */
 const MAX_REPORT_BYTES = 32 * 1024 * 1024;
@@ -103,7 +108,12 @@ export class DirectLink implements ProviderLink {
     const headers = { ...this.headers, accept: 'application/json' };
     const source = `${new URL(this.api).origin}${new URL(this.api).pathname}/attestation/report`;
     if (this.channel !== undefined) return this.fetchOverTls(url, headers, source);
-    const response = await this.fetchFn(url, { headers });
+    // The whole report (headers and body) within the deadline: a provider that trickles it must
+    // not hold the attestation, and with it every re-attestation, forever (issue 21 item 11).
+    const response = await this.fetchFn(url, {
+      headers,
+      signal: AbortSignal.timeout(this.options.reportTimeoutMs ?? REPORT_TIMEOUT_MS),
+    });
     const body = await readAnswer(response, MAX_REPORT_BYTES, 'attestation report');
     return { report: this.reportOf(response.status, body), source };
   }

@@ -14,6 +14,13 @@ import type { SigningAlgo } from '../verifier/index.js';
  * the CLI passes it as `e2ee.client`. Tests pass doubles through the same seam.
  */
 export interface E2eeSession {
+  /**
+   * Whether the answer's sealing authenticates its sender per chunk (only the attested key could
+   * have sealed it). Then stream events may be released before the stream's signature verified
+   * (stream-release.ts). False for every NEAR scheme built in: each seals with a fresh ephemeral key
+   * (src/e2ee/scheme.ts), so anyone can seal to the client's public key.
+   */
+  readonly authenticatesSender: boolean;
   /** The body to send instead of the user's, and the headers to add. */
   prepareRequest(input: {
     openAiPath: string;

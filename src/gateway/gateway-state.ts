@@ -1,6 +1,7 @@
 import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { BROKER_QUOTE_NOT_FRESH } from '../verifier/index.js';
+import { AcceptedIds } from './accepted-ids.js';
 import type { Attestation, Attestor } from './attestor.js';
 import type { ProviderLink } from './provider-link.js';
 import type { Receipt, ReceiptLog } from './receipts.js';
@@ -45,9 +46,47 @@ export class GatewayState {
     attestationsPassed: 0,
     attestationsFailed: 0,
   };
+  /** Response ids accepted so far: a repeat fails `answer.replayed` (accepted-ids.ts states the bounds). */
+  readonly accepted: AcceptedIds;
   private open: Circuit = { open: false };
+  private unreachable: number | undefined;
+  /** Set by the gateway: re-attest at once (the attestation loop's `runNow`). */
+  onSignerDoubt: (() => void) | undefined;
 
-  constructor(private readonly options: GatewayStateOptions) {}
+  constructor(private readonly options: GatewayStateOptions) {
+    this.accepted = new AcceptedIds({ retainMs: 24 * 3600 * 1000, maxIds: 100_000, now: options.now });
+  }
+
+  /**
+   * Since when the provider could not be reached (its report not fetched, or a call that got no
+   * answer), until it answers again: the status page says "unreachable since", not "verified".
+   */
+  get unreachableSince(): number | undefined {
+    return this.unreachable;
+  }
+
+  /** The provider did not answer a call (a report fetch, a request). */
+  providerUnreachable(): void {
+    this.unreachable ??= this.options.now();
+  }
+
+  /** The provider answered a call. */
+  providerReached(): void {
+    this.unreachable = undefined;
+  }
+
+  /**
+   * An answer signed by a key that is not the attested one, or the provider's 400
+   * `e2ee_model_key_mismatch`: the provider may have restarted with a new key. Re-attest now rather
+   * than at the interval (issue 21 item 13); what that attestation finds is what the user is told.
+   */
+  signerDoubted(reason: string): void {
+    this.options.logger.warn(
+      { event: 'signer_doubt', reason },
+      're-attesting now: the answer was not signed by the attested key',
+    );
+    this.onSignerDoubt?.();
+  }
 
   get attestor(): Attestor {
     return this.options.attestor;
@@ -65,11 +104,19 @@ export class GatewayState {
     return this.open;
   }
 
-  /** Runs an attestation; a passed one closes the circuit. */
-  async attestNow(): Promise<Attestation> {
+  /**
+   * Runs an attestation; a passed one closes the circuit, except when it ran because an answer's
+   * signer was doubted (`trigger: 'signer'`) and shows the same key: then the key did not change, the
+   * bad signature came from someone else, and the circuit stays open until the regular attestation.
+   */
+  async attestNow(trigger?: 'signer'): Promise<Attestation> {
+    const before = this.options.attestor.lastPassed?.signer?.address;
     const a = await this.options.attestor.attest();
+    if (a.failedCheck === 'report.fetch') this.providerUnreachable();
+    else this.providerReached();
     if (a.ok) {
       this.counters.attestationsPassed += 1;
+      if (trigger === 'signer' && this.open.open && a.signer?.address === before) return a;
       if (this.open.open)
         this.options.logger.info(
           { event: 'circuit', check: this.open.check },
@@ -86,8 +133,13 @@ export class GatewayState {
     if (a === undefined) {
       this.counters.refused += 1;
       const check = this.options.attestor.current?.failedCheck ?? 'report.pending';
+      // A changed key says which, and the way out (attestor.ts names both addresses).
+      const why =
+        check === 'gateway.signer-pinned'
+          ? `: ${this.options.attestor.current?.checks.find((c) => c.id === check)?.detail ?? ''}`
+          : '';
       return {
-        refusal: new SidecarError(`the provider is not attested: ${check}`, {
+        refusal: new SidecarError(`the provider is not attested: ${check}${why}`, {
           status: 503,
           code: 'attestation_failed',
         }),
@@ -105,6 +157,34 @@ export class GatewayState {
       };
     }
     return { attestation: a };
+  }
+
+  /**
+   * An answer the provider left unsigned because it broke off (an upstream error mid-stream, which
+   * the sidecar rightly does not sign, docs/protocol.md "Signatures"), or that ran past the gateway's
+   * own limits: that answer fails, nothing of it was released as verified, and the circuit stays as
+   * it is. A cut is no forgery: whoever can cut the stream can deny service anyway (issue 21 item 11).
+   */
+  providerError(verdict: AnswerVerdict, meta: ExchangeMeta): SidecarError {
+    this.counters.unsigned += 1;
+    this.options.logger.warn(
+      {
+        event: 'provider_error',
+        check: verdict.failedCheck,
+        detail: verdict.detail,
+        path: meta.path,
+        stream: meta.stream,
+      },
+      `answer incomplete, left unsigned: ${verdict.failedCheck}`,
+    );
+    return new SidecarError(
+      `the provider's answer is incomplete and unsigned: ${verdict.detail ?? verdict.failedCheck}`,
+      {
+        status: 502,
+        code: 'upstream_incomplete',
+        type: 'upstream_error',
+      },
+    );
   }
 
   /** Counts and logs a failed answer, opens the circuit (onFailure 'refuse'), and returns the user's error. */
@@ -134,6 +214,7 @@ export class GatewayState {
         'circuit opened: requests refused until the next attestation passes',
       );
     }
+    if (verdict.failedCheck?.endsWith('.signer') === true) this.signerDoubted(verdict.failedCheck);
     return new SidecarError(`the provider's answer failed verification: ${verdict.failedCheck}`, {
       status: 502,
       code: 'verification_failed',

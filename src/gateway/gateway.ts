@@ -8,6 +8,7 @@ import { BrowserGuard } from './browser-guard.js';
 import type { E2eeClient } from './e2ee.js';
 import { E2eeChoice } from './e2ee-choice.js';
 import { type Circuit, GatewayState } from './gateway-state.js';
+import { HeldBytes } from './held-bytes.js';
 import { InFlightCalls } from './in-flight-calls.js';
 import type { Policy } from './policy.js';
 import type { ProviderLink } from './provider-link.js';
@@ -15,6 +16,7 @@ import { type ProxyContext, proxyToProvider } from './proxy.js';
 import { ReceiptLog, type ReceiptSink } from './receipts.js';
 import { gatewayRoutes } from './routes.js';
 import type { GatewayCounters } from './status-page.js';
+import { streamReleaseOf } from './stream-release.js';
 
 export interface GatewayOptions {
   link: ProviderLink;
@@ -49,7 +51,23 @@ export interface GatewayOptions {
   timers?: AttestationTimers;
   maxRequestBytes?: number;
   maxAnswerBytes?: number;
+  /** Answer bytes held across all requests at once (default 256 MiB); beyond it 429 `gateway_busy`. */
+  maxHeldBytes?: number;
+  /** Provider deadlines, milliseconds (issue 21 item 11): see DEADLINES for the defaults. */
+  deadlines?: Partial<typeof DEADLINES>;
 }
+
+/**
+ * The gateway's deadlines on provider calls (issue 21 item 11), milliseconds: a JSON answer's
+ * headers come when the model is done, so they get a long one; a gap mid-answer, a signature
+ * record or a report has no such reason to take long.
+ */
+export const DEADLINES = {
+  headersMs: 10 * 60 * 1000,
+  idleMs: 5 * 60 * 1000,
+  signatureMs: 30_000,
+  reportMs: 60_000,
+};
 
 export interface Gateway {
   url: string;
@@ -61,6 +79,10 @@ export interface Gateway {
   circuit(): Circuit;
   /** Runs an attestation now (as the timer does). */
   attestNow(): Promise<Attestation>;
+  /** Since when the provider has not answered (report or request), if it does not now. */
+  unreachableSince(): number | undefined;
+  /** When stream events reach the user, in words, for the trusted attestation (stream-release.ts). */
+  streamRelease(): string;
   close(): Promise<void>;
 }
 
@@ -92,6 +114,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     now,
     ...random,
     fetch: fetchFn,
+    reportDeadlineMs: options.deadlines?.reportMs ?? DEADLINES.reportMs,
     ...(requirement === undefined ? {} : { e2ee: requirement }),
   });
   const receipts = new ReceiptLog(options.receipts?.sink);
@@ -106,20 +129,9 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     now,
     logger,
   });
-  const calls = new InFlightCalls();
-  const proxy: ProxyContext = {
-    state,
-    link,
-    // Answers and signature records: the link's own transport when it has one (https: pinned to the
-    // attested TLS key), else the gateway's fetch.
-    providerFetch: link.fetch ?? fetchFn,
-    logger,
-    maxAnswerBytes: options.maxAnswerBytes ?? 64 * 1024 * 1024,
-    maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,
-    models: policy.models,
-    e2ee,
-    calls,
-  };
+  state.onSignerDoubt = () => loop.runNow(() => state.attestNow('signer'));
+  const proxy = proxyContextOf(options, state, fetchFn, now, e2ee);
+  const { calls } = proxy;
   const server: Server = createServer(
     gatewayRoutes({
       state,
@@ -146,6 +158,8 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
     receipts,
     circuit: () => ({ ...state.circuit }),
     attestNow: () => state.attestNow(),
+    unreachableSince: () => state.unreachableSince,
+    streamRelease: () => streamReleaseLabel(proxy, attestor.trusted),
     close: async () => {
       loop.stop();
       calls.abortAll();
@@ -166,6 +180,53 @@ const browserGuardOf = (server: () => Server, options: GatewayOptions): BrowserG
     ...(options.allowedHosts === undefined ? {} : { allowedHosts: options.allowedHosts }),
     ...(options.allowOrigins === undefined ? {} : { allowOrigins: options.allowOrigins }),
   });
+};
+
+/** What proxying needs: the state, the link's transport, the limits and the deadlines. */
+const proxyContextOf = (
+  options: GatewayOptions,
+  state: GatewayState,
+  fetchFn: typeof globalThis.fetch,
+  now: () => number,
+  e2ee: E2eeChoice,
+): ProxyContext => {
+  const { link, logger, policy } = options;
+  const deadlines = { ...DEADLINES, ...options.deadlines };
+  return {
+    state,
+    link,
+    // Answers and signature records: the link's own transport when it has one (https: pinned to the
+    // attested TLS key), else the gateway's fetch.
+    providerFetch: link.fetch ?? fetchFn,
+    logger,
+    maxAnswerBytes: options.maxAnswerBytes ?? 64 * 1024 * 1024,
+    maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,
+    models: policy.models,
+    e2ee,
+    calls: new InFlightCalls(),
+    now,
+    held: new HeldBytes(options.maxHeldBytes ?? 256 * 1024 * 1024),
+    releaseUnverified: policy.releaseUnverifiedStreams,
+    headersTimeoutMs: deadlines.headersMs,
+    idleTimeoutMs: deadlines.idleMs,
+    signatureTimeoutMs: deadlines.signatureMs,
+  };
+};
+
+/** The stream release for a chat stream under attestation `a` (a throwaway E2EE session says its scheme). */
+const streamReleaseLabel = (proxy: ProxyContext, a: Attestation | undefined): string => {
+  let session: { authenticatesSender: boolean } | undefined;
+  try {
+    session = a === undefined ? undefined : proxy.e2ee.sessionFor('/chat/completions', a);
+  } catch {
+    session = undefined;
+  }
+  return streamReleaseOf({
+    attestation: a,
+    link: proxy.link,
+    e2eeAuthenticatesSender: session?.authenticatesSender,
+    releaseUnverified: proxy.releaseUnverified,
+  }).label;
 };
 
 /** Listens, and refuses to serve off loopback without a token: the gateway spends the user's key. */

@@ -69,6 +69,9 @@ export const nearE2eeClient: E2eeClient = {
     }
     const client = createE2eeClient({ algo, modelPublicKey, encryptAllFields: true });
     return {
+      // ECIES, the NaCl box and XChaCha20 all seal from an ephemeral key (src/e2ee/scheme.ts): the
+      // answer proves only that it was sealed to us, not by whom.
+      authenticatesSender: false,
       prepareRequest: async ({ body }) => {
         const value = parseObject(decoder.decode(body), notJson);
         return {

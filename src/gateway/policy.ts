@@ -67,6 +67,13 @@ export const policySchema = z.strictObject({
    * locally (400 `model_not_allowed`), and the report must name one of them (`report.model`).
    */
   models: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * Release stream events as they arrive even where the channel does not authenticate every byte
+   * (plain http, https without the TLS binding, E2EE that does not authenticate the sender),
+   * marked `X-TeeML-Verification: pending-unauthenticated`. Default false: such streams are held
+   * until their signature verified (SECURITY.md, "The gateway's answer path").
+   */
+  releaseUnverifiedStreams: z.boolean().default(false),
   /** Do not consult NVIDIA NRAS (gpu.nras skipped). */
   offline: z.boolean().default(false),
   nrasUrl: z.url({ protocol: /^https?$/ }).optional(),

@@ -3,6 +3,7 @@ import { jsonOf, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
+import type { HeldBytes } from './held-bytes.js';
 import type { InFlightCalls } from './in-flight-calls.js';
 import { modelRefusal } from './model-refusal.js';
 import { providerRequest } from './provider-request.js';
@@ -11,7 +12,7 @@ import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
 import { sendError, VERIFICATION_HEADER } from './send-error.js';
 import { failedVerdict } from './verify-answer.js';
-import { readAnswer } from './wire.js';
+import { type BodyGuard, providerTimeout, readAnswer } from './wire.js';
 
 /** What proxying one /v1 request needs beyond relaying its answer. */
 export interface ProxyContext extends RelayContext {
@@ -20,6 +21,12 @@ export interface ProxyContext extends RelayContext {
   maxRequestBytes: number;
   /** The policy's `models`: requests for others are refused here, before anything is sent. */
   models?: readonly string[] | undefined;
+  /** Answer bytes held across all requests (429 `gateway_busy` beyond its limit). */
+  held: HeldBytes;
+  /** Deadline for the provider's response headers (a JSON answer's come when the model is done). */
+  headersTimeoutMs: number;
+  /** The longest gap between two chunks of an answer. */
+  idleTimeoutMs: number;
 }
 
 /** The check a request fails when the provider's connection does not show the pinned TLS key. */
@@ -46,6 +53,10 @@ const readRequest = (req: IncomingMessage, max: number): Promise<Uint8Array> =>
       new SidecarError(`request body exceeds ${max} bytes`, { status: 413, code: 'request_too_large' }),
     rest: 'leave',
   });
+
+/** The `error.code` of an OpenAI error body, if it is one. */
+const errorCodeOf = (body: Uint8Array): unknown =>
+  (jsonOf(body) as { error?: { code?: unknown } } | undefined)?.error?.code;
 
 const modelOf = (body: Uint8Array): string | undefined => {
   const json = jsonOf(body) as { model?: unknown } | undefined;
@@ -88,10 +99,14 @@ export const proxyToProvider = async (
     link: ctx.link,
   });
   const controller = ctx.calls.start(res);
+  const share = ctx.held.share();
+  const guard = { take: share.take, idleMs: ctx.idleTimeoutMs };
   try {
     const call = { target: `${openAiPath}${url.search}`, method, headers, body, path };
+    const sentAt = ctx.now();
     const upstream = await callProvider(ctx, res, call, controller.signal);
     if (upstream === undefined) return;
+    ctx.state.providerReached();
     const responseHeaders: Record<string, string> = {};
     upstream.headers.forEach((value, name) => {
       // The provider's CORS grants are not the user's: only the gateway decides which origin reads it.
@@ -100,11 +115,7 @@ export const proxyToProvider = async (
     });
     const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
     if (!signed || body === undefined) {
-      // The provider signs POST answers only (docs/protocol.md, Routes); errors pass through unsigned.
-      const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer');
-      ctx.state.counters.unsigned += 1;
-      res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });
-      res.end(answer);
+      await relayUnsigned(ctx, res, upstream, responseHeaders, guard);
       return;
     }
     const model = userBody === undefined ? undefined : modelOf(userBody);
@@ -117,13 +128,36 @@ export const proxyToProvider = async (
       attestation: a,
       path,
       model,
+      guard,
+      sentAt,
     };
     const contentType = upstream.headers.get('content-type') ?? '';
     if (contentType.startsWith('text/event-stream')) await relayStream(ctx, exchange);
     else await relayJson(ctx, exchange);
   } finally {
+    share.release();
     ctx.calls.end(controller);
   }
+};
+
+/**
+ * An answer the provider does not sign (POST answers only are, docs/protocol.md, Routes; errors pass
+ * through unsigned). Its 400 `e2ee_model_key_mismatch` says the provider's key is not the one we
+ * encrypted to: it may have restarted with a new key, so re-attest now (issue 21 item 13).
+ */
+const relayUnsigned = async (
+  ctx: ProxyContext,
+  res: ServerResponse,
+  upstream: Response,
+  responseHeaders: Record<string, string>,
+  guard: BodyGuard,
+): Promise<void> => {
+  const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', guard);
+  ctx.state.counters.unsigned += 1;
+  if (upstream.status === 400 && errorCodeOf(answer) === 'e2ee_model_key_mismatch')
+    ctx.state.signerDoubted('e2ee_model_key_mismatch');
+  res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });
+  res.end(answer);
 };
 
 /**
@@ -143,15 +177,23 @@ const callProvider = async (
   signal: AbortSignal,
 ): Promise<Response | undefined> => {
   const { method, headers, body, path } = call;
+  // A deadline for the headers only: cleared once they came, so it never cuts a long answer's body.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), ctx.headersTimeoutMs);
   try {
     return await ctx.providerFetch(ctx.link.endpoint(call.target), {
       method,
       headers,
       ...(body === undefined ? {} : { body }),
-      signal,
+      signal: AbortSignal.any([signal, deadline.signal]),
     });
   } catch (error) {
     if (signal.aborted) return undefined;
+    if (deadline.signal.aborted) {
+      ctx.state.counters.unsigned += 1;
+      sendError(res, providerTimeout('response headers', ctx.headersTimeoutMs), 'failed: upstream.timeout');
+      return undefined;
+    }
     if (error instanceof PeerCertificateError) {
       // The peer is not the attested TLS key (a certificate swapped behind our back): nothing
       // was sent to it. A failed verification: the circuit opens until an attestation passes.
@@ -161,6 +203,7 @@ const callProvider = async (
       return undefined;
     }
     ctx.state.counters.unsigned += 1;
+    ctx.state.providerUnreachable();
     ctx.logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
     sendError(
       res,
@@ -168,5 +211,7 @@ const callProvider = async (
       'failed: upstream.unreachable',
     );
     return undefined;
+  } finally {
+    clearTimeout(timer);
   }
 };

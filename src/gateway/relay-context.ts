@@ -4,6 +4,7 @@ import type { Attestation } from './attestor.js';
 import type { E2eeSession } from './e2ee.js';
 import type { GatewayState } from './gateway-state.js';
 import type { ProviderLink } from './provider-link.js';
+import type { BodyGuard } from './wire.js';
 
 /** What relaying a signed answer needs: the state its verdict goes to and the provider's transport. */
 export interface RelayContext {
@@ -13,6 +14,11 @@ export interface RelayContext {
   providerFetch: typeof globalThis.fetch;
   logger: Logger;
   maxAnswerBytes: number;
+  /** The policy's `releaseUnverifiedStreams`: stream events go out before verification on any path. */
+  releaseUnverified: boolean;
+  now: () => number;
+  /** Deadline for one signature record (issue 21 item 11). */
+  signatureTimeoutMs: number;
 }
 
 /** One signed exchange on its way back to the user: the answer is verified against these. */
@@ -27,4 +33,8 @@ export interface SignedExchange {
   attestation: Attestation;
   path: string;
   model: string | undefined;
+  /** How the answer's body is read: counted against the held-bytes bound, with an idle deadline. */
+  guard: BodyGuard;
+  /** When the request went to the provider (0G mode: an answer's `created` must be after it). */
+  sentAt: number;
 }

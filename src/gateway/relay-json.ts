@@ -1,18 +1,20 @@
 import { jsonOf } from '../bytes/index.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
-import { sendError, VERIFICATION_HEADER } from './send-error.js';
-import { verifyAnswer } from './verify-answer.js';
+import { NOT_RETRYABLE, sendError, VERIFICATION_HEADER } from './send-error.js';
+import { type AnswerVerdict, failedVerdict, verifyAnswer } from './verify-answer.js';
 import { readAnswer } from './wire.js';
 
 /**
- * A JSON answer: read whole (at most `maxAnswerBytes`), verified against the attestation, then
- * released (decrypted first when E2EE is on). A failed answer becomes a 502, or with onFailure
- * 'warn' is released marked failed.
+ * A JSON answer: read whole (at most `maxAnswerBytes`, counted against the shared bound), verified
+ * against the attestation, then decrypted when E2EE is on, then released. An answer that does not
+ * decrypt with this request's key fails `e2ee.answer` like any failed check (issue 21 item 4: a
+ * swapped client key must not count as verified). A failed answer becomes a 502 the openai SDK does
+ * not retry, or with onFailure 'warn' is released marked failed.
  */
 export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<void> => {
   const { res, upstream, responseHeaders, e2ee } = x;
-  const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer');
-  const verdict = await verifyAnswer({
+  const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', x.guard);
+  let verdict = await verifyAnswer({
     link: ctx.link,
     attestation: x.attestation,
     stream: false,
@@ -21,22 +23,33 @@ export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<v
     headers: upstream.headers,
     fetch: ctx.providerFetch,
     usage: (jsonOf(answer) as { usage?: unknown } | undefined)?.usage,
+    model: x.model,
+    sentAt: x.sentAt,
+    now: ctx.now,
+    accepted: ctx.state.accepted,
+    signatureTimeoutMs: ctx.signatureTimeoutMs,
   });
+  let released = answer;
+  if (verdict.ok && e2ee !== undefined) {
+    const opened = await e2ee.restoreBody(answer).catch(() => undefined);
+    if (opened === undefined) verdict = undecryptable();
+    else released = opened;
+  }
   if (!verdict.ok) {
     const error = ctx.state.failed(verdict, { path: x.path, stream: false });
-    if (ctx.state.onFailure === 'warn') {
+    if (ctx.state.onFailure === 'warn' && verdict.failedCheck !== 'e2ee.answer') {
       res.writeHead(upstream.status, {
         ...responseHeaders,
         [VERIFICATION_HEADER]: `failed: ${verdict.failedCheck}`,
       });
-      res.end(e2ee === undefined ? answer : await e2ee.restoreBody(answer));
+      res.end(e2ee === undefined ? answer : await e2ee.restoreBody(answer).catch(() => answer));
       return;
     }
+    res.setHeader(NOT_RETRYABLE, 'false');
     sendError(res, error, `failed: ${verdict.failedCheck}`);
     return;
   }
   await ctx.state.verified(verdict, x.attestation, { path: x.path, model: x.model, stream: false });
-  const released = e2ee === undefined ? answer : await e2ee.restoreBody(answer);
   res.writeHead(upstream.status, {
     ...responseHeaders,
     'content-length': String(released.length),
@@ -44,3 +57,10 @@ export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<v
   });
   res.end(released);
 };
+
+const undecryptable = (): AnswerVerdict =>
+  failedVerdict(
+    'e2ee.answer',
+    "the answer decrypts with this request's key",
+    "the answer does not decrypt with this request's E2EE key",
+  );

@@ -1,156 +1,288 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { jsonOf } from '../bytes/index.js';
+import { SidecarError } from '../errors/index.js';
 import type { E2eeSession } from './e2ee.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { errorBody, VERIFICATION_HEADER } from './send-error.js';
-import { eventData, SseEventSplitter } from './sse-events.js';
+import { eventData, framingError, SseEventSplitter } from './sse-events.js';
+import { type StreamRelease, streamReleaseOf } from './stream-release.js';
 import { type AnswerVerdict, failedVerdict, verifyAnswer } from './verify-answer.js';
-import { concatBytes } from './wire.js';
-
-/** What the relay saw of a stream: its final `data: [DONE]` event, its usage, and why it was cut. */
-interface StreamTally {
-  done: Uint8Array | undefined;
-  usage: unknown;
-  cut: string | undefined;
-}
-
-/** A stream as read to its end: the exact bytes received, and what is left in the splitter. */
-interface StreamRead extends StreamTally {
-  response: Uint8Array;
-  rest: number;
-}
+import { concatBytes, guardedBody } from './wire.js';
 
 /**
- * Streams: events flow to the client as they arrive; the final `data: [DONE]` is held until the
- * stream's signature verified. On failure the client gets an `error` event with an OpenAI error
- * object instead (the openai SDK raises APIError on it), and the trailer names the failed check.
+ * Why reading a stream stopped early. `framing` and `e2ee.answer` are failed verifications (the
+ * circuit opens); `incomplete` is the provider breaking off, unsigned (that answer fails, no more);
+ * `error` is the gateway's own refusal (429 `gateway_busy`).
+ */
+type Cut =
+  | { kind: 'framing' | 'e2ee.answer' | 'incomplete'; detail: string }
+  | { kind: 'error'; error: SidecarError };
+
+/** A stream as read to its end: the exact bytes received, the events not yet released, and why it stopped. */
+interface StreamRead {
+  response: Uint8Array;
+  /** Whether the events were held for release after the verdict (else forwarded as they came). */
+  held: boolean;
+  done: Uint8Array | undefined;
+  usage: unknown;
+  cut: Cut | undefined;
+}
+
+/** Writes to the user: one event at a time with backpressure, then the end with its trailer. */
+interface StreamSink {
+  write(bytes: Uint8Array | string): Promise<void>;
+  end(verification: string, last: Uint8Array | string): void;
+  readonly gone: boolean;
+}
+
+const sinkOf = (res: ServerResponse): StreamSink => ({
+  write: async (bytes) => {
+    // Backpressure: a slow client slows the read from the provider instead of filling memory.
+    if (!res.write(bytes) && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  },
+  end: (verification, last) => {
+    res.addTrailers({ [VERIFICATION_HEADER]: verification });
+    res.end(last);
+  },
+  get gone() {
+    return res.destroyed;
+  },
+});
+
+/**
+ * Streams (SECURITY.md, "The gateway's answer path"): events are released as they arrive only over a
+ * channel that authenticates every byte (stream-release.ts); otherwise the whole stream is held
+ * until its signature verified, then released. Either way the final `data: [DONE]` waits for the
+ * verdict, and any event that is not well formed ends the stream at once, unforwarded. On failure
+ * the user gets an `error` event with an OpenAI error object (the openai SDK raises APIError on it),
+ * and the trailer names the failed check.
  */
 export const relayStream = async (ctx: RelayContext, x: SignedExchange): Promise<void> => {
-  const { res, upstream } = x;
-  res.writeHead(upstream.status, {
+  const release = streamReleaseOf({
+    attestation: x.attestation,
+    link: ctx.link,
+    e2eeAuthenticatesSender: x.e2ee?.authenticatesSender,
+    releaseUnverified: ctx.releaseUnverified,
+  });
+  x.res.writeHead(x.upstream.status, {
     ...x.responseHeaders,
     'cache-control': 'no-cache',
     // The verdict is known only at the end: `pending` now, the result in the trailer.
-    [VERIFICATION_HEADER]: 'pending',
+    [VERIFICATION_HEADER]: release.unauthenticated ? 'pending-unauthenticated' : 'pending',
     trailer: 'X-TeeML-Verification',
   });
-  const read = await readStream(ctx, x);
+  // The headers now even when events are held: the user's tool sees the call accepted.
+  x.res.flushHeaders();
+  const sink = sinkOf(x.res);
+  const read = await readStream(ctx, x, release, sink);
   if (read === undefined) return;
-  if (res.destroyed) {
+  if (sink.gone) {
     ctx.logger.info({ event: 'client_disconnected', path: x.path }, 'client left before the stream ended');
     return;
   }
-  const cut = read.cut ?? incomplete(read);
-  const verdict: AnswerVerdict =
-    cut !== undefined
-      ? failedVerdict('stream.complete', 'the stream completed with [DONE]', cut)
-      : await verifyAnswer({
-          link: ctx.link,
-          attestation: x.attestation,
-          stream: true,
-          request: x.request,
-          response: read.response,
-          headers: upstream.headers,
-          fetch: ctx.providerFetch,
-          usage: read.usage,
-        });
-  await finishStream(ctx, x, verdict, read.done);
-};
-
-/** Why a stream that was not cut is still incomplete, if it is: it must end with `data: [DONE]` and nothing after. */
-const incomplete = (read: StreamRead): string | undefined => {
-  if (read.done === undefined) return 'the stream ended without data: [DONE]';
-  if (read.rest > 0) return 'bytes after the last complete event';
-  return undefined;
+  if (read.cut !== undefined) {
+    endCut(ctx, x, read.cut, sink);
+    return;
+  }
+  const verdict = await verifyAnswer({
+    link: ctx.link,
+    attestation: x.attestation,
+    stream: true,
+    request: x.request,
+    response: read.response,
+    headers: x.upstream.headers,
+    fetch: ctx.providerFetch,
+    usage: read.usage,
+    model: x.model,
+    sentAt: x.sentAt,
+    now: ctx.now,
+    accepted: ctx.state.accepted,
+    signatureTimeoutMs: ctx.signatureTimeoutMs,
+  });
+  await finishStream(ctx, x, verdict, read, sink);
 };
 
 /**
- * Reads the provider's stream to its end (at most `maxAnswerBytes`), forwarding each complete event
- * as it arrives. Undefined when the stream broke because the user left: nothing more to say.
+ * Reads the provider's stream to its end (at most `maxAnswerBytes`, counted against the shared
+ * bound, with an idle deadline), checking each event's framing; released early, each event is
+ * forwarded as it arrives, else it is held. Undefined when the user left: nothing more to say.
  */
-const readStream = async (ctx: RelayContext, x: SignedExchange): Promise<StreamRead | undefined> => {
+const readStream = async (
+  ctx: RelayContext,
+  x: SignedExchange,
+  release: StreamRelease,
+  sink: StreamSink,
+): Promise<StreamRead | undefined> => {
   const max = ctx.maxAnswerBytes;
   const splitter = new SseEventSplitter();
   const chunks: Uint8Array[] = [];
-  const tally: StreamTally = { done: undefined, usage: undefined, cut: undefined };
+  const read: StreamRead = {
+    response: new Uint8Array(0),
+    held: !release.early,
+    done: undefined,
+    usage: undefined,
+    cut: undefined,
+  };
   let total = 0;
-  try {
-    if (x.upstream.body !== null) {
-      for await (const chunk of x.upstream.body as AsyncIterable<Uint8Array>) {
-        total += chunk.length;
-        if (total > max) {
-          tally.cut = `stream exceeds ${max} bytes`;
-          break;
-        }
-        chunks.push(chunk);
-        for (const event of splitter.push(chunk)) await forwardEvent(x.res, x.e2ee, tally, event);
-      }
+  const take = async (events: Uint8Array[]): Promise<void> => {
+    for (const event of events) {
+      if (read.cut !== undefined) return;
+      await takeEvent(read, event, release.early ? x.e2ee : undefined, sink, release.early);
     }
-    for (const event of splitter.finish()) await forwardEvent(x.res, x.e2ee, tally, event);
+  };
+  try {
+    for await (const chunk of guardedBody(
+      x.upstream.body as AsyncIterable<Uint8Array> | null,
+      x.guard,
+      'stream',
+    )) {
+      total += chunk.length;
+      if (total > max) {
+        read.cut = { kind: 'incomplete', detail: `stream exceeds ${max} bytes` };
+        break;
+      }
+      chunks.push(chunk);
+      await take(splitter.push(chunk));
+      if (read.cut !== undefined) break;
+    }
+    if (read.cut === undefined) await take(splitter.finish());
   } catch (error) {
-    if (x.res.destroyed) return undefined;
-    tally.cut = `stream broke: ${(error as Error).message}`;
+    if (sink.gone) return undefined;
+    read.cut =
+      error instanceof SidecarError
+        ? { kind: 'error', error }
+        : { kind: 'incomplete', detail: `stream broke: ${(error as Error).message}` };
   }
-  return { ...tally, response: concatBytes(chunks), rest: splitter.rest };
+  read.response = concatBytes(chunks);
+  if (read.cut === undefined && read.done === undefined)
+    read.cut = { kind: 'incomplete', detail: 'the stream ended without data: [DONE]' };
+  else if (read.cut === undefined && splitter.rest > 0)
+    read.cut = { kind: 'incomplete', detail: 'bytes after the last complete event' };
+  return read;
 };
 
 /**
- * Forwards one event to the user (its data decrypted when E2EE is on), except `data: [DONE]`, which
- * is held until the verdict. Notes the usage the link's fee accounting needs.
+ * One event: checked for framing (a bad one cuts the stream, unforwarded), `[DONE]` kept for the
+ * verdict, the usage noted for the link's fee accounting; then forwarded (decrypted when E2EE is on)
+ * or held.
  */
-const forwardEvent = async (
-  res: ServerResponse,
-  e2ee: E2eeSession | undefined,
-  tally: StreamTally,
+const takeEvent = async (
+  read: StreamRead,
   event: Uint8Array,
+  e2ee: E2eeSession | undefined,
+  sink: StreamSink,
+  early: boolean,
 ): Promise<void> => {
-  const data = eventData(event);
-  if (data === '[DONE]') {
-    tally.done = event;
+  const bad = framingError(event, read.done !== undefined);
+  if (bad !== undefined) {
+    read.cut = { kind: 'framing', detail: bad };
     return;
   }
-  if (tally.done !== undefined) tally.cut = 'events after [DONE]';
+  const data = eventData(event);
+  if (data === '[DONE]') {
+    read.done = event;
+    return;
+  }
   if (data?.includes('"usage"')) {
     const parsed = jsonOf(new TextEncoder().encode(data)) as { usage?: unknown } | undefined;
-    if (parsed?.usage != null) tally.usage = parsed.usage;
+    if (parsed?.usage != null) read.usage = parsed.usage;
   }
-  const bytes =
-    e2ee === undefined || data === undefined
-      ? event
-      : `${(await e2ee.restoreEventData(data))
-          .split('\n')
-          .map((l) => `data: ${l}`)
-          .join('\n')}\n\n`;
-  // Backpressure: a slow client slows the read from the provider instead of filling memory.
-  if (!res.write(bytes) && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  // Held events are not copied: they are cut again from the received bytes after the verdict.
+  if (!early) return;
+  const opened = await openEvent(event, data, e2ee);
+  if (opened === undefined) read.cut = { kind: 'e2ee.answer', detail: UNDECRYPTABLE };
+  else await sink.write(opened);
+};
+
+const UNDECRYPTABLE = "the answer does not decrypt with this request's E2EE key";
+
+/** The event as the user gets it: its data decrypted when E2EE is on; undefined when it does not decrypt. */
+const openEvent = async (
+  event: Uint8Array,
+  data: string | undefined,
+  e2ee: E2eeSession | undefined,
+): Promise<Uint8Array | string | undefined> => {
+  if (e2ee === undefined || data === undefined) return event;
+  try {
+    const plain = await e2ee.restoreEventData(data);
+    return `${plain
+      .split('\n')
+      .map((l) => `data: ${l}`)
+      .join('\n')}\n\n`;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The events of a whole verified stream, but its `[DONE]` (released last, as received). */
+const heldEvents = (response: Uint8Array): Uint8Array[] => {
+  const splitter = new SseEventSplitter();
+  return [...splitter.push(response), ...splitter.finish()].filter((e) => eventData(e) !== '[DONE]');
+};
+
+/** A stream that stopped early: its error event, and what the state makes of it. */
+const endCut = (ctx: RelayContext, x: SignedExchange, cut: Cut, sink: StreamSink): void => {
+  const meta = { path: x.path, stream: true };
+  if (cut.kind === 'error') {
+    sink.end(`failed: ${cut.error.code}`, `event: error\ndata: ${errorBody(cut.error)}\n\n`);
+    return;
+  }
+  if (cut.kind === 'incomplete') {
+    const verdict = failedVerdict('stream.complete', 'the stream completed with [DONE]', cut.detail);
+    const error = ctx.state.providerError(verdict, meta);
+    sink.end('failed: stream.complete', `event: error\ndata: ${errorBody(error)}\n\n`);
+    return;
+  }
+  const title =
+    cut.kind === 'framing'
+      ? 'every event of the stream is well formed'
+      : "the answer decrypts with this request's key";
+  const verdict = failedVerdict(cut.kind === 'framing' ? 'stream.framing' : 'e2ee.answer', title, cut.detail);
+  const error = ctx.state.failed(verdict, meta);
+  sink.end(`failed: ${verdict.failedCheck}`, `event: error\ndata: ${errorBody(error)}\n\n`);
 };
 
 /**
- * Ends the stream with its verdict: the held `[DONE]` and a `verified` trailer, or an `error` event
- * (with onFailure 'warn' and a `[DONE]` received: a comment, then the `[DONE]`) and a `failed` trailer.
+ * Ends a whole stream with its verdict: verified, the held events (decrypted; one that does not
+ * decrypt fails `e2ee.answer`, nothing of it released) and the held `[DONE]` with a `verified`
+ * trailer; failed, an `error` event (with onFailure 'warn': the held events, a comment, then the
+ * `[DONE]`) and a `failed` trailer.
  */
 const finishStream = async (
   ctx: RelayContext,
   x: SignedExchange,
-  verdict: AnswerVerdict,
-  done: Uint8Array | undefined,
+  checked: AnswerVerdict,
+  read: StreamRead,
+  sink: StreamSink,
 ): Promise<void> => {
-  const { res } = x;
+  let verdict = checked;
+  const opened: (Uint8Array | string)[] = [];
+  const held = read.held ? heldEvents(read.response) : [];
+  for (const event of verdict.ok ? held : []) {
+    const plain = await openEvent(event, eventData(event), x.e2ee);
+    if (plain === undefined) {
+      verdict = failedVerdict('e2ee.answer', "the answer decrypts with this request's key", UNDECRYPTABLE);
+      break;
+    }
+    opened.push(plain);
+  }
+  const done = read.done ?? 'data: [DONE]\n\n';
   if (verdict.ok) {
     await ctx.state.verified(verdict, x.attestation, { path: x.path, stream: true, model: x.model });
-    res.write(done ?? 'data: [DONE]\n\n');
-    res.addTrailers({ [VERIFICATION_HEADER]: 'verified' });
-    res.end();
+    for (const event of opened) await sink.write(event);
+    sink.end('verified', done);
     return;
   }
   const error = ctx.state.failed(verdict, { path: x.path, stream: true });
-  res.addTrailers({ [VERIFICATION_HEADER]: `failed: ${verdict.failedCheck}` });
-  if (ctx.state.onFailure === 'warn' && done !== undefined) {
-    res.write(`: x-teeml-verification failed: ${verdict.failedCheck}\n\n`);
-    res.write(done);
-    res.end();
+  if (ctx.state.onFailure === 'warn' && verdict.failedCheck !== 'e2ee.answer') {
+    for (const event of held) {
+      const plain = await openEvent(event, eventData(event), x.e2ee);
+      if (plain !== undefined) await sink.write(plain);
+    }
+    await sink.write(`: x-teeml-verification failed: ${verdict.failedCheck}\n\n`);
+    sink.end(`failed: ${verdict.failedCheck}`, done);
     return;
   }
-  res.end(`event: error\ndata: ${errorBody(error)}\n\n`);
+  sink.end(`failed: ${verdict.failedCheck}`, `event: error\ndata: ${errorBody(error)}\n\n`);
 };

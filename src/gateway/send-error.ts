@@ -4,6 +4,12 @@ import type { SidecarError } from '../errors/index.js';
 /** The header (and, for streams, the trailer) that tells the user's tools what the gateway checked. */
 export const VERIFICATION_HEADER = 'x-teeml-verification';
 
+/**
+ * The header the openai SDKs obey before their own retry rules: `false` on an answer that failed
+ * verification, whose retry would only hand a man in the middle another answer (issue 21 item 4).
+ */
+export const NOT_RETRYABLE = 'x-should-retry';
+
 /** A SidecarError in the OpenAI error shape, as JSON text (also the data of a stream's error event). */
 export const errorBody = (error: SidecarError): string => JSON.stringify(error.toBody());
 

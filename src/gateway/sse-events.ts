@@ -99,3 +99,33 @@ export const eventData = (event: Uint8Array): string | undefined => {
   }
   return data.length === 0 ? undefined : data.join('\n');
 };
+
+/**
+ * Why one event is not a well-formed event of an OpenAI chat stream, or undefined when it is. The
+ * stream is `data: <JSON object>` events ended by exactly `data: [DONE]` (docs/protocol.md,
+ * "Signed text", Streams); comment lines (`:`) are allowed. Anything else — other fields (`event:`, `id:`,
+ * `retry:`), a data line that starts with `[DONE]` but is not exactly `[DONE]`, data that is not a
+ * JSON object, any event after `[DONE]` — would be read differently by the user's SSE parser than by
+ * the gateway (issue 21 item 1: `data: [DONE]x` ends the openai SDK's stream normally), so it ends
+ * the stream before it is forwarded.
+ */
+export const framingError = (event: Uint8Array, afterDone: boolean): string | undefined => {
+  if (afterDone) return 'an event after data: [DONE]';
+  const lines = new TextDecoder().decode(event).split(/\r\n|\r|\n/);
+  for (const line of lines) {
+    if (line === '' || line.startsWith(':') || line === 'data' || line.startsWith('data:')) continue;
+    return 'a line that is neither data nor a comment';
+  }
+  const data = eventData(event);
+  if (data === undefined || data === '[DONE]') return undefined;
+  if (data.startsWith('[DONE]')) return 'a data line that starts with [DONE] but is not exactly [DONE]';
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return 'data that is not JSON';
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? undefined
+    : 'data that is not a JSON object';
+};

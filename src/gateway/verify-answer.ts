@@ -2,6 +2,8 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { jsonOf, toHex } from '../bytes/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import { CheckList, type CheckResult, checkSignedBytes, responseIdOf } from '../verifier/index.js';
+import type { AcceptedIds } from './accepted-ids.js';
+import { answerObjects, checkAnswerClaims } from './answer-claims.js';
 import type { Attestation } from './attestor.js';
 import type { ProviderLink } from './provider-link.js';
 import { readAnswer } from './wire.js';
@@ -20,13 +22,8 @@ export interface AnswerVerdict {
 
 const MAX_SIGNATURE_BYTES = 64 * 1024;
 
-/**
- * Checks one answer against the pinned attestation: finds its response id (docs/protocol.md, "Response
- * ids"), fetches its signature record through the link, and runs the verifier's
- * `signature.{json,stream}.text/.signer` checks on the exact bytes sent and received. Then the
- * link's own check (0G SDK). Never throws: a provider problem is a failed check.
- */
-export const verifyAnswer = async (input: {
+/** What checking one answer needs. */
+export interface AnswerInput {
   link: ProviderLink;
   attestation: Attestation;
   stream: boolean;
@@ -35,7 +32,25 @@ export const verifyAnswer = async (input: {
   headers: Headers;
   fetch: typeof globalThis.fetch;
   usage?: unknown;
-}): Promise<AnswerVerdict> => {
+  /** The request's `model`, which the answer must name (`answer.model`). */
+  model: string | undefined;
+  /** When the request was sent, and the clock (0G mode: `answer.created`). */
+  sentAt: number;
+  now: () => number;
+  /** Ids already accepted: a repeat fails `answer.replayed`. */
+  accepted: AcceptedIds;
+  /** Deadline for the signature record. */
+  signatureTimeoutMs: number;
+}
+
+/**
+ * Checks one answer against the pinned attestation: finds its response id (docs/protocol.md, "Response
+ * ids"), fetches its signature record through the link, and runs the verifier's
+ * `signature.{json,stream}.text/.signer` checks on the exact bytes sent and received; then what the
+ * answer says about itself (answer-claims.ts), that its id was not accepted before, and the link's own
+ * check (0G SDK). Never throws: a provider problem is a failed check.
+ */
+export const verifyAnswer = async (input: AnswerInput): Promise<AnswerVerdict> => {
   const kind = input.stream ? 'stream' : 'json';
   const list = new CheckList();
   const base = { requestSha256: toHex(sha256(input.request)), responseSha256: toHex(sha256(input.response)) };
@@ -63,14 +78,71 @@ export const verifyAnswer = async (input: {
     list.fail('report.signing-key', 'attested signing key', 'the attestation named no signing key');
     return done({ id });
   }
-  let record: AnswerVerdict['record'];
+  const record = await fetchRecord(list, input, id, signer.algo);
+  if (record === undefined) return done({ id });
+  checkSignedBytes(list, {
+    kind,
+    request: input.request,
+    response: input.response,
+    record,
+    signer: { algo: signer.algo, bytes: new Uint8Array(0), display: signer.address },
+    compareRequest: input.link.requestHashComparable,
+    encoding: input.headers.get('content-encoding'),
+    what: 'answer',
+  });
+  if (list.ok) checkClaims(list, input, id);
+  if (list.ok) await checkLink(list, input, id);
+  return done({ id, record });
+};
+
+/** The answer's own claims (model, created) and that its id is new; the id is noted only when all pass. */
+const checkClaims = (list: CheckList, input: AnswerInput, id: string): void => {
+  checkAnswerClaims(list, {
+    objects: answerObjects(input.response, input.stream),
+    model: input.model,
+    checkCreated: !input.link.requestHashComparable,
+    sentAt: input.sentAt,
+    now: input.now(),
+  });
+  if (!list.ok) return;
+  const title = 'the answer was not accepted before';
+  if (input.accepted.accept(id)) list.pass('answer.replayed', title, 'a new response id');
+  else list.fail('answer.replayed', title, `response id ${id} was already accepted: a replayed answer`);
+};
+
+const checkLink = async (list: CheckList, input: AnswerInput, id: string): Promise<void> => {
+  const title = 'the provider link accepts the answer';
+  let accepted = false;
+  try {
+    accepted = await input.link.afterAnswer({
+      id,
+      responseBody: input.response,
+      streamed: input.stream,
+      ...(input.usage === undefined ? {} : { usage: input.usage }),
+    });
+  } catch {
+    accepted = false;
+  }
+  if (accepted) list.pass('link.after-answer', title, 'accepted');
+  else list.fail('link.after-answer', title, 'the provider link rejected the answer');
+};
+
+/** The signature record for `id` (within the deadline), or undefined with the failed check noted. */
+const fetchRecord = async (
+  list: CheckList,
+  input: AnswerInput,
+  id: string,
+  algo: 'ecdsa' | 'ed25519',
+): Promise<AnswerVerdict['record']> => {
   const recordTitle = 'the provider serves a signature record for the answer';
   try {
-    const response = await input.fetch(input.link.signatureUrl(id, signer.algo), {
+    const response = await input.fetch(input.link.signatureUrl(id, algo), {
       headers: {
         ...(await input.link.requestHeaders({ openAiPath: '/signature', body: undefined })),
         accept: 'application/json',
       },
+      // A provider that never answers must not hold the user's call (issue 21 item 11).
+      signal: AbortSignal.timeout(input.signatureTimeoutMs),
     });
     const body = await readAnswer(response, MAX_SIGNATURE_BYTES, 'signature record');
     const json = jsonOf(body) as Record<string, unknown> | undefined;
@@ -84,14 +156,14 @@ export const verifyAnswer = async (input: {
         recordTitle,
         `GET /signature/{id} answered HTTP ${response.status} without a signature record`,
       );
-      return done({ id });
+      return undefined;
     }
-    record = {
+    list.pass('signature.record', recordTitle, `HTTP 200 for ${id}`);
+    return {
       text: json['text'],
       signature: json['signature'],
       ...(typeof json['signing_address'] === 'string' ? { signing_address: json['signing_address'] } : {}),
     };
-    list.pass('signature.record', recordTitle, `HTTP 200 for ${id}`);
   } catch (error) {
     if (error instanceof PeerCertificateError)
       list.fail(
@@ -105,35 +177,8 @@ export const verifyAnswer = async (input: {
         recordTitle,
         `request failed: ${error instanceof Error ? error.message : 'unknown error'}`,
       );
-    return done({ id });
+    return undefined;
   }
-  checkSignedBytes(list, {
-    kind,
-    request: input.request,
-    response: input.response,
-    record,
-    signer: { algo: signer.algo, bytes: new Uint8Array(0), display: signer.address },
-    compareRequest: input.link.requestHashComparable,
-    encoding: input.headers.get('content-encoding'),
-    what: 'answer',
-  });
-  if (list.ok) {
-    const title = 'the provider link accepts the answer';
-    let accepted = false;
-    try {
-      accepted = await input.link.afterAnswer({
-        id,
-        responseBody: input.response,
-        streamed: input.stream,
-        ...(input.usage === undefined ? {} : { usage: input.usage }),
-      });
-    } catch {
-      accepted = false;
-    }
-    if (accepted) list.pass('link.after-answer', title, 'accepted');
-    else list.fail('link.after-answer', title, 'the provider link rejected the answer');
-  }
-  return done({ id, record });
 };
 
 /**

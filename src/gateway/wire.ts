@@ -1,18 +1,74 @@
 import { readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
+/** How one answer's body is read: its bytes counted against the shared bound, and a deadline between chunks. */
+export interface BodyGuard {
+  /** Takes from the gateway's held-bytes budget (held-bytes.ts); throws 429 `gateway_busy` past it. */
+  take(n: number): void;
+  /** The longest gap between two chunks before the answer counts as stalled (issue 21 item 11). */
+  idleMs: number;
+}
+
+/** 504 in the OpenAI shape: the provider stopped sending (a deadline of the gateway, not a verdict). */
+export const providerTimeout = (what: string, ms: number): SidecarError =>
+  new SidecarError(`the provider sent nothing for ${ms / 1000} s (${what})`, {
+    status: 504,
+    code: 'upstream_timeout',
+  });
+
+/**
+ * A provider body read under a guard: each chunk counted before it is kept, and a chunk due within
+ * `idleMs` of the last one. A provider that trickles or stalls cannot hold a user's call (and its
+ * bytes) forever; the body is cancelled when the guard gives up.
+ */
+export async function* guardedBody(
+  body: AsyncIterable<Uint8Array> | null,
+  guard: BodyGuard,
+  what: string,
+): AsyncGenerator<Uint8Array> {
+  if (body === null) return;
+  const iterator = body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(providerTimeout(what, guard.idleMs)), guard.idleMs);
+      });
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await Promise.race([iterator.next(), stalled]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done === true) return;
+      guard.take(next.value.length);
+      yield next.value;
+    }
+  } finally {
+    // Not awaited: cancelling a fetch body can stall, and nothing here depends on it.
+    void Promise.resolve(iterator.return?.()).catch(() => undefined);
+  }
+}
+
 /**
  * Reads a whole provider answer as exact bytes, refusing more than `max` (a provider cannot make
  * the gateway buffer without bound; bytes/readCapped). Signatures are over bytes, so nothing here
- * decodes a body.
+ * decodes a body. With a guard, the bytes count against the shared bound and stalls time out.
  */
-export const readAnswer = async (response: Response, max: number, what: string): Promise<Uint8Array> =>
-  readCapped(response.body as AsyncIterable<Uint8Array> | null, {
+export const readAnswer = async (
+  response: Response,
+  max: number,
+  what: string,
+  guard?: BodyGuard,
+): Promise<Uint8Array> => {
+  const body = response.body as AsyncIterable<Uint8Array> | null;
+  return readCapped(guard === undefined ? body : guardedBody(body, guard, what), {
     limit: max,
     declared: response.headers.get('content-length'),
     tooLarge: () =>
       new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' }),
   });
+};
 
 export const concatBytes = (chunks: readonly Uint8Array[], total?: number): Uint8Array => {
   const out = new Uint8Array(total ?? chunks.reduce((n, c) => n + c.length, 0));

@@ -69,6 +69,8 @@ describe.each(['ecdsa', 'ed25519'] as const)('openai client through the gateway 
       'signature.record pass',
       'signature.json.text pass',
       'signature.json.signer pass',
+      'answer.model pass',
+      'answer.replayed pass',
       'link.after-answer pass',
     ]);
   });
@@ -152,9 +154,15 @@ describe('streaming through the gateway', () => {
       });
     });
     const slow = await startTestSidecar({ UPSTREAM_URL: upstream.url });
-    const gateway = await startTestGateway(slow.url);
+    // Plain http authenticates nothing: chunks flow early only with the explicit opt-in.
+    const gateway = await startTestGateway(slow.url, {
+      policy: testPolicy({ releaseUnverifiedStreams: true }),
+    });
     try {
-      const stream = await client(gateway).chat.completions.create({ model: 'm', messages, stream: true });
+      const { data: stream, response } = await client(gateway)
+        .chat.completions.create({ model: 'm', messages, stream: true })
+        .withResponse();
+      expect(response.headers.get('x-teeml-verification')).toBe('pending-unauthenticated');
       const seen: string[] = [];
       for await (const chunk of stream) {
         seen.push(chunk.choices[0]?.delta.content ?? '');
@@ -162,6 +170,45 @@ describe('streaming through the gateway', () => {
       }
       expect(seen).toEqual(['first', ' second']);
       expect(gateway.counters.verified).toBe(1);
+    } finally {
+      await gateway.close();
+      await slow.close();
+      await upstream.close();
+    }
+  });
+});
+
+describe('held streams', () => {
+  it('over plain http a stream is held until verified: no chunk before the provider ended it', async () => {
+    let ended = false;
+    const id = 'chatcmpl-held00000000000000000000';
+    const event = (content: string) =>
+      `data: {"id":"${id}","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"${content}"}}]}\n\n`;
+    const upstream = await startUpstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(event('first'));
+      setTimeout(() => {
+        ended = true;
+        res.write(event(' second'));
+        res.end('data: [DONE]\n\n');
+      }, 300);
+    });
+    const slow = await startTestSidecar({ UPSTREAM_URL: upstream.url });
+    const gateway = await startTestGateway(slow.url);
+    try {
+      const { data: stream, response } = await client(gateway)
+        .chat.completions.create({ model: 'm', messages, stream: true })
+        .withResponse();
+      expect(response.headers.get('x-teeml-verification')).toBe('pending');
+      const seen: string[] = [];
+      for await (const chunk of stream) {
+        // Held: the first chunk comes only after the provider sent the whole stream.
+        if (seen.length === 0) expect(ended).toBe(true);
+        seen.push(chunk.choices[0]?.delta.content ?? '');
+      }
+      expect(seen).toEqual(['first', ' second']);
+      expect(gateway.counters.verified).toBe(1);
+      expect(gateway.streamRelease()).toMatch(/^held until verified/);
     } finally {
       await gateway.close();
       await slow.close();

@@ -32,6 +32,7 @@ const double = (supports: (report: unknown) => boolean, calls: string[]): E2eeCl
     calls.push(`session ${openAiPath} ${algo} ${signingAddress.length}`);
     if (openAiPath !== '/chat/completions') return undefined;
     return {
+      authenticatesSender: false,
       prepareRequest: async ({ body }) => {
         const json = JSON.parse(new TextDecoder().decode(body)) as { messages: Array<{ content: string }> };
         for (const m of json.messages) m.content = seal(m.content);

@@ -68,6 +68,8 @@ export interface Mitm {
   url: string;
   /** Rewrites the request path before forwarding (e.g. another nonce), or sends it to another target. */
   route: (path: string) => { target: string; path: string };
+  /** Changes request headers on their way to the provider (e.g. swaps the E2EE client key). */
+  rewriteHeaders: (path: string, headers: IncomingMessage['headers']) => IncomingMessage['headers'];
   /** Changes a request body on its way to the provider (a broker that re-serializes). */
   rewriteRequest: (path: string, body: Buffer) => Buffer;
   /** Changes an answer on its way back; undefined leaves it. */
@@ -86,6 +88,7 @@ export const startMitm = (target: string): Promise<Mitm> =>
     const mitm: Omit<Mitm, 'url' | 'close'> = {
       route: (path) => ({ target, path }),
       rewriteRequest: (_path, body) => body,
+      rewriteHeaders: (_path, headers) => headers,
       mutate: () => undefined,
       seen: [],
     };
@@ -97,7 +100,7 @@ export const startMitm = (target: string): Promise<Mitm> =>
         const { target: to, path } = mitm.route(req.url ?? '/');
         const body = mitm.rewriteRequest(path, Buffer.concat(chunks));
         mitm.seen.push({ method, path, body, headers: req.headers });
-        const headers = { ...req.headers };
+        const headers = mitm.rewriteHeaders(path, { ...req.headers });
         delete headers.host;
         delete headers['content-length'];
         if (body.length > 0) headers['content-length'] = String(body.length);

@@ -101,7 +101,7 @@ describe('tampering between the gateway and the provider', () => {
     await expectCircuitOpen(g, 'signature.json.text');
   });
 
-  it('one changed byte in a stream: chunks flowed, then the SDK raises instead of ending', async () => {
+  it('one changed byte in a stream over plain http: nothing reaches the tool, the SDK raises', async () => {
     const g = await start();
     mitm.mutate = (e) => (isAnswer(e) ? { ...e, body: oneByte(e.body) } : undefined);
     const stream = await client(g).chat.completions.create({
@@ -117,7 +117,8 @@ describe('tampering between the gateway and the provider', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(chunks).toBeGreaterThan(0);
+    // Plain http authenticates nothing: the stream was held until verified, so none of it came out.
+    expect(chunks).toBe(0);
     expect(error).toBeInstanceOf(OpenAI.APIError);
     expect(error).toMatchObject({ code: 'verification_failed' });
     expect(String((error as Error).message)).toContain('signature.stream.text');
@@ -141,7 +142,7 @@ describe('tampering between the gateway and the provider', () => {
     await expectCircuitOpen(g, 'signature.json.signer');
   });
 
-  it('a stream cut before [DONE]: stream.complete, the SDK raises', async () => {
+  it('a stream cut before [DONE]: that answer fails (upstream_incomplete), the circuit stays closed', async () => {
     const g = await start();
     mitm.mutate = (e) =>
       isAnswer(e)
@@ -153,8 +154,19 @@ describe('tampering between the gateway and the provider', () => {
       max_tokens: 4,
       stream: true,
     });
-    await expect(drain(stream)).rejects.toMatchObject({ code: 'verification_failed' });
-    await expectCircuitOpen(g, 'stream.complete');
+    await expect(drain(stream)).rejects.toMatchObject({ code: 'upstream_incomplete' });
+    // A cut stream is unsigned, as the sidecar leaves an upstream error mid-stream: no forgery, so
+    // the next request goes through (issue 21 item 11).
+    expect(g.circuit().open).toBe(false);
+    expect(g.counters.failed).toBe(0);
+    expect(g.logs.some((l) => l.includes('"event":"provider_error"') && l.includes('stream.complete'))).toBe(
+      true,
+    );
+    mitm.mutate = () => undefined;
+    const again = await client(g)
+      .chat.completions.create({ model: 'teeml-demo', messages, max_tokens: 4 })
+      .withResponse();
+    expect(again.response.headers.get('x-teeml-verification')).toBe('verified');
   });
 
   it('with --on-failure warn the answer is released but marked failed, and no circuit opens', async () => {

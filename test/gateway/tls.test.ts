@@ -67,6 +67,8 @@ describe('gateway → https provider with attested TLS', () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
       expect(text.length).toBeGreaterThan(0);
       expect(gateway.counters).toMatchObject({ verified: 2, failed: 0 });
+      // Attested TLS authenticates every byte: the one channel whose stream events flow as they arrive.
+      expect(gateway.streamRelease()).toBe('as-they-arrive (attested TLS)');
       expect(JSON.parse(receipts.join('').split('\n')[0] ?? '{}')).toMatchObject({
         type: 'attestation',
         tls_fingerprint: bound,

@@ -1,7 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseDuration, parseHeader } from '../../src/cli/gateway.js';
+import { AcceptedIds } from '../../src/gateway/accepted-ids.js';
+import { HeldBytes } from '../../src/gateway/held-bytes.js';
 import { PolicyError, parsePolicy, SseEventSplitter } from '../../src/gateway/index.js';
+import { framingError } from '../../src/gateway/sse-events.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -94,5 +97,57 @@ describe('gateway CLI values', () => {
     expect(parseHeader('X-Api-Version: 2')).toEqual(['x-api-version', '2']);
     expect(() => parseHeader('no colon secret-value')).toThrow(/Name: value/);
     expect(() => parseHeader('no colon secret-value')).not.toThrow(/secret-value/);
+  });
+});
+
+describe('framingError', () => {
+  const bad = (event: string, afterDone = false) => framingError(enc(event), afterDone);
+  it('accepts data events with a JSON object, exactly [DONE], and comments', () => {
+    expect(bad('data: {"id":"a"}\n\n')).toBeUndefined();
+    expect(bad('data: [DONE]\n\n')).toBeUndefined();
+    expect(bad(': keep-alive\n\n')).toBeUndefined();
+    expect(bad('data:{"a":\ndata:1}\r\n\r\n')).toBeUndefined();
+  });
+  it('refuses [DONE] with anything after it, other fields, non-objects, and events after [DONE]', () => {
+    expect(bad('data: [DONE]x\n\n')).toMatch(/\[DONE\]/);
+    expect(bad('data: [DONE] \n\n')).toMatch(/\[DONE\]/);
+    expect(bad('event: error\ndata: {}\n\n')).toMatch(/neither data nor a comment/);
+    expect(bad('id: 1\ndata: {}\n\n')).toBeDefined();
+    expect(bad('data: "text"\n\n')).toMatch(/not a JSON object/);
+    expect(bad('data: nope\n\n')).toMatch(/not JSON/);
+    expect(bad('data: {}\n\n', true)).toMatch(/after data: \[DONE\]/);
+  });
+});
+
+describe('AcceptedIds', () => {
+  it('refuses a repeat; forgets after retainMs and beyond maxIds, oldest first', () => {
+    let now = 0;
+    const ids = new AcceptedIds({ retainMs: 1000, maxIds: 2, now: () => now });
+    expect(ids.accept('a')).toBe(true);
+    expect(ids.accept('a')).toBe(false);
+    now = 500;
+    expect(ids.accept('b')).toBe(true);
+    expect(ids.accept('c')).toBe(true);
+    expect(ids.size).toBe(2);
+    expect(ids.accept('a')).toBe(true);
+    now = 2000;
+    expect(ids.accept('b')).toBe(true);
+    expect(ids.size).toBe(1);
+  });
+});
+
+describe('HeldBytes', () => {
+  it('shares one bound across exchanges and gives back on release', () => {
+    const held = new HeldBytes(100);
+    const a = held.share();
+    const b = held.share();
+    a.take(60);
+    expect(() => b.take(50)).toThrow(/gateway_busy|holds 100 bytes/);
+    b.take(40);
+    a.release();
+    expect(held.current).toBe(40);
+    b.take(60);
+    b.release();
+    expect(held.current).toBe(0);
   });
 });
