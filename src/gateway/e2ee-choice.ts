@@ -23,6 +23,16 @@ export class E2eeChoice {
       : 'off: the provider does not advertise E2EE';
   }
 
+  /** The same state as facts for /health: whether requests are encrypted now, with which client. */
+  status(report: unknown): { on: boolean; scheme: string | null; words: string } {
+    const on =
+      this.mode === 'auto' &&
+      this.client !== undefined &&
+      report !== undefined &&
+      this.client.supports(report);
+    return { on, scheme: on ? (this.client?.name ?? null) : null, words: this.describe(report) };
+  }
+
   /** A session for one request to the attested signer's key, or undefined to send it in the clear. */
   sessionFor(openAiPath: string, a: Attestation): E2eeSession | undefined {
     if (this.mode === 'off' || this.client === undefined || a.signer === undefined) return undefined;

@@ -12,6 +12,21 @@ export interface Circuit {
   open: boolean;
   check?: string;
   since?: number;
+  /** The failed answer's response id, when it had one (the status page names it). */
+  answerId?: string;
+  /** The failed check's detail: what differed (hashes and ids, never content). */
+  detail?: string;
+}
+
+/** How the last call to the provider went (an answer or an attestation): the status page's "unreachable since". */
+export interface Reachability {
+  ok: boolean;
+  /** When that call ended, milliseconds since the epoch. */
+  at: number;
+  /** Unreachable: when the current run of failed calls began. */
+  since?: number;
+  /** Unreachable: the error's code or message (e.g. ECONNREFUSED), never a request's content. */
+  detail?: string;
 }
 
 /** What a verdict was about: for the log line and the receipt. */
@@ -46,6 +61,7 @@ export class GatewayState {
     attestationsFailed: 0,
   };
   private open: Circuit = { open: false };
+  private reach: Reachability | undefined;
 
   constructor(private readonly options: GatewayStateOptions) {}
 
@@ -65,9 +81,30 @@ export class GatewayState {
     return this.open;
   }
 
+  /** How the last call to the provider went; undefined before the first. */
+  get reachability(): Readonly<Reachability> | undefined {
+    return this.reach;
+  }
+
+  /** Records a call that reached the provider (whatever it answered). */
+  providerReached(): void {
+    this.reach = { ok: true, at: this.options.now() };
+  }
+
+  /** Records a call that did not reach the provider; `since` stays at the first of a run of failures. */
+  providerUnreachable(detail: string): void {
+    const at = this.options.now();
+    const since = this.reach?.ok === false ? (this.reach.since ?? at) : at;
+    this.reach = { ok: false, at, since, detail };
+  }
+
   /** Runs an attestation; a passed one closes the circuit. */
   async attestNow(): Promise<Attestation> {
     const a = await this.options.attestor.attest();
+    // report.fetch is the one check that fails when the report never came (attestor.ts).
+    if (a.failedCheck === 'report.fetch')
+      this.providerUnreachable(a.checks.find((c) => c.id === 'report.fetch')?.detail ?? 'request failed');
+    else this.providerReached();
     if (a.ok) {
       this.counters.attestationsPassed += 1;
       if (this.open.open)
@@ -128,6 +165,8 @@ export class GatewayState {
         open: true,
         ...(verdict.failedCheck === undefined ? {} : { check: verdict.failedCheck }),
         since: now(),
+        ...(verdict.id === undefined ? {} : { answerId: verdict.id }),
+        ...(verdict.detail === undefined ? {} : { detail: verdict.detail }),
       };
       logger.warn(
         { event: 'circuit', check: verdict.failedCheck },

@@ -134,12 +134,14 @@ const callProvider = async (
 ): Promise<Response | undefined> => {
   const { method, headers, body, path } = call;
   try {
-    return await ctx.providerFetch(ctx.link.endpoint(call.target), {
+    const upstream = await ctx.providerFetch(ctx.link.endpoint(call.target), {
       method,
       headers,
       ...(body === undefined ? {} : { body }),
       signal,
     });
+    ctx.state.providerReached();
+    return upstream;
   } catch (error) {
     if (signal.aborted) return undefined;
     if (error instanceof PeerCertificateError) {
@@ -151,6 +153,8 @@ const callProvider = async (
       return undefined;
     }
     ctx.state.counters.unsigned += 1;
+    const code = (error as { cause?: { code?: unknown } }).cause?.code;
+    ctx.state.providerUnreachable(typeof code === 'string' ? code : (error as Error).message);
     ctx.logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
     sendError(
       res,
