@@ -7,6 +7,10 @@ export type { E2eeClient, E2eeSession } from './e2ee.js';
 export { reportAdvertisesE2ee } from './e2ee.js';
 export type { Gateway, GatewayOptions } from './gateway.js';
 export { startGateway } from './gateway.js';
+export type { Summary, SummaryState } from './gateway-summary.js';
+export { summarize } from './gateway-summary.js';
+export type { GatewayView, StatusView } from './gateway-view.js';
+export { gatewayView } from './gateway-view.js';
 export type { ProviderIdentity } from './identity.js';
 export { nearE2eeClient } from './near-e2ee.js';
 export type { Policy } from './policy.js';
@@ -16,5 +20,5 @@ export type { AttestationLine, Receipt, ReceiptSink, ReceiptVerdict } from './re
 export { fileReceiptSink, ReceiptLog, verifyReceipts } from './receipts.js';
 export { VERIFICATION_HEADER } from './send-error.js';
 export { SseEventSplitter } from './sse-events.js';
-export type { GatewayCounters, StatusView } from './status-page.js';
+export type { GatewayCounters } from './status-page.js';
 export { escapeHtml, renderStatusPage } from './status-page.js';
