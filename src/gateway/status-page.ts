@@ -121,13 +121,14 @@ const STYLE = `body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;padding:1e
 h1{font-size:1.3em;margin:.2em 0 .6em}h2{font-size:1.15em;margin:1.4em 0 .4em}h3{font-size:1em}
 #summary{margin:0 0 1em;padding:.7em 1em;border-left:8px solid;border-radius:4px;font-size:1.1em;font-weight:600;overflow-wrap:break-word}
 .ok{background:#dafbe1;color:#0a4d1f;border-color:#1a7f37}.warn{background:#fff1c2;color:#5c3b00;border-color:#bf8700}.bad{background:#ffe1e1;color:#82071e;border-color:#cf222e}
+.nobr{white-space:nowrap}.tok{display:inline-block;max-width:100%;overflow-wrap:anywhere;font:.85em ui-monospace,monospace}
 .banner{padding:.4em 1em;border-radius:4px;font-weight:600}
 table{border-collapse:collapse;width:100%;table-layout:fixed}th,td{text-align:left;vertical-align:top;border-bottom:1px solid #d8dee4;padding:3px 6px}
 .kv th{width:12em}.label{white-space:nowrap}.why{display:block;font-weight:normal;color:#57606a;font-size:.85em}
 code{font-size:.85em}.hex{overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:.85em}.hex code{font-size:1em}
 .check-id{white-space:nowrap}.c-id{width:15em}.c-st{width:7em}.c-time{width:14em}.c-model{width:8em}.detail{overflow-wrap:break-word}
 tr.fail td{color:#82071e}tr.fail .check-id{font-weight:700}
-@media (max-width:40em){body{padding:.6em}table,thead,tbody,tr,th,td{display:block;width:auto}colgroup,thead{display:none}tr{border-bottom:1px solid #d8dee4;padding:4px 0}th,td{border:0;padding:1px 0}.kv th{width:auto}}`;
+@media (max-width:40em){body{padding:.6em}#summary{font-size:1em}table,thead,tbody,tr,th,td{display:block;width:auto}colgroup,thead{display:none}tr{border-bottom:1px solid #d8dee4;padding:4px 0}th,td{border:0;padding:1px 0}.kv th{width:auto}}`;
 
 const banners = (v: GatewayView): string =>
   (v.simulated === true
@@ -136,6 +137,24 @@ const banners = (v: GatewayView): string =>
   (v.fresh === false
     ? `<p id="not-fresh" class="banner warn">NOT FRESH: ${escapeHtml(v.not_fresh_reason)} (accepted by the policy's acceptBrokerQuote; such a quote can be replayed).</p>`
     : '');
+
+const ISO_TIME = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g;
+
+/**
+ * The summary's words, escaped, with its times kept on one line and the answer id kept whole where
+ * it fits (an inline block: it moves to its own line before it breaks, and breaks only if longer
+ * than the line). Hyphens in ids and dates would otherwise be break points.
+ */
+const summaryHtml = (v: GatewayView): string => {
+  const id = v.circuit.answer_id;
+  const words = escapeHtml(v.summary.words).replace(ISO_TIME, (t) => `<span class="nobr">${t}</span>`);
+  if (id === null || v.summary.state !== 'circuit_open') return words;
+  const escaped = escapeHtml(id);
+  return words.replace(
+    `answer ${escaped}:`,
+    `answer <span class="tok"><span id="circuit-answer">${escaped}</span>:</span>`,
+  );
+};
 
 /**
  * The gateway's status page: server-rendered HTML, no script, no external resource, so it works
@@ -152,7 +171,7 @@ export const renderStatusPage = (input: StatusView): string => {
 <style>${STYLE}</style>
 </head><body>
 <h1>teeml-sidecar gateway</h1>
-<p id="summary" class="${s.tone}" data-state="${s.state}">${escapeHtml(s.words)}</p>
+<p id="summary" class="${s.tone}" data-state="${s.state}">${summaryHtml(v)}</p>
 ${banners(v)}
 <h2>Attested identity</h2>
 <table id="identity" class="kv">
