@@ -28,8 +28,9 @@ const row = (
   opts: { hex?: boolean; why?: string } = {},
 ): string => {
   const why = opts.why === undefined ? '' : `<small class="why">${escapeHtml(opts.why)}</small>`;
+  // The id last, next to the value: `id="x">value` is what scripts (and tests) look for.
   const cls = opts.hex === true ? ' class="hex"' : '';
-  return `<tr><th scope="row"><span class="label">${escapeHtml(label)}</span>${why}</th><td id="${escapeHtml(id)}"${cls}>${escapeHtml(dash(value))}</td></tr>`;
+  return `<tr><th scope="row"><span class="label">${escapeHtml(label)}</span>${why}</th><td${cls} id="${escapeHtml(id)}">${escapeHtml(dash(value))}</td></tr>`;
 };
 
 /** Provider and link facts (URLs, addresses, amounts: no words to keep whole, so they may break). */
