@@ -57,6 +57,25 @@ export class E2eeChoice {
     return status.state === 'on' ? `on (${this.client.name})` : 'off: the provider does not advertise E2EE';
   }
 
+  /** The same state as facts for /health and the page: on or not, with which client, in words. */
+  facts(current: Attestation | undefined): E2eeStatus & {
+    on: boolean;
+    scheme: string | null;
+    words: string;
+    protects?: string;
+  } {
+    const status = this.status(current);
+    const on = status.state === 'on';
+    const protects = on ? this.client?.protects : undefined;
+    return {
+      ...status,
+      on,
+      scheme: on ? (this.client?.name ?? null) : null,
+      words: this.describe(current),
+      ...(protects === undefined ? {} : { protects }),
+    };
+  }
+
   /**
    * A session for one request (with a body) to the attested signer's key, or undefined to send it in
    * the clear. With `required`, a route the protocol does not encrypt (embeddings, responses, ...) is

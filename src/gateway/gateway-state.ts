@@ -13,6 +13,21 @@ export interface Circuit {
   open: boolean;
   check?: string;
   since?: number;
+  /** The failed answer's response id, when it had one (the status page names it). */
+  answerId?: string;
+  /** The failed check's detail: what differed (hashes and ids, never content). */
+  detail?: string;
+}
+
+/** How the last call to the provider went (an answer or an attestation): the status page's "unreachable since". */
+export interface Reachability {
+  ok: boolean;
+  /** When that call ended, milliseconds since the epoch. */
+  at: number;
+  /** Unreachable: when the current run of failed calls began. */
+  since?: number;
+  /** Unreachable: the error's code or message (e.g. ECONNREFUSED), never a request's content. */
+  detail?: string;
 }
 
 /** What a verdict was about: for the log line and the receipt. */
@@ -49,7 +64,7 @@ export class GatewayState {
   /** Response ids accepted so far: a repeat fails `answer.replayed` (accepted-ids.ts states the bounds). */
   readonly accepted: AcceptedIds;
   private open: Circuit = { open: false };
-  private unreachable: number | undefined;
+  private reach: Reachability | undefined;
   /** Set by the gateway: re-attest at once (the attestation loop's `runNow`). */
   onSignerDoubt: (() => void) | undefined;
 
@@ -62,17 +77,19 @@ export class GatewayState {
    * answer), until it answers again: the status page says "unreachable since", not "verified".
    */
   get unreachableSince(): number | undefined {
-    return this.unreachable;
+    return this.reach?.ok === false ? this.reach.since : undefined;
   }
 
-  /** The provider did not answer a call (a report fetch, a request). */
-  providerUnreachable(): void {
-    this.unreachable ??= this.options.now();
+  /** Records a call that did not reach the provider; `since` stays at the first of a run of failures. */
+  providerUnreachable(detail = 'no answer'): void {
+    const at = this.options.now();
+    const since = this.reach?.ok === false ? (this.reach.since ?? at) : at;
+    this.reach = { ok: false, at, since, detail };
   }
 
-  /** The provider answered a call. */
+  /** Records a call that reached the provider (whatever it answered). */
   providerReached(): void {
-    this.unreachable = undefined;
+    this.reach = { ok: true, at: this.options.now() };
   }
 
   /**
@@ -104,6 +121,11 @@ export class GatewayState {
     return this.open;
   }
 
+  /** How the last call to the provider went; undefined before the first. */
+  get reachability(): Readonly<Reachability> | undefined {
+    return this.reach;
+  }
+
   /**
    * Runs an attestation; a passed one closes the circuit, except when it ran because an answer's
    * signer was doubted (`trigger: 'signer'`) and shows the same key: then the key did not change, the
@@ -112,7 +134,9 @@ export class GatewayState {
   async attestNow(trigger?: 'signer'): Promise<Attestation> {
     const before = this.options.attestor.lastPassed?.signer?.address;
     const a = await this.options.attestor.attest();
-    if (a.failedCheck === 'report.fetch') this.providerUnreachable();
+    // report.fetch is the one check that fails when the report never came (attestor.ts).
+    if (a.failedCheck === 'report.fetch')
+      this.providerUnreachable(a.checks.find((c) => c.id === 'report.fetch')?.detail ?? 'request failed');
     else this.providerReached();
     if (a.ok) {
       this.counters.attestationsPassed += 1;
@@ -208,6 +232,8 @@ export class GatewayState {
         open: true,
         ...(verdict.failedCheck === undefined ? {} : { check: verdict.failedCheck }),
         since: now(),
+        ...(verdict.id === undefined ? {} : { answerId: verdict.id }),
+        ...(verdict.detail === undefined ? {} : { detail: verdict.detail }),
       };
       logger.warn(
         { event: 'circuit', check: verdict.failedCheck },

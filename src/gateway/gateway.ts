@@ -142,6 +142,7 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
       nextAttestationAt: () => loop.nextAt,
       authToken: options.authToken,
       receiptsLabel: options.receipts?.label,
+      streamRelease: () => streamReleaseLabel(proxy, attestor.trusted),
       guard: browserGuardOf((): Server => server, options),
       proxy: (req, res, url) => proxyToProvider(proxy, req, res, url),
     }),

@@ -181,12 +181,14 @@ const callProvider = async (
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), ctx.headersTimeoutMs);
   try {
-    return await ctx.providerFetch(ctx.link.endpoint(call.target), {
+    const upstream = await ctx.providerFetch(ctx.link.endpoint(call.target), {
       method,
       headers,
       ...(body === undefined ? {} : { body }),
       signal: AbortSignal.any([signal, deadline.signal]),
     });
+    ctx.state.providerReached();
+    return upstream;
   } catch (error) {
     if (signal.aborted) return undefined;
     if (deadline.signal.aborted) {
@@ -203,7 +205,8 @@ const callProvider = async (
       return undefined;
     }
     ctx.state.counters.unsigned += 1;
-    ctx.state.providerUnreachable();
+    const code = (error as { cause?: { code?: unknown } }).cause?.code;
+    ctx.state.providerUnreachable(typeof code === 'string' ? code : (error as Error).message);
     ctx.logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
     sendError(
       res,

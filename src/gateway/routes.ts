@@ -7,7 +7,7 @@ import type { E2eeChoice } from './e2ee-choice.js';
 import type { GatewayState } from './gateway-state.js';
 import type { ProviderLink } from './provider-link.js';
 import { sendError } from './send-error.js';
-import { renderStatusPage } from './status-page.js';
+import { serveStatus } from './status-routes.js';
 
 export interface RoutesOptions {
   state: GatewayState;
@@ -21,6 +21,8 @@ export interface RoutesOptions {
   authToken: string | undefined;
   /** Where receipts are written, for the status page. */
   receiptsLabel: string | undefined;
+  /** When stream events reach the user, in words (stream-release.ts). */
+  streamRelease: () => string;
   /** Host, Origin, Fetch metadata and content type: what a web page in the user's browser may do. */
   guard: BrowserGuard;
   /** Answers one /v1 request (proxy.ts). */
@@ -53,7 +55,7 @@ const route = async (options: RoutesOptions, req: IncomingMessage, res: ServerRe
     return;
   }
   if (req.method === 'GET' && url.pathname === '/health') {
-    await health(options, res);
+    await health(options, req, res);
     return;
   }
   if (url.pathname === '/v1' || url.pathname.startsWith('/v1/')) {
@@ -118,49 +120,8 @@ const authorized = (authToken: string | undefined, req: IncomingMessage): boolea
   return given.length === expected.length && timingSafeEqual(given, expected);
 };
 
-const statusPage = async (
-  options: RoutesOptions,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<void> => {
-  const { state, link } = options;
-  const html = renderStatusPage({
-    provider: await link.describe(),
-    linkHealth: await link.health(),
-    current: state.attestor.current,
-    lastPassed: state.attestor.lastPassed,
-    counters: state.counters,
-    circuit: state.circuit,
-    onFailure: state.onFailure,
-    e2ee: options.e2ee.describe(state.attestor.current),
-    receipts: state.receipts.recent,
-    receiptsFile: options.receiptsLabel,
-    nextAttestationAt: options.nextAttestationAt(),
-    now: options.now(),
-  });
-  res.writeHead(200, {
-    'content-type': 'text/html; charset=utf-8',
-    'cache-control': 'no-store',
-    // No script, no external resource: the page needs none.
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
-    'x-content-type-options': 'nosniff',
-  });
-  res.end(req.method === 'HEAD' ? undefined : html);
-};
+const statusPage = (options: RoutesOptions, req: IncomingMessage, res: ServerResponse): Promise<void> =>
+  serveStatus('page', options, req, res);
 
-const health = async (options: RoutesOptions, res: ServerResponse): Promise<void> => {
-  const { state, link } = options;
-  const a = state.attestor.trusted;
-  res.writeHead(a === undefined ? 503 : 200, { 'content-type': 'application/json' });
-  res.end(
-    JSON.stringify({
-      status: a === undefined ? 'unattested' : state.circuit.open ? 'circuit_open' : 'ok',
-      provider: await link.describe(),
-      signing_address: a?.signer?.address ?? null,
-      failed_check: state.attestor.current?.failedCheck ?? null,
-      e2ee: options.e2ee.status(state.attestor.current),
-      counters: state.counters,
-      link: await link.health(),
-    }),
-  );
-};
+const health = (options: RoutesOptions, req: IncomingMessage, res: ServerResponse): Promise<void> =>
+  serveStatus('health', options, req, res);
