@@ -1,8 +1,10 @@
 import { jsonOf } from '../bytes/index.js';
 import { demoHeard } from '../demo-upstream/index.js';
 import { createE2eeClient, type E2eeClient } from '../e2ee/index.js';
+import { SIGNATURE_TRAILER_REQUEST_HEADER } from '../signatures/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
+import { signatureFromTrailer, type TrailerSignature } from './signature-from-trailer.js';
 import { checkSignedBytes } from './signed-bytes.js';
 import { fetchWire } from './wire.js';
 
@@ -92,6 +94,8 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
       accept: input.stream ? 'text/event-stream' : 'application/json',
       // The hashed bytes are the bytes a client's parser sees (docs/protocol.md): ask for no encoding.
       'accept-encoding': 'identity',
+      // The record after the body, where the path keeps trailers; checked against the lookup below.
+      [SIGNATURE_TRAILER_REQUEST_HEADER]: algo,
     },
     body: request,
   });
@@ -109,6 +113,16 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     failBoth('the completion carries no response id (ZG-Res-Key header, body id or SSE chunk id)');
     return;
   }
+  let trailer: TrailerSignature | undefined;
+  try {
+    trailer =
+      completion.trailers === undefined
+        ? undefined
+        : signatureFromTrailer({ trailers: completion.trailers }, algo);
+  } catch (error) {
+    failBoth(`the signature trailer is not a record: ${(error as Error).message}`);
+    return;
+  }
   const signatureUrl = `${input.api}/signature/${encodeURIComponent(id)}?model=${input.model}&signing_algo=${algo}`;
   const answer = await fetchWire(input.fetch, signatureUrl, {
     headers: { ...input.headers, accept: 'application/json' },
@@ -120,6 +134,10 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     typeof record['signature'] !== 'string'
   ) {
     failBoth(`GET /signature/{id} answered HTTP ${answer.status} without a signature record`);
+    return;
+  }
+  if (trailer !== undefined && Buffer.compare(Buffer.from(trailer.json), Buffer.from(answer.body)) !== 0) {
+    failBoth('the record in the X-Teeml-Signature trailer differs from what GET /signature/{id} serves');
     return;
   }
   checkSignedBytes(list, {
