@@ -25,6 +25,8 @@ export interface SignedBytesInput {
   encoding?: string | null;
   /** What to call the exchange in the titles; default "completion". */
   what?: string;
+  /** Where the record came from, added to the signer's pass detail (e.g. the signature trailer). */
+  via?: string;
 }
 
 /**
@@ -81,5 +83,8 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
   if (!verdict.ok) list.fail(signerId, signerTitle, verdict.reason ?? 'signature does not verify');
   else if (claimed !== undefined && normalizeHex(claimed) !== normalizeHex(input.signer.display)) {
     list.fail(signerId, signerTitle, 'the signature record names another signing_address');
-  } else list.pass(signerId, signerTitle, `${algo} signature by ${verdict.signer ?? input.signer.display}`);
+  } else {
+    const via = input.via === undefined ? '' : `; ${input.via}`;
+    list.pass(signerId, signerTitle, `${algo} signature by ${verdict.signer ?? input.signer.display}${via}`);
+  }
 };

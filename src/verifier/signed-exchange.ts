@@ -151,6 +151,9 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     },
     signer: input.signer,
     encoding,
+    ...(trailer === undefined
+      ? {}
+      : { via: 'record came in the X-Teeml-Signature trailer, equal to the lookup' }),
   });
 };
 

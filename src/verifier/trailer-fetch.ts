@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { TlsPeerChannel } from '../tls/index.js';
 import { MAX_WIRE_BYTES } from './wire.js';
 
 /**
@@ -82,3 +83,26 @@ export const fetchKeepingTrailers = async (
     req.end(body);
   });
 };
+
+/**
+ * The same over a pinned TLS channel: its `request` (one whole answer, on a connection whose
+ * certificate passed the pin) keeps the trailers its `fetch` cannot.
+ */
+export const fetchOverChannelKeepingTrailers =
+  (channel: TlsPeerChannel): typeof globalThis.fetch =>
+  async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const body = await bodyOf(init);
+    const answer = await channel.request(url, {
+      method: init?.method ?? 'GET',
+      headers: headersOf(init),
+      ...(body === undefined ? {} : { body: new Uint8Array(body) }),
+    });
+    const nullBody = answer.status === 204 || answer.status === 304 || init?.method === 'HEAD';
+    const response = new Response(nullBody ? null : answer.body, {
+      status: answer.status,
+      headers: answer.headers,
+    });
+    trailers.set(response, answer.trailers);
+    return response;
+  };

@@ -67,6 +67,9 @@ describe('verify reads the signature trailer and checks it against GET /signatur
       const result = await verifyProvider({ baseUrl: proxy.url, allowSimulated: true });
       expect(signatureChecks(result).every(([, status]) => status === 'pass')).toBe(true);
       expect(proxy.lookups).toHaveLength(2);
+      for (const [id, , detail] of signatureChecks(result).filter(([id]) => String(id).endsWith('.signer'))) {
+        expect(detail, String(id)).toContain('X-Teeml-Signature trailer, equal to the lookup');
+      }
     } finally {
       proxy.server.close();
     }
@@ -78,6 +81,7 @@ describe('verify reads the signature trailer and checks it against GET /signatur
       const result = await verifyProvider({ baseUrl: proxy.url, allowSimulated: true });
       expect(result.verdict).toBe('pass');
       expect(signatureChecks(result).every(([, status]) => status === 'pass')).toBe(true);
+      for (const [, , detail] of signatureChecks(result)) expect(detail).not.toContain('trailer');
       expect(proxy.lookups.map((u) => u.split('?')[0]?.split('/').at(-1))).toHaveLength(2);
     } finally {
       proxy.server.close();
