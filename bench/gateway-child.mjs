@@ -9,7 +9,11 @@ import { createLogger } from '../dist/log/index.js';
 
 const sink = new Writable({ write: (_chunk, _enc, done) => done() });
 const gateway = await startGateway({
-  link: new DirectLink({ provider: `http://127.0.0.1:${process.env.BENCH_PROVIDER_PORT}` }),
+  // BENCH_PROVIDER_URL: an https sidecar (attested TLS: the gateway pins its key), e.g. behind the
+  // bench's delay proxy.
+  link: new DirectLink({
+    provider: process.env.BENCH_PROVIDER_URL ?? `http://127.0.0.1:${process.env.BENCH_PROVIDER_PORT}`,
+  }),
   policy: parsePolicy('{"allowSimulated":true,"offline":true}'),
   logger: createLogger(process.env.BENCH_LOG_LEVEL ?? 'info', sink),
   host: '127.0.0.1',

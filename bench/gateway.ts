@@ -5,16 +5,31 @@
  * - latency of one non-streaming request at a time (the gateway adds a GET /signature round trip
  *   and the hashing before it releases the answer);
  * - requests per second with 16 concurrent clients;
- * - one 500-chunk stream at a time: time to [DONE] and chunk throughput.
+ * - one 500-chunk stream at a time: time to [DONE] and chunk throughput;
+ * - the 16-client ratio: the gateway's verified answers per second against the sidecar alone's;
+ * - the wide-area rows (issue 23): a TCP delay proxy (bench/delay-proxy.ts) adds RTT/2 each way
+ *   between the client and a sidecar serving attested TLS (`TLS_KEY_SOURCE=generate`), and a
+ *   gateway pinned to that key sits on the client's side of it. p50 of N sequential requests, direct
+ *   client → sidecar against through the gateway: JSON chat, stream first content, stream to [DONE].
+ * `--rtt MS` (default 50), `--n N` (default 15), `--only loopback|delay`.
  * Figures are printed and written to .bench-out/gateway.md. Nothing asserts a timing.
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { loadavg } from 'node:os';
+import { startDelayProxy } from './delay-proxy.js';
 import { type Child, startChild } from './proc.js';
 
 const quick = process.argv.includes('--quick');
+const argOf = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? undefined : process.argv[i + 1];
+};
+const RTT_MS = Number(argOf('--rtt') ?? '50');
+const DELAY_N = Number(argOf('--n') ?? '15');
+const only = argOf('--only');
 const SEQ = quick ? 100 : 400;
 const SECONDS = quick ? 2 : 6;
 const STREAMS = quick ? 10 : 30;
@@ -100,6 +115,7 @@ const latency = async (port: number) => {
 const throughput = async (port: number) => {
   const end = performance.now() + SECONDS * 1000;
   let done = 0;
+  let verified = 0;
   let bad = 0;
   await Promise.all(
     Array.from({ length: 16 }, async () => {
@@ -107,10 +123,11 @@ const throughput = async (port: number) => {
         const r = await post(port, `case=small&id=${nextId()}`, SMALL);
         if (r.status === 200) done += 1;
         else bad += 1;
+        if (r.status === 200 && r.verdict === 'verified') verified += 1;
       }
     }),
   );
-  return { rps: done / SECONDS, bad };
+  return { rps: done / SECONDS, verifiedPerS: verified / SECONDS, bad };
 };
 
 const streaming = async (port: number) => {
@@ -135,22 +152,161 @@ const streaming = async (port: number) => {
   };
 };
 
+/** One request's times: first body byte that carries content, and the end of the answer. */
+interface Timed {
+  firstContentMs: number;
+  endMs: number;
+  ok: boolean;
+}
+
+const timedRequest = (
+  send: typeof request | typeof httpsRequest,
+  url: string,
+  options: { agent: Agent | HttpsAgent; body: string },
+): Promise<Timed> =>
+  new Promise((resolve, reject) => {
+    const t = performance.now();
+    let firstContentMs = Number.NaN;
+    const req = send(
+      url,
+      {
+        method: 'POST',
+        agent: options.agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) },
+      },
+      (res) => {
+        res.on('data', (c: Buffer) => {
+          if (Number.isNaN(firstContentMs) && c.includes('"content"')) firstContentMs = performance.now() - t;
+        });
+        res.on('end', () => {
+          const verdict = String(
+            res.trailers['x-teeml-verification'] ?? res.headers['x-teeml-verification'] ?? '',
+          );
+          resolve({
+            firstContentMs,
+            endMs: performance.now() - t,
+            ok: res.statusCode === 200 && (verdict === '' || verdict === 'verified'),
+          });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+
+const p50Of = async (n: number, run: () => Promise<Timed>) => {
+  for (let i = 0; i < 3; i++) await run();
+  const first: number[] = [];
+  const end: number[] = [];
+  let bad = 0;
+  for (let i = 0; i < n; i++) {
+    const r = await run();
+    first.push(r.firstContentMs);
+    end.push(r.endMs);
+    if (!r.ok) bad += 1;
+  }
+  first.sort((a, b) => a - b);
+  end.sort((a, b) => a - b);
+  return { first: pct(first, 50), end: pct(end, 50), bad };
+};
+
+/** The wide-area rows: direct over the delay proxy against the gateway in front of it. */
+const delaySection = async (stub: Child, children: Child[]): Promise<void> => {
+  const sidecar = await startChild(`${here}sidecar-child.mjs`, {
+    BENCH_UPSTREAM_PORT: String(stub.port),
+    BENCH_TLS: '1',
+  });
+  children.push(sidecar);
+  const proxy = await startDelayProxy(sidecar.port, RTT_MS);
+  const provider = `https://127.0.0.1:${proxy.port}`;
+  const gateway = await startChild(`${here}gateway-child.mjs`, { BENCH_PROVIDER_URL: provider });
+  children.push(gateway);
+  // The direct client keeps one connection (no handshake per request), as a real SDK does.
+  const direct = new HttpsAgent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+  const local = new Agent({ keepAlive: true, maxSockets: 1 });
+  const via = {
+    direct: (q: string, body: string) =>
+      timedRequest(httpsRequest, `${provider}/v1/chat/completions?${q}`, { agent: direct, body }),
+    gateway: (q: string, body: string) =>
+      timedRequest(request, `http://127.0.0.1:${gateway.port}/v1/chat/completions?${q}`, {
+        agent: local,
+        body,
+      }),
+  };
+  try {
+    const results: Record<string, { json: number; first: number; done: number; bad: number }> = {};
+    for (const [name, run] of Object.entries(via)) {
+      const json = await p50Of(DELAY_N, () => run(`case=small&id=${nextId()}`, SMALL));
+      const stream = await p50Of(DELAY_N, () => run('case=stream&chunks=20', STREAM));
+      results[name] = { json: json.end, first: stream.first, done: stream.end, bad: json.bad + stream.bad };
+    }
+    const d = results['direct'];
+    const g = results['gateway'];
+    if (d === undefined || g === undefined) return;
+    log();
+    log(
+      `## ${RTT_MS} ms RTT (delay proxy, RTT/2 each way), attested TLS, p50 of ${DELAY_N} sequential requests`,
+    );
+    log();
+    log('| | direct client → sidecar | through the gateway | added |');
+    log('|---|---|---|---|');
+    const row = (name: string, a: number, b: number) =>
+      log(`| ${name} | ${f(a, 1)} ms | ${f(b, 1)} ms | ${b - a >= 0 ? '+' : ''}${f(b - a, 1)} ms |`);
+    row('JSON chat', d.json, g.json);
+    row('stream, first content', d.first, g.first);
+    row('stream, to `[DONE]`', d.done, g.done);
+    log();
+    log(`errors or unverified answers: direct ${d.bad}, gateway ${g.bad}`);
+  } finally {
+    direct.destroy();
+    local.destroy();
+    await proxy.close();
+  }
+};
+
+/** The loopback rows, and the 16-client ratio of verified answers to the sidecar alone. */
+const loopbackSection = async (stub: Child, children: Child[]): Promise<void> => {
+  const sidecar = await startChild(`${here}sidecar-child.mjs`, { BENCH_UPSTREAM_PORT: String(stub.port) });
+  children.push(sidecar);
+  const gateway = await startChild(`${here}gateway-child.mjs`, {
+    BENCH_PROVIDER_PORT: String(sidecar.port),
+  });
+  children.push(gateway);
+  const rows = [
+    { name: 'sidecar alone', port: sidecar.port },
+    { name: 'gateway + sidecar', port: gateway.port },
+  ];
+  log(
+    `| row | latency p50 ms | p90 ms | p99 ms | mean ms | req/s (16 clients) | stream ${CHUNKS} chunks p50 ms | chunks/s | MB/s | errors |`,
+  );
+  log('|---|---|---|---|---|---|---|---|---|---|');
+  const perSecond: number[] = [];
+  for (const row of rows) {
+    const l = await latency(row.port);
+    const t = await throughput(row.port);
+    const s = await streaming(row.port);
+    perSecond.push(row.port === gateway.port ? t.verifiedPerS : t.rps);
+    log(
+      `| ${row.name} | ${f(l.p50)} | ${f(l.p90)} | ${f(l.p99)} | ${f(l.mean)} | ${f(t.rps, 0)} | ${f(s.p50, 1)} | ${f(s.chunksPerS, 0)} | ${f(s.mbPerS, 1)} | ${l.bad + t.bad + s.bad} |`,
+    );
+  }
+  const [alone = Number.NaN, verified = Number.NaN] = perSecond;
+  log();
+  log(
+    `16 clients, loopback: the gateway verified ${f(verified, 0)} answers/s, the sidecar alone served ${f(alone, 0)} (${f((100 * verified) / alone, 0)}%)`,
+  );
+  const stats = await gateway.ask<Record<string, unknown>>({ cmd: 'stats' });
+  log();
+  log(`gateway counters after the run: ${JSON.stringify(stats)}`);
+};
+
 const main = async (): Promise<void> => {
   execSync('npm run build --silent', { stdio: 'inherit' });
   const children: Child[] = [];
   try {
     const stub = await startChild(`${here}stub.ts`, {});
     children.push(stub);
-    const sidecar = await startChild(`${here}sidecar-child.mjs`, { BENCH_UPSTREAM_PORT: String(stub.port) });
-    children.push(sidecar);
-    const gateway = await startChild(`${here}gateway-child.mjs`, {
-      BENCH_PROVIDER_PORT: String(sidecar.port),
-    });
-    children.push(gateway);
-    const rows = [
-      { name: 'sidecar alone', port: sidecar.port },
-      { name: 'gateway + sidecar', port: gateway.port },
-    ];
     log(`# Gateway overhead (${new Date().toISOString()}${quick ? ', --quick' : ''})`);
     log();
     log(
@@ -159,21 +315,14 @@ const main = async (): Promise<void> => {
         .join(' / ')}; loopback; stub upstream`,
     );
     log();
-    log(
-      `| row | latency p50 ms | p90 ms | p99 ms | mean ms | req/s (16 clients) | stream ${CHUNKS} chunks p50 ms | chunks/s | MB/s | errors |`,
-    );
-    log('|---|---|---|---|---|---|---|---|---|---|');
-    for (const row of rows) {
-      const l = await latency(row.port);
-      const t = await throughput(row.port);
-      const s = await streaming(row.port);
-      log(
-        `| ${row.name} | ${f(l.p50)} | ${f(l.p90)} | ${f(l.p99)} | ${f(l.mean)} | ${f(t.rps, 0)} | ${f(s.p50, 1)} | ${f(s.chunksPerS, 0)} | ${f(s.mbPerS, 1)} | ${l.bad + t.bad + s.bad} |`,
-      );
-    }
-    const stats = await gateway.ask<Record<string, unknown>>({ cmd: 'stats' });
+    if (only !== 'delay') await loopbackSection(stub, children);
+    if (only !== 'loopback') await delaySection(stub, children);
     log();
-    log(`gateway counters after the run: ${JSON.stringify(stats)}`);
+    log(
+      `load average at the end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' / ')}`,
+    );
   } finally {
     for (const c of children.reverse()) await c.stop();
     agent.destroy();

@@ -13,6 +13,12 @@ interface Binding {
     data: undefined,
     noncefn: undefined,
   ): number;
+  /**
+   * Recovers the public key from a compact signature (64 bytes r‖s), its recovery id (0–3) and the
+   * 32-byte digest; writes it to `output` (65 bytes: uncompressed). Returns 0 on success, 1 when r or
+   * s is not in [1, n), 2 when no key recovers (libsecp256k1 `secp256k1_ecdsa_recover`).
+   */
+  ecdsaRecover(output: Uint8Array, signature: Uint8Array, recid: number, msg32: Uint8Array): number;
 }
 
 export interface RecoverableSignature {
@@ -54,6 +60,25 @@ export const nativeSecp256k1 = (): Binding => {
   return binding;
 };
 
+let loads: boolean | undefined;
+
+/**
+ * Whether the binding loads on this platform (cached). Verification may run where no prebuild exists
+ * (a user's linux-arm64 or darwin-x64 machine) and falls back to a pure-JS implementation there;
+ * signing never does (see above).
+ */
+export const hasNativeSecp256k1 = (): boolean => {
+  if (loads === undefined) {
+    try {
+      nativeSecp256k1();
+      loads = true;
+    } catch {
+      loads = false;
+    }
+  }
+  return loads;
+};
+
 /** Signs a 32-byte digest: RFC 6979, low-s, with the recovery id (what EIP-191 `v` is made from). */
 export const signRecoverableNative = (digest: Uint8Array, key: Uint8Array): RecoverableSignature => {
   const out = { signature: new Uint8Array(64), recid: null as number | null };
@@ -61,4 +86,22 @@ export const signRecoverableNative = (digest: Uint8Array, key: Uint8Array): Reco
     throw new Error('secp256k1 signing failed');
   }
   return { signature: out.signature, recoveryId: out.recid };
+};
+
+/**
+ * The uncompressed public key (65 bytes, 0x04 ‖ x ‖ y) that made `signature` (64 bytes r‖s) over the
+ * 32-byte `digest` with recovery id `recoveryId`. libsecp256k1's recovery, like noble's and ethers',
+ * accepts a high s (only verification demands low s), so it recovers the same key for every input.
+ * Throws for r or s outside [1, n) or a point that does not exist.
+ */
+export const recoverPublicKeyNative = (
+  signature: Uint8Array,
+  recoveryId: number,
+  digest: Uint8Array,
+): Uint8Array => {
+  const out = Buffer.alloc(65);
+  const code = nativeSecp256k1().ecdsaRecover(out, signature, recoveryId, digest);
+  if (code === 1) throw new TypeError('"signature" r or s is out of range');
+  if (code !== 0) throw new TypeError('"signature" recovers no public key');
+  return out;
 };

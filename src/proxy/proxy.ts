@@ -12,15 +12,20 @@ import {
   withoutE2eeHeaders,
 } from '../e2ee/index.js';
 import { SidecarError, unavailable } from '../errors/index.js';
-import type { CacheSalter, Signers } from '../keys/index.js';
+import type { CacheSalter, Signers, SigningAlgo } from '../keys/index.js';
 import type { Logger } from '../log/index.js';
 import type { Metrics } from '../metrics/index.js';
 import {
+  encodeSignatureTrailer,
   lazyRecord,
   type PendingSignatures,
+  SIGNATURE_TRAILER,
+  SIGNATURE_TRAILER_REQUEST_HEADER,
   type SignatureClaim,
+  type SignatureRecord,
   type SignatureStore,
   sha256Hex,
+  signatureTrailerRequest,
   signedText,
   signPair,
 } from '../signatures/index.js';
@@ -180,11 +185,81 @@ const waitWritable = (out: ServerResponse): Promise<void> =>
     out.once('close', onClose);
   });
 
-const write = async (out: ServerResponse, parts: Uint8Array[]): Promise<void> => {
+/** The write callback of the last part written: true once it was handed to the socket. */
+interface Delivery {
+  last: Promise<boolean>;
+}
+
+const write = async (out: ServerResponse, parts: Uint8Array[], delivery?: Delivery): Promise<void> => {
   for (const part of parts) {
     if (out.destroyed) throw new ClientGone('client disconnected');
-    if (!out.write(part)) await waitWritable(out);
+    let ok = true;
+    if (delivery === undefined) ok = out.write(part);
+    else
+      delivery.last = new Promise<boolean>((resolve) => {
+        ok = out.write(part, (err) => resolve(err === null || err === undefined));
+      });
+    if (!ok) await waitWritable(out);
   }
+};
+
+const socketErrored = (out: ServerResponse): boolean =>
+  out.socket?.errored !== null && out.socket?.errored !== undefined;
+
+/**
+ * Resolves true once every body byte written with `delivery` was handed to the socket, false if
+ * the client left first: the same rule as `finish` below, for an answer whose end (the trailer)
+ * is sent only after its record is made.
+ */
+const handedOver = (out: ServerResponse, delivery: Delivery): Promise<boolean> =>
+  new Promise((resolve) => {
+    if (out.destroyed) {
+      resolve(false);
+      return;
+    }
+    const onClose = (): void => resolve(false);
+    out.once('close', onClose);
+    void delivery.last.then((ok) => {
+      out.off('close', onClose);
+      resolve(ok && !out.destroyed && !socketErrored(out));
+    });
+  });
+
+/**
+ * Whether the client asked for the signature in a trailer, and for which algorithm (docs/protocol.md,
+ * "The signature in a trailer"). Only HTTP/1.1 has chunked encoding, which trailers travel in: an
+ * HTTP/1.0 request gets today's answer and looks the signature up.
+ */
+const trailerAsked = (incoming: IncomingMessage): SigningAlgo | undefined => {
+  let algo: SigningAlgo | undefined;
+  try {
+    algo = signatureTrailerRequest(headerValue(incoming.headers[SIGNATURE_TRAILER_REQUEST_HEADER]));
+  } catch (err) {
+    throw new SidecarError((err as Error).message, {
+      status: 400,
+      code: 'invalid_signature_trailer',
+      param: 'X-Teeml-Signature-Trailer',
+    });
+  }
+  const http11 =
+    incoming.httpVersionMajor > 1 || (incoming.httpVersionMajor === 1 && incoming.httpVersionMinor >= 1);
+  return http11 ? algo : undefined;
+};
+
+/**
+ * Ends an answer whose body was handed to the socket: with the record in the trailer when one was
+ * stored (the bytes `GET /signature/{id}` serves for `algo`), else with no trailer, and the client
+ * falls back to the lookup, which answers 404 as it would without a trailer. A client that leaves
+ * before the trailer keeps its record: every body byte reached the socket, as for any answer.
+ */
+const endWithTrailer = async (
+  out: ServerResponse,
+  record: SignatureRecord | undefined,
+  algo: SigningAlgo,
+): Promise<void> => {
+  if (record !== undefined && !out.destroyed)
+    out.addTrailers({ [SIGNATURE_TRAILER]: encodeSignatureTrailer(record, algo) });
+  await finish(out);
 };
 
 /**
@@ -232,6 +307,7 @@ export const proxyRequest = async (
   let releaseSlot: (() => void) | undefined;
   ctx.metrics.inFlight.inc();
   try {
+    const trailer = route.sign ? trailerAsked(incoming) : undefined;
     let body: Buffer | undefined;
     if (route.method === 'POST') {
       // A slow body holds an upload slot, never one of the upstream's.
@@ -290,9 +366,9 @@ export const proxyRequest = async (
         if (route.sign)
           ctx.metrics.unsigned.inc({ reason: status >= 400 ? 'upstream_error' : 'not_signed_route' });
       } else if (contentType.startsWith('text/event-stream')) {
-        signedId = await proxyStream(ctx, res, outgoing, timer, requestHash, e2ee, model);
+        signedId = await proxyStream(ctx, res, outgoing, timer, requestHash, e2ee, model, trailer);
       } else {
-        signedId = await proxyJson(ctx, res, outgoing, timer, requestHash, e2ee, model);
+        signedId = await proxyJson(ctx, res, outgoing, timer, requestHash, e2ee, model, trailer);
       }
     } finally {
       clearTimeout(timer);
@@ -426,14 +502,17 @@ const claimResponseId = async (
   throw unavailable('no response id could be allocated', 'id_unavailable');
 };
 
-/** Signs over the bytes the client received and fills the claim. Runs only after delivery. */
+/**
+ * Signs over the bytes the client received and fills the claim. Runs only after delivery. Returns
+ * the record when it was stored (what a lookup will serve), else undefined.
+ */
 const store = async (
   ctx: ProxyContext,
   claim: SignatureClaim,
   requestHash: string,
   responseHash: string,
   model?: ModelCheck,
-): Promise<void> => {
+): Promise<SignatureRecord | undefined> => {
   // SIGNED_TEXT_FORMAT=model: the model the request asked for, which every answer chunk named.
   const signedModel = model?.signed === true ? model.expected : undefined;
   const record =
@@ -443,7 +522,7 @@ const store = async (
   try {
     if (await ctx.store.put(claim, record)) {
       ctx.metrics.signatures.inc({ kind: 'stored' });
-      return;
+      return record;
     }
     ctx.metrics.unsigned.inc({ reason: 'id_conflict' });
     ctx.logger.error(
@@ -454,6 +533,7 @@ const store = async (
     ctx.metrics.storeErrors.inc();
     ctx.logger.error({ err: (err as Error).message, responseId: claim.id }, 'signature store write failed');
   }
+  return undefined;
 };
 
 const proxyJson = async (
@@ -464,6 +544,7 @@ const proxyJson = async (
   requestHash: string,
   e2ee?: E2eeSession,
   model?: ModelCheck,
+  trailer?: SigningAlgo,
 ): Promise<string | undefined> => {
   const chunks: Buffer[] = [];
   let total = 0;
@@ -501,9 +582,15 @@ const proxyJson = async (
   // few ms a client may be early by.
   ctx.pending.begin(claim.id);
   try {
+    const contentType = headerValue(res.headers['content-type']) ?? 'application/json';
+    if (trailer !== undefined) {
+      const head = { ...headers, 'content-type': contentType, 'zg-res-key': claim.id };
+      await jsonWithTrailer(ctx, outgoing, { status, head, body, claim, requestHash, algo: trailer, model });
+      return claim.id;
+    }
     outgoing.writeHead(status, {
       ...headers,
-      'content-type': headerValue(res.headers['content-type']) ?? 'application/json',
+      'content-type': contentType,
       'content-length': String(body.length),
       'zg-res-key': claim.id,
     });
@@ -518,6 +605,37 @@ const proxyJson = async (
   }
 };
 
+/**
+ * A JSON answer with its signature in a trailer: chunked instead of Content-Length (a trailer needs
+ * chunked encoding, RFC 9112 §7.1.2), the body handed to the socket, then the record made and stored
+ * exactly as for any answer, then sent after the body. A client that left before its last body byte
+ * gets no record.
+ */
+const jsonWithTrailer = async (
+  ctx: ProxyContext,
+  outgoing: ServerResponse,
+  a: {
+    status: number;
+    head: Record<string, string | string[]>;
+    body: Uint8Array;
+    claim: SignatureClaim;
+    requestHash: string;
+    algo: SigningAlgo;
+    model: ModelCheck | undefined;
+  },
+): Promise<void> => {
+  outgoing.writeHead(a.status, { ...a.head, trailer: SIGNATURE_TRAILER });
+  const delivery: Delivery = { last: Promise.resolve(true) };
+  await write(outgoing, [a.body], delivery);
+  if (!(await handedOver(outgoing, delivery))) {
+    ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
+    outgoing.destroy();
+    throw new ClientGone('client disconnected');
+  }
+  const record = await store(ctx, a.claim, a.requestHash, sha256Hex(a.body), a.model);
+  await endWithTrailer(outgoing, record, a.algo);
+};
+
 const proxyStream = async (
   ctx: ProxyContext,
   res: IncomingMessage,
@@ -526,8 +644,12 @@ const proxyStream = async (
   requestHash: string,
   e2ee?: E2eeSession,
   model?: ModelCheck,
+  trailer?: SigningAlgo,
 ): Promise<string | undefined> => {
   const limit = ctx.maxSseLineBytes;
+  // Asked for the signature in a trailer: every write's hand-over is tracked, and the answer ends
+  // only once its record is made (streamEnd).
+  const delivery: Delivery | undefined = trailer === undefined ? undefined : { last: Promise.resolve(true) };
   const tap = new SseTap(limit === undefined ? {} : { maxLineBytes: limit, maxHeldBytes: limit });
   const status = res.statusCode ?? 200;
   const headers = forwardResponseHeaders(res.headers);
@@ -541,6 +663,7 @@ const proxyStream = async (
       'cache-control': 'no-cache',
       'x-accel-buffering': 'no',
       'zg-res-key': claim.id,
+      ...(trailer === undefined ? {} : { trailer: SIGNATURE_TRAILER }),
     });
     outgoing.flushHeaders();
     return tap.confirm(claim.id);
@@ -551,7 +674,7 @@ const proxyStream = async (
       const chunks = model === undefined ? raw : modelCheckedStream(raw, model, limit);
       for await (const chunk of e2ee === undefined ? chunks : e2ee.sseEncryptor(limit).transform(chunks)) {
         const out = tap.push(chunk);
-        await write(outgoing, tap.proposed ? await start() : out);
+        await write(outgoing, tap.proposed ? await start() : out, delivery);
       }
     } catch (err) {
       if (err instanceof SseLimitError) {
@@ -568,8 +691,21 @@ const proxyStream = async (
     }
     clearTimeout(timer);
     tap.endOfInput();
-    if (tap.proposed) await write(outgoing, await start());
+    if (tap.proposed) await write(outgoing, await start(), delivery);
     const outcome = tap.end();
+    if (trailer !== undefined && delivery !== undefined && outcome.complete && claim !== undefined) {
+      if (!(await handedOver(outgoing, delivery))) {
+        ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
+        outgoing.destroy();
+        return undefined;
+      }
+      await endWithTrailer(
+        outgoing,
+        await store(ctx, claim, requestHash, outcome.responseHash, model),
+        trailer,
+      );
+      return claim.id;
+    }
     const delivered = await finish(outgoing);
     if (!outcome.complete || !delivered || claim === undefined) {
       ctx.metrics.unsigned.inc({ reason: delivered ? 'stream_incomplete' : 'client_disconnected' });

@@ -13,6 +13,15 @@ export {
 } from './redis.js';
 export { signPair } from './sign-pair.js';
 export type { SignatureClaim, SignatureRecord, SignatureStore } from './signature-store.js';
+export type { SignatureAnswer } from './signature-trailer.js';
+export {
+  decodeSignatureTrailer,
+  encodeSignatureTrailer,
+  SIGNATURE_TRAILER,
+  SIGNATURE_TRAILER_REQUEST_HEADER,
+  signatureAnswer,
+  signatureTrailerRequest,
+} from './signature-trailer.js';
 export type { ParsedSignedText, SignedTextFormat } from './signed-text.js';
 export {
   ECDSA_SIGNATURE_PATTERN,

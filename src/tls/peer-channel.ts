@@ -19,6 +19,8 @@ export interface PeerResponse {
   body: Uint8Array;
   /** The certificate presented on the connection that carried this response. */
   peer: PeerCertificate;
+  /** What came after the last body byte (docs/protocol.md, "The signature in a trailer"). */
+  trailers: IncomingHttpHeaders;
 }
 
 export interface TlsPeerChannelOptions {
@@ -169,6 +171,7 @@ export class TlsPeerChannel {
               headers: toHeaders(res.headers),
               body: new Uint8Array(Buffer.concat(chunks, size)),
               peer,
+              trailers: res.trailers,
             }),
           );
           res.on('error', reject);

@@ -5,11 +5,14 @@ export { CheckList } from './check-list.js';
 export type { AttestedSigner, SimulationFacts } from './report-checks.js';
 export type { AttestationView } from './report-shape.js';
 export { attestationSchema, parseAttestation, selectAttestation } from './report-shape.js';
+export type { TrailerSignature } from './signature-from-trailer.js';
+export { signatureFromTrailer } from './signature-from-trailer.js';
 export type { SignedBytesInput } from './signed-bytes.js';
 export { checkSignedBytes } from './signed-bytes.js';
 export { responseIdOf } from './signed-exchange.js';
 export { simulatedQuoteMarkers } from './simulated-markers.js';
 export { DEFAULT_ACCEPTED_TCB, TCB_STATUSES } from './tdx-checks.js';
+export { fetchKeepingTrailers, trailersOf } from './trailer-fetch.js';
 export type {
   CheckResult,
   CheckStatus,

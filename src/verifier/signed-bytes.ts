@@ -31,6 +31,8 @@ export interface SignedBytesInput {
    * the provider received (`compareRequest`); otherwise a signed model is only reported.
    */
   model?: string | undefined;
+  /** Where the record came from, added to the signer's pass detail (e.g. the signature trailer). */
+  via?: string;
 }
 
 /**
@@ -94,7 +96,10 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
   if (!verdict.ok) list.fail(signerId, signerTitle, verdict.reason ?? 'signature does not verify');
   else if (claimed !== undefined && normalizeHex(claimed) !== normalizeHex(input.signer.display)) {
     list.fail(signerId, signerTitle, 'the signature record names another signing_address');
-  } else list.pass(signerId, signerTitle, `${algo} signature by ${verdict.signer ?? input.signer.display}`);
+  } else {
+    const via = input.via === undefined ? '' : `; ${input.via}`;
+    list.pass(signerId, signerTitle, `${algo} signature by ${verdict.signer ?? input.signer.display}${via}`);
+  }
 };
 
 /** A `model`-format text names the model; it must be the one requested (a substituted model fails). */

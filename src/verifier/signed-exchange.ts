@@ -1,8 +1,10 @@
 import { jsonOf } from '../bytes/index.js';
 import { demoHeard } from '../demo-upstream/index.js';
 import { createE2eeClient, type E2eeClient } from '../e2ee/index.js';
+import { SIGNATURE_TRAILER_REQUEST_HEADER } from '../signatures/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
+import { signatureFromTrailer, type TrailerSignature } from './signature-from-trailer.js';
 import { checkSignedBytes } from './signed-bytes.js';
 import { fetchWire } from './wire.js';
 
@@ -93,6 +95,8 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
       accept: input.stream ? 'text/event-stream' : 'application/json',
       // The hashed bytes are the bytes a client's parser sees (docs/protocol.md): ask for no encoding.
       'accept-encoding': 'identity',
+      // The record after the body, where the path keeps trailers; checked against the lookup below.
+      [SIGNATURE_TRAILER_REQUEST_HEADER]: algo,
     },
     body: request,
   });
@@ -110,6 +114,16 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     failBoth('the completion carries no response id (ZG-Res-Key header, body id or SSE chunk id)');
     return;
   }
+  let trailer: TrailerSignature | undefined;
+  try {
+    trailer =
+      completion.trailers === undefined
+        ? undefined
+        : signatureFromTrailer({ trailers: completion.trailers }, algo);
+  } catch (error) {
+    failBoth(`the signature trailer is not a record: ${(error as Error).message}`);
+    return;
+  }
   const signatureUrl = `${input.api}/signature/${encodeURIComponent(id)}?model=${input.model}&signing_algo=${algo}`;
   const answer = await fetchWire(input.fetch, signatureUrl, {
     headers: { ...input.headers, accept: 'application/json' },
@@ -121,6 +135,10 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     typeof record['signature'] !== 'string'
   ) {
     failBoth(`GET /signature/{id} answered HTTP ${answer.status} without a signature record`);
+    return;
+  }
+  if (trailer !== undefined && Buffer.compare(Buffer.from(trailer.json), Buffer.from(answer.body)) !== 0) {
+    failBoth('the record in the X-Teeml-Signature trailer differs from what GET /signature/{id} serves');
     return;
   }
   checkSignedBytes(list, {
@@ -135,6 +153,9 @@ export const checkSignedExchange = async (list: CheckList, input: ExchangeInput)
     signer: input.signer,
     encoding,
     model: input.model,
+    ...(trailer === undefined
+      ? {}
+      : { via: 'record came in the X-Teeml-Signature trailer, equal to the lookup' }),
   });
 };
 

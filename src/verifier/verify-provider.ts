@@ -5,6 +5,7 @@ import { type PeerCertificate, pemCertificates, spkiSha256, TlsPeerChannel } fro
 import { CheckList } from './check-list.js';
 import { normalizeHex } from './report-shape.js';
 import { checkSignedExchange } from './signed-exchange.js';
+import { fetchKeepingTrailers, fetchOverChannelKeepingTrailers } from './trailer-fetch.js';
 import type { ReportContext, VerificationResult } from './types.js';
 import { resultOf, runReportChecks } from './verify-report.js';
 import { fetchWire } from './wire.js';
@@ -270,7 +271,12 @@ const verifyOver = async (
     const kind = stream ? 'stream' : 'json';
     try {
       await checkSignedExchange(list, {
-        fetch: providerFetch,
+        // Node's fetch drops trailers: the pinned channel's whole-answer requests, or node:http,
+        // keep them, so the signature can come with the answer (docs/protocol.md).
+        fetch:
+          channel === undefined
+            ? (options.fetch ?? fetchKeepingTrailers)
+            : fetchOverChannelKeepingTrailers(channel),
         api,
         model,
         stream,

@@ -1,8 +1,29 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import type { SigningAlgo } from '../keys/index.js';
-import { addressOfPublicKey, checksumAddress, hashMessage } from '../keys/index.js';
+import {
+  addressOfPublicKey,
+  checksumAddress,
+  hashMessage,
+  hasNativeSecp256k1,
+  recoverPublicKeyNative,
+} from '../keys/index.js';
 import { normalizeHex } from './report-shape.js';
+
+/**
+ * The uncompressed key that signed `digest`: libsecp256k1's native recovery (~25x less CPU than the
+ * pure-JS one, BENCHMARKS.md) where its prebuild loads, noble's elsewhere. Both accept the same
+ * signatures and recover the same keys (test/verifier/verify-signed-text.test.ts, property test).
+ */
+const recoverPublicKey = (compact: Uint8Array, recovery: number, digest: Uint8Array): Uint8Array => {
+  if (hasNativeSecp256k1()) return recoverPublicKeyNative(compact, recovery, digest);
+  // noble's 'recovered' format is recovery ‖ r ‖ s.
+  const recovered = new Uint8Array(65);
+  recovered[0] = recovery;
+  recovered.set(compact, 1);
+  const publicKey = secp256k1.recoverPublicKey(recovered, digest, { prehash: false });
+  return secp256k1.Point.fromBytes(publicKey).toBytes(false);
+};
 
 /**
  * Recovers the signer of an EIP-191 `personal_sign` signature over UTF-8 text (docs/protocol.md,
@@ -18,12 +39,7 @@ export const recoverEip191Address = (text: string, signature: string): string =>
   // Ethereum writes v as 27/28; some signers write the raw recovery bit 0/1.
   const recovery = v >= 27 ? v - 27 : v;
   if (recovery !== 0 && recovery !== 1) throw new TypeError('"signature" has an invalid recovery byte');
-  // noble's 'recovered' format is recovery ‖ r ‖ s.
-  const recovered = new Uint8Array(65);
-  recovered[0] = recovery;
-  recovered.set(bytes.subarray(0, 64), 1);
-  const publicKey = secp256k1.recoverPublicKey(recovered, hashMessage(text), { prehash: false });
-  const point = secp256k1.Point.fromBytes(publicKey).toBytes(false);
+  const point = recoverPublicKey(bytes.subarray(0, 64), recovery, hashMessage(text));
   return checksumAddress(addressOfPublicKey(point));
 };
 

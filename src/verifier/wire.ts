@@ -1,4 +1,6 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { readCapped } from '../bytes/index.js';
+import { trailersOf } from './trailer-fetch.js';
 
 /**
  * HTTP through the injected `fetch`, keeping the exact bytes: signatures are over the bytes a
@@ -8,6 +10,8 @@ export interface WireResponse {
   status: number;
   headers: Headers;
   body: Uint8Array;
+  /** What came after the last body byte, when the fetch keeps trailers (trailer-fetch.ts). */
+  trailers?: IncomingHttpHeaders;
 }
 
 /** The largest body read (an 8-GPU report is ~300 KB). */
@@ -24,9 +28,11 @@ export const fetchWire = async (
     declared: response.headers.get('content-length'),
     tooLarge: () => new Error(`answer from ${new URL(url).pathname} exceeds ${MAX_WIRE_BYTES} bytes`),
   });
+  const trailers = trailersOf(response);
   return {
     status: response.status,
     headers: response.headers,
     body: new Uint8Array(body.buffer, body.byteOffset, body.length),
+    ...(trailers === undefined ? {} : { trailers }),
   };
 };

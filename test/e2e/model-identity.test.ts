@@ -4,6 +4,8 @@ import { hashMessage, recoverAddress } from 'ethers';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createE2eeClient } from '../../src/e2ee/index.js';
+import { SIGNATURE_TRAILER_REQUEST_HEADER } from '../../src/signatures/index.js';
+import { fetchKeepingTrailers, signatureFromTrailer } from '../../src/verifier/index.js';
 import { SECRET_MARKERS } from '../secrets.js';
 import {
   json,
@@ -134,6 +136,23 @@ describe('MODEL_NAME and SIGNED_TEXT_FORMAT=model', () => {
       expect(record.signing_address).toBe(report.signing_address);
     },
   );
+
+  it.each([
+    [false, 'chatcmpl-model-trailer-json'],
+    [true, 'chatcmpl-model-trailer-sse'],
+  ])('stream=%s: the record in the signature trailer is the model-format text too', async (stream, id) => {
+    const body = chat({ stream, id, model: OTHER_SERVED });
+    const res = await fetchKeepingTrailers(`${sidecar.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SIGNATURE_TRAILER_REQUEST_HEADER]: 'ecdsa' },
+      body,
+    });
+    const received = Buffer.from(await res.arrayBuffer());
+    expect(res.status).toBe(200);
+    const trailer = signatureFromTrailer(res, 'ecdsa');
+    expect(trailer?.record.text).toBe(`${OTHER_SERVED}:${sha(body)}:${sha(received)}`);
+    expect(json<{ text: string }>(await signatureOf(id)).text).toBe(trailer?.record.text);
+  });
 
   it('a request naming no model is held to, and signed with, the first served name', async () => {
     const body = JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], id: 'chatcmpl-default' });

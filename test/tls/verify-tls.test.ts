@@ -39,8 +39,11 @@ describe('verifyProvider over https against the sidecar', () => {
       expect(detailOf(result, 'tdx.report-data')).toContain(
         `NEAR tls_cert_fingerprint scheme: sha256(${algo === 'ecdsa' ? 'address' : 'public key'} ‖ tls_cert_fingerprint) ‖ nonce`,
       );
-      for (const id of ['signature.json.signer', 'signature.stream.signer'])
+      for (const id of ['signature.json.signer', 'signature.stream.signer']) {
         expect(statusOf(result, id)).toBe('pass');
+        // The record came with the answer over the pinned connection, and equals the lookup.
+        expect(detailOf(result, id)).toContain('X-Teeml-Signature trailer, equal to the lookup');
+      }
     },
   );
 

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import type { Budget } from '../../concurrency/index.js';
 import { SidecarError } from '../../errors/index.js';
 import { RESPONSE_ID_PATTERN } from '../../proxy/index.js';
-import type { SignatureLookup } from '../../signatures/index.js';
+import { type SignatureLookup, signatureAnswer } from '../../signatures/index.js';
 import { parseAlgo, type ServerEnv } from './env.js';
 
 export interface SignatureRouteDeps {
@@ -45,13 +45,8 @@ export const signatureRoutes = (deps: SignatureRouteDeps): Hono<ServerEnv> => {
     if (record === undefined) {
       throw new SidecarError('Chat id not found or expired', { status: 404, code: 'chat_id_not_found' });
     }
-    const sig = record[algo];
-    return c.json({
-      text: record.text,
-      signature: sig.signature,
-      signing_address: sig.address,
-      signing_algo: algo,
-    });
+    // The same JSON the signature trailer carries (signatures/signature-trailer.ts).
+    return c.json(signatureAnswer(record, algo));
   });
   return routes;
 };

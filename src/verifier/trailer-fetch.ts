@@ -1,0 +1,108 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { TlsPeerChannel } from '../tls/index.js';
+import { MAX_WIRE_BYTES } from './wire.js';
+
+/**
+ * Node's `fetch` (undici) drops HTTP trailers: a `Response` has no `trailers` (the Fetch standard
+ * removed the attribute; whatwg/fetch#981 is still open), and on Node 20 a trailer a server sends
+ * is read and discarded. `node:http` keeps them on the message (`IncomingMessage.trailers`, filled at
+ * 'end'), and so does undici's own `request()` API. This is a `fetch` over `node:http(s)` that keeps
+ * them: the answer is read whole (the verifier keeps exact bytes anyway), and `trailersOf(response)`
+ * gives what arrived after its last body byte.
+ */
+const trailers = new WeakMap<Response, IncomingHttpHeaders>();
+
+/** The trailers that came with a response of `fetchKeepingTrailers`; undefined for any other. */
+export const trailersOf = (response: Response): IncomingHttpHeaders | undefined => trailers.get(response);
+
+const headersOf = (init: RequestInit | undefined): Record<string, string> => {
+  const out: Record<string, string> = {};
+  new Headers(init?.headers).forEach((value, key) => {
+    out[key] = value;
+  });
+  return out;
+};
+
+const bodyOf = async (init: RequestInit | undefined): Promise<Buffer | undefined> => {
+  const body = init?.body;
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return Buffer.from(await new Response(body).arrayBuffer());
+};
+
+export const fetchKeepingTrailers = async (
+  input: string | URL | Request,
+  init?: RequestInit,
+): Promise<Response> => {
+  const target = new URL(input instanceof Request ? input.url : String(input));
+  const send =
+    target.protocol === 'https:' ? httpsRequest : target.protocol === 'http:' ? httpRequest : undefined;
+  if (send === undefined) throw new TypeError('"url" must be http or https');
+  const headers = headersOf(init);
+  const body = await bodyOf(init);
+  if (body !== undefined) headers['content-length'] = String(body.length);
+  const signal = init?.signal ?? undefined;
+  signal?.throwIfAborted();
+  return new Promise<Response>((resolve, reject) => {
+    const req = send(
+      target,
+      { method: init?.method ?? 'GET', headers, ...(signal === undefined ? {} : { signal }) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_WIRE_BYTES) {
+            res.destroy(new Error(`answer from ${target.pathname} exceeds ${MAX_WIRE_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const nullBody = status === 204 || status === 304 || init?.method === 'HEAD';
+          const responseHeaders = new Headers();
+          for (const [key, value] of Object.entries(res.headers)) {
+            for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+              responseHeaders.append(key, v);
+            }
+          }
+          const response = new Response(nullBody ? null : Buffer.concat(chunks, size), {
+            status,
+            headers: responseHeaders,
+          });
+          trailers.set(response, res.trailers);
+          resolve(response);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+};
+
+/**
+ * The same over a pinned TLS channel: its `request` (one whole answer, on a connection whose
+ * certificate passed the pin) keeps the trailers its `fetch` cannot.
+ */
+export const fetchOverChannelKeepingTrailers =
+  (channel: TlsPeerChannel): typeof globalThis.fetch =>
+  async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const body = await bodyOf(init);
+    const answer = await channel.request(url, {
+      method: init?.method ?? 'GET',
+      headers: headersOf(init),
+      ...(body === undefined ? {} : { body: new Uint8Array(body) }),
+    });
+    const nullBody = answer.status === 204 || answer.status === 304 || init?.method === 'HEAD';
+    const response = new Response(nullBody ? null : answer.body, {
+      status: answer.status,
+      headers: answer.headers,
+    });
+    trailers.set(response, answer.trailers);
+    return response;
+  };
