@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { verifyReceipts } from '../gateway/index.js';
+import { explainParseError } from './parse-error.js';
 
 export const RECEIPTS_USAGE = `Usage: teeml-sidecar receipts verify <file> [--json]
 
@@ -34,15 +35,22 @@ export const receiptsCommand = async (
       throw new Error('expected: receipts verify <file>');
     file = positionals[1];
     json = values.json === true;
-  } catch (error) {
+  } catch (caught) {
+    const error = explainParseError(caught, ['json', 'help']);
     stderr.write(`teeml-sidecar receipts: ${(error as Error).message}\n\n${RECEIPTS_USAGE}`);
     return 2;
   }
   let text: string;
   try {
     text = await (deps.readFile ?? ((p: string) => readFile(p, 'utf8')))(file);
-  } catch {
-    stderr.write('teeml-sidecar receipts: cannot read the file\n');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a file' : 'unreadable';
+    stderr.write(
+      `teeml-sidecar receipts: cannot read ${file}: ${why}${typeof code === 'string' ? ` (${code})` : ''}\n` +
+        '  the receipts file is the one given to the gateway as --receipts <file>\n',
+    );
     return 2;
   }
   const result = await verifyReceipts(text);
