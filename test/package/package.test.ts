@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,7 @@ const npmEnv = (): Record<string, string> =>
     ),
   );
 let tarball = '';
+let installLog = '';
 
 const npm = (args: string[], cwd: string) =>
   run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], {
@@ -89,7 +90,7 @@ const start = (args: string[], ready: RegExp, extra: Record<string, string> = {}
 beforeAll(async () => {
   const packed = await npm(['pack', '--pack-destination', tmp, '--silent'], repoFile('.'));
   tarball = join(tmp, packed.stdout.trim().split('\n').pop() ?? '');
-  await npm(['install', '-g', '--prefix', prefix, tarball], tmp);
+  installLog = (await npm(['install', '-g', '--prefix', prefix, tarball], tmp)).stderr;
   await run('mkdir', ['-p', work]);
 }, 300_000);
 
@@ -108,6 +109,17 @@ afterAll(async () => {
 }, 120_000);
 
 describe('the npm package', () => {
+  it('installs without an engine warning on this Node.js, and so does npm ci of the checkout', async () => {
+    expect(installLog).not.toContain('EBADENGINE');
+    // npm ci resolves every locked package, dev dependencies included (openai 7 wanted Node >= 22).
+    const ci = join(tmp, 'ci');
+    await run('mkdir', ['-p', ci]);
+    copyFileSync(repoFile('package.json'), join(ci, 'package.json'));
+    copyFileSync(repoFile('package-lock.json'), join(ci, 'package-lock.json'));
+    const { stderr } = await npm(['ci', '--dry-run', '--ignore-scripts'], ci);
+    expect(stderr).not.toContain('EBADENGINE');
+  }, 60_000);
+
   it('ships dist, the synthetic GPU fixtures and docs, and no tests, sources or other fixtures', async () => {
     const { stdout } = await run('tar', ['tzf', tarball]);
     const files = stdout.trim().split('\n');
