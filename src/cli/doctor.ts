@@ -8,6 +8,7 @@ import {
   renderHuman,
   renderJson,
   runDoctor,
+  verdictOf,
 } from '../doctor/index.js';
 import { VERSION } from '../server/index.js';
 import { httpUrl, UsageError } from './usage.js';
@@ -20,7 +21,9 @@ Redis, TLS, port). Every check prints PASS, WARN, FAIL or SKIP, what it saw, and
 Exit status: 0 nothing failed, 1 a check failed, 2 the doctor itself failed (or a usage error).
 
 Options:
-  --json                       machine-readable: {"checks":[{"id","status","detail","hint"}]}
+  --json                       machine-readable: {"verdict","summary","checks":[{"id","status","detail","hint"}]}
+                               verdict: ready, development (simulated, no TEE here: fine for
+                               development) or not-ready
   --nras                       also submit this machine's GPU evidence to NRAS (NRAS_URL) for a verdict
   --pccs-url <url>             PCCS for quote collateral (default: Intel PCS)
   --collateral <file>          quote collateral JSON (dcap-qvl Collateral) instead of fetching it
@@ -104,11 +107,16 @@ export const doctorCommand = async (
     stdout.write(DOCTOR_USAGE);
     return 0;
   }
-  const render = (results: CheckResult[]) =>
+  const render = (results: CheckResult[], setup = { simulated: false, demoUpstream: false }) => {
+    const verdict = verdictOf(results, setup);
     stdout.write(
-      options.json ? renderJson(results) : renderHuman(results, `teeml-sidecar ${VERSION} doctor`),
+      options.json
+        ? renderJson(results, verdict)
+        : renderHuman(results, `teeml-sidecar ${VERSION} doctor`, verdict),
     );
+  };
   let results: CheckResult[];
+  let setup = { simulated: false, demoUpstream: false };
   try {
     let config: ReturnType<typeof loadConfig>;
     try {
@@ -128,10 +136,17 @@ export const doctorCommand = async (
       return 1;
     }
     results = await runDoctor(config, options.inputs, deps);
+    // Simulated as serve would run it: the default, or auto with its explicit fallback (no TEE found).
+    setup = {
+      simulated:
+        config.TEE_PROVIDER === 'simulated' ||
+        (config.TEE_PROVIDER === 'auto' && config.TEE_AUTO_ALLOW_SIMULATED),
+      demoUpstream: config.UPSTREAM_URL === undefined,
+    };
   } catch (error) {
     stderr.write(`teeml-sidecar doctor: the doctor itself failed: ${(error as Error).message}\n`);
     return 2;
   }
-  render(results);
+  render(results, setup);
   return exitCodeOf(results);
 };

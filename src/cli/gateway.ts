@@ -18,6 +18,7 @@ import {
 import { createLogger } from '../log/index.js';
 import { createZgLink, isZgMode, type ZgFlags, zgLinkOptionsFromFlags } from '../zg/index.js';
 import { browserFlagsOf } from './browser-flags.js';
+import { explainParseError } from './parse-error.js';
 import { argvTokenWarnings, withTokenFiles } from './token-files.js';
 import { UsageError } from './usage.js';
 
@@ -220,7 +221,7 @@ attested key before releasing it. Answers carry X-TeeML-Verification: verified |
 GET / is the status page. Each option can also be set in the environment (shown in brackets).
 
 Options:
-${GATEWAY_OPTIONS.map((o) => `  --${o.flag}${'arg' in o ? ` ${o.arg}` : ''}`.padEnd(34) + `${o.help} [${o.env}]`).join('\n')}
+${GATEWAY_OPTIONS.map((o) => `${`  --${o.flag}${'arg' in o ? ` ${o.arg}` : ''}`.padEnd(33)} ${o.help} [${o.env}]`).join('\n')}
   -h, --help                      this text
 `;
 
@@ -426,6 +427,41 @@ export const buildGatewayOptions = async (
   };
 };
 
+/** The provider as the start-up line names it: its URL (no credentials or query), or the 0G provider. */
+const attestTarget = (values: Record<string, unknown>): string => {
+  const provider = str(values, 'provider');
+  if (provider === undefined) return `0G provider ${str(values, 'zg-provider') ?? ''}`.trim();
+  const url = new URL(provider);
+  return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+};
+
+/** What to do when the first attestation failed, by its failed check. */
+const ATTEST_HINTS: Record<string, string> = {
+  'report.fetch': 'is a teeml-sidecar serving at --provider? (base URL, with or without /v1)',
+  'report.simulated': 'a simulated provider (development only): add --allow-simulated to accept it',
+  'tdx.quote':
+    'a simulated quote needs --allow-simulated; a TCB status other than UpToDate, the policy (acceptTcb)',
+};
+
+/** One line per check of the first attestation, then the listening line with the verdict and a hint. */
+const attestationLines = (gateway: Gateway): string => {
+  const a = gateway.attestor.current;
+  const lines = (a?.checks ?? []).map(
+    (c) => `  ${`${c.status.toUpperCase()}${c.simulated ? '*' : ''}`.padEnd(5)} ${c.id}: ${c.detail}`,
+  );
+  const failed = a?.checks.find((c) => c.id === a.failedCheck);
+  const hint = a?.failedCheck === undefined ? undefined : ATTEST_HINTS[a.failedCheck];
+  lines.push(
+    `teeml-sidecar gateway listening on ${gateway.url}/v1 (status page ${gateway.url}/); provider ${
+      a?.ok
+        ? `attested, signing address ${a.signer?.address}`
+        : `NOT attested: ${a?.failedCheck}${failed === undefined ? '' : `: ${failed.detail}`} (requests get 503 until an attestation passes)`
+    }`,
+  );
+  if (hint !== undefined) lines.push(`  hint: ${hint}`);
+  return `${lines.join('\n')}\n`;
+};
+
 /**
  * `teeml-sidecar gateway`: runs until SIGINT/SIGTERM (or `deps.signal`). 0 stopped cleanly,
  * 1 could not start, 2 usage error.
@@ -438,27 +474,30 @@ export const gatewayCommand = async (
   deps: GatewayCommandDeps = {},
 ): Promise<number> => {
   let built: Awaited<ReturnType<typeof buildGatewayOptions>>;
+  let values: Record<string, unknown>;
   try {
-    const { values } = resolve(argv, env);
+    ({ values } = resolve(argv, env));
     if (values['help'] === true) {
       stdout.write(GATEWAY_USAGE);
       return 0;
     }
     for (const warning of argvTokenWarnings(argv)) stderr.write(warning);
     built = await buildGatewayOptions(values, { env, ...deps });
-  } catch (error) {
-    if (error instanceof StartError) {
-      stderr.write(`teeml-sidecar gateway: cannot start: ${error.message}\n`);
+  } catch (caught) {
+    if (caught instanceof StartError) {
+      stderr.write(`teeml-sidecar gateway: cannot start: ${caught.message}\n`);
       return 1;
     }
-    const usage =
-      error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    if (!usage) throw error;
-    stderr.write(`teeml-sidecar gateway: ${(error as Error).message}\n\n${GATEWAY_USAGE}`);
+    const error = explainParseError(caught, [...GATEWAY_OPTIONS.map((o) => o.flag), 'help']);
+    if (!(error instanceof UsageError)) throw error;
+    stderr.write(
+      `teeml-sidecar gateway: ${error.message}\n\nUsage: ${GATEWAY_USAGE.split('\n')[0]?.slice(7)} (--help for all)\n`,
+    );
     return 2;
   }
   const logger = createLogger(env['TEEML_GATEWAY_LOG_LEVEL'] ?? 'info', deps.logDestination);
   const { receiptsPath, ...options } = built;
+  stdout.write(`teeml-sidecar gateway: attesting ${attestTarget(values)} with a fresh nonce…\n`);
   let gateway: Gateway;
   try {
     gateway = await startGateway({
@@ -472,10 +511,7 @@ export const gatewayCommand = async (
     stderr.write(`teeml-sidecar gateway: cannot start: ${(error as Error).message}\n`);
     return 1;
   }
-  const a = gateway.attestor.current;
-  stdout.write(
-    `teeml-sidecar gateway listening on ${gateway.url}/v1 (status page ${gateway.url}/); provider ${a?.ok ? `attested, signing address ${a.signer?.address}` : `NOT attested: ${a?.failedCheck} (requests get 503 until an attestation passes)`}\n`,
-  );
+  stdout.write(attestationLines(gateway));
   deps.onListening?.(gateway);
   await new Promise<void>((resolveStop) => {
     if (deps.signal !== undefined) {

@@ -4,7 +4,7 @@ import { serve } from './serve.js';
 const USAGE = `teeml-sidecar: verifiable inference sidecar for vLLM in Intel TDX + NVIDIA confidential computing
 
 Usage:
-  teeml-sidecar [serve]              start the sidecar (configuration from the environment; see README)
+  teeml-sidecar [serve]              start the sidecar (configuration from the environment; serve --help)
   teeml-sidecar verify <base-url>    check a running sidecar end to end (teeml-sidecar verify --help)
   teeml-sidecar gateway --provider <url>
                                      local OpenAI endpoint that verifies every answer (gateway --help)
@@ -18,7 +18,7 @@ const main = async (argv: string[]): Promise<number> => {
   const [command = 'serve', ...rest] = argv;
   switch (command) {
     case 'serve':
-      return serve(process.env);
+      return serve(rest, process.env);
     case 'verify': {
       const { verifyCommand } = await import('./verify.js');
       return verifyCommand(rest, process.stdout, process.stderr);
@@ -60,9 +60,13 @@ const main = async (argv: string[]): Promise<number> => {
     case 'help':
       process.stdout.write(USAGE);
       return 0;
-    default:
-      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+    default: {
+      const { closestFlag } = await import('./parse-error.js');
+      const meant = closestFlag(command, ['serve', 'verify', 'gateway', 'receipts', 'doctor', 'help']);
+      const hint = meant === undefined ? '' : `; did you mean "${meant.slice(2)}"?`;
+      process.stderr.write(`teeml-sidecar: unknown command "${command}"${hint}\n\n${USAGE}`);
       return 2;
+    }
   }
 };
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { type ReceiptsVerification, type VerifyReceiptsOptions, verifyReceipts } from '../gateway/index.js';
+import { explainParseError } from './parse-error.js';
 
 /** `--mrtd a,b --mrtd c`: lowercase hex values of `bytes` bytes each, keyed by the flag's name. */
 const hexList = (
@@ -91,7 +92,17 @@ export const receiptsCommand = async (
   let args: ReturnType<typeof parseReceiptsArgs>;
   try {
     args = parseReceiptsArgs(argv);
-  } catch (error) {
+  } catch (caught) {
+    const error = explainParseError(caught, [
+      'json',
+      'help',
+      'allow-simulated',
+      'compose-hash',
+      'mrtd',
+      'rtmr0',
+      'rtmr1',
+      'rtmr2',
+    ]);
     stderr.write(`teeml-sidecar receipts: ${(error as Error).message}\n\n${RECEIPTS_USAGE}`);
     return 2;
   }
@@ -102,8 +113,14 @@ export const receiptsCommand = async (
   let text: string;
   try {
     text = await (deps.readFile ?? ((p: string) => readFile(p, 'utf8')))(args.file);
-  } catch {
-    stderr.write('teeml-sidecar receipts: cannot read the file\n');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a file' : 'unreadable';
+    stderr.write(
+      `teeml-sidecar receipts: cannot read ${args.file}: ${why}${typeof code === 'string' ? ` (${code})` : ''}\n` +
+        '  the receipts file is the one given to the gateway as --receipts <file>\n',
+    );
     return 2;
   }
   const result = await verifyReceipts(text, args.options);

@@ -10,6 +10,7 @@ import {
   type VerifyProviderOptions,
   verifyProvider,
 } from '../verifier/index.js';
+import { explainParseError } from './parse-error.js';
 import { httpUrl, UsageError } from './usage.js';
 
 export const VERIFY_USAGE = `Usage: teeml-sidecar verify <base-url> [options]
@@ -85,33 +86,35 @@ const parse = (argv: string[]) =>
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      json: { type: 'boolean' },
-      'allow-simulated': { type: 'boolean' },
-      offline: { type: 'boolean' },
-      at: { type: 'string' },
-      collateral: { type: 'string' },
-      'pccs-url': { type: 'string' },
-      'nras-url': { type: 'string' },
-      'accept-tcb': { type: 'string', multiple: true },
-      'expect-address': { type: 'string' },
-      'compose-hash': { type: 'string' },
-      'compose-file': { type: 'string' },
-      mrtd: { type: 'string', multiple: true },
-      rtmr0: { type: 'string', multiple: true },
-      rtmr1: { type: 'string', multiple: true },
-      rtmr2: { type: 'string', multiple: true },
-      'os-image-hash': { type: 'string', multiple: true },
-      'signing-algo': { type: 'string' },
-      model: { type: 'string' },
-      'api-key': { type: 'string' },
-      'no-completion': { type: 'boolean' },
-      'no-tls-binding': { type: 'boolean' },
-      e2ee: { type: 'boolean' },
-      'allow-no-gpu': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: VERIFY_FLAGS,
   });
+
+const VERIFY_FLAGS = {
+  json: { type: 'boolean' },
+  'allow-simulated': { type: 'boolean' },
+  offline: { type: 'boolean' },
+  at: { type: 'string' },
+  collateral: { type: 'string' },
+  'pccs-url': { type: 'string' },
+  'nras-url': { type: 'string' },
+  'accept-tcb': { type: 'string', multiple: true },
+  'expect-address': { type: 'string' },
+  'compose-hash': { type: 'string' },
+  'compose-file': { type: 'string' },
+  mrtd: { type: 'string', multiple: true },
+  rtmr0: { type: 'string', multiple: true },
+  rtmr1: { type: 'string', multiple: true },
+  rtmr2: { type: 'string', multiple: true },
+  'os-image-hash': { type: 'string', multiple: true },
+  'signing-algo': { type: 'string' },
+  model: { type: 'string' },
+  'api-key': { type: 'string' },
+  'no-completion': { type: 'boolean' },
+  'no-tls-binding': { type: 'boolean' },
+  e2ee: { type: 'boolean' },
+  'allow-no-gpu': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 const buildOptions = async (
   values: ReturnType<typeof parse>['values'],
@@ -196,19 +199,27 @@ const buildOptions = async (
 
 const LABEL: Record<CheckResult['status'], string> = { pass: 'PASS', fail: 'FAIL', skip: 'SKIP' };
 
-/** One line per check: status, id, what it checks, and why. */
-export const formatHuman = (baseUrl: string, result: VerificationResult): string => {
-  const lines = [
-    `teeml-sidecar verify ${baseUrl}`,
-    `nonce ${result.nonce}, verified at ${new Date(result.at * 1000).toISOString()}`,
-    '',
-  ];
-  for (const check of result.checks) {
-    const label = `${LABEL[check.status]}${check.simulated ? '*' : ''}`.padEnd(5);
-    lines.push(`${label} ${check.id.padEnd(24)} ${check.title}: ${check.detail}`);
-  }
+/** What to do about a failed check, where the fix is one the user can make from here. */
+const HINTS: Record<string, string> = {
+  'report.fetch':
+    'is a teeml-sidecar (or a proxy keeping its wire format) serving there? Its base URL, with or without /v1',
+  'report.simulated':
+    'a simulated provider (no TEE; development only): add --allow-simulated to accept it, knowing it proves nothing',
+  'report.nonce': 'the report is not for our fresh nonce: a replayed or cached report',
+  'gpu.evidence': 'no GPU evidence: --allow-no-gpu accepts a provider without GPUs',
+};
+
+/** One check's line (and its hint when it failed), as `verify` prints it. */
+export const formatCheck = (check: CheckResult): string => {
+  const label = `${LABEL[check.status]}${check.simulated ? '*' : ''}`.padEnd(5);
+  const hint = check.status === 'fail' ? HINTS[check.id] : undefined;
+  return `${label} ${check.id.padEnd(24)} ${check.title}: ${check.detail}\n${hint === undefined ? '' : `${' '.repeat(31)}→ ${hint}\n`}`;
+};
+
+/** The lines after the checks: the simulated note and the verdict. */
+export const formatVerdict = (result: VerificationResult): string => {
   const count = (status: CheckResult['status']) => result.checks.filter((c) => c.status === status).length;
-  lines.push('');
+  const lines = [''];
   if (result.checks.some((c) => c.simulated)) {
     lines.push('* passed only because of --allow-simulated: a simulated provider proves nothing.');
   }
@@ -217,6 +228,10 @@ export const formatHuman = (baseUrl: string, result: VerificationResult): string
   );
   return `${lines.join('\n')}\n`;
 };
+
+/** The whole human report at once (the command itself prints the check lines as they complete). */
+export const formatHuman = (baseUrl: string, result: VerificationResult): string =>
+  `teeml-sidecar verify ${baseUrl}\nnonce ${result.nonce}, verified at ${new Date(result.at * 1000).toISOString()}\n\n${result.checks.map(formatCheck).join('')}${formatVerdict(result)}`;
 
 /** `teeml-sidecar verify <base-url> [options]`: 0 verified, 1 a check failed, 2 usage error. */
 export const verifyCommand = async (
@@ -238,15 +253,23 @@ export const verifyCommand = async (
     }
     json = values.json === true;
     options = await buildOptions(values, httpUrl('<base-url>', positionals[0]), deps);
-  } catch (error) {
+  } catch (caught) {
     // parseArgs throws TypeErrors with a code for unknown or malformed options.
-    const usage =
-      error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    if (!usage) throw error;
-    stderr.write(`teeml-sidecar verify: ${(error as Error).message}\n\n${VERIFY_USAGE}`);
+    const error = explainParseError(caught, Object.keys(VERIFY_FLAGS));
+    if (!(error instanceof UsageError)) throw error;
+    stderr.write(
+      `teeml-sidecar verify: ${error.message}\n\nUsage: teeml-sidecar verify <base-url> [options] (--help for all)\n`,
+    );
     return 2;
   }
-  const result = await verifyProvider(options);
-  stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : formatHuman(options.baseUrl, result));
+  if (json) {
+    // One JSON document on stdout, nothing before it.
+    const result = await verifyProvider(options);
+    stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return result.ok ? 0 : 1;
+  }
+  stdout.write(`teeml-sidecar verify ${options.baseUrl}: attesting with a fresh nonce…\n\n`);
+  const result = await verifyProvider({ ...options, onCheck: (check) => stdout.write(formatCheck(check)) });
+  stdout.write(formatVerdict(result));
   return result.ok ? 0 : 1;
 };

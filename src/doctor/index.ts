@@ -5,4 +5,6 @@ export { defaultDoctorDeps, doctorChecks, runDoctor } from './doctor.js';
 export { exitNow } from './exit-now.js';
 export { exitCodeOf, renderHuman, renderJson } from './render.js';
 export { runChecks } from './run-checks.js';
+export type { DoctorVerdict, Verdict, VerdictSetup } from './verdict.js';
+export { verdictOf } from './verdict.js';
 export { findAdditionalInfo, GET_SERVICE_SELECTOR, targetTeeAddressesOf } from './zg-checks.js';

@@ -1,18 +1,21 @@
 import type { CheckResult, CheckStatus } from './check.js';
+import type { Verdict } from './verdict.js';
 
 /**
- * The doctor's two outputs (docs/protocol.md): `{"checks":[{"id","status","detail","hint"}]}` for
- * machines, aligned lines for people. `hint` is null in JSON when there is none, so every object has
- * the same four keys.
+ * The doctor's two outputs (docs/protocol.md): `{"verdict","summary","checks":[{"id","status","detail",
+ * "hint"}]}` for machines, aligned lines for people. `hint` is null in JSON when there is none, so
+ * every object has the same four keys.
  */
-export const renderJson = (results: readonly CheckResult[]): string =>
+export const renderJson = (results: readonly CheckResult[], verdict: Verdict): string =>
   `${JSON.stringify({
+    verdict: verdict.verdict,
+    summary: verdict.summary,
     checks: results.map((r) => ({ id: r.id, status: r.status, detail: r.detail, hint: r.hint ?? null })),
   })}\n`;
 
 const LABEL: Record<CheckStatus, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
 
-export const renderHuman = (results: readonly CheckResult[], title: string): string => {
+export const renderHuman = (results: readonly CheckResult[], title: string, verdict: Verdict): string => {
   const width = Math.max(0, ...results.map((r) => r.id.length));
   const lines = [title, ''];
   for (const r of results) {
@@ -22,9 +25,8 @@ export const renderHuman = (results: readonly CheckResult[], title: string): str
   const count = (s: CheckStatus) => results.filter((r) => r.status === s).length;
   lines.push(
     '',
-    `${count('pass')} pass, ${count('warn')} warn, ${count('fail')} fail, ${count('skip')} skip: ${
-      count('fail') > 0 ? 'NOT ready (fix every FAIL above)' : 'ready'
-    }`,
+    `${count('pass')} pass, ${count('warn')} warn, ${count('fail')} fail, ${count('skip')} skip`,
+    `verdict: ${verdict.verdict}: ${verdict.summary}`,
   );
   return `${lines.join('\n')}\n`;
 };

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../bytes/index.js';
+import { SidecarError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { type Collateral, parseQuote } from '../tdx/index.js';
 import {
@@ -8,6 +9,7 @@ import {
   CheckList,
   type CheckResult,
   checkTlsFingerprint,
+  fetchFailure,
   normalizeNonce,
   type SigningAlgo,
   verifyReport,
@@ -140,7 +142,11 @@ export class Attestor {
         this.options.reportDeadlineMs ?? REPORT_DEADLINE_MS,
       );
     } catch (error) {
-      const detail = `request failed: ${error instanceof Error ? error.message : 'unknown error'}`;
+      // The address and errno (ECONNREFUSED, ...) or what answered instead: what the user acts on.
+      const detail =
+        error instanceof SidecarError && error.code === 'report.fetch'
+          ? error.message
+          : fetchFailure(error, link.endpoint('/attestation/report').toString());
       logger.warn(
         { event: 'attestation', ok: false, check: 'report.fetch' },
         'provider attestation failed: report.fetch',

@@ -2,7 +2,7 @@ import type { AgentOptions } from 'node:https';
 import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
-import { apiRoot } from '../verifier/index.js';
+import { apiRoot, notASidecar } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
 import { readAnswer } from './wire.js';
 
@@ -153,18 +153,10 @@ export class DirectLink implements ProviderLink {
   }
 
   private reportOf(status: number, body: Uint8Array): unknown {
-    if (status !== 200) {
-      throw new SidecarError(`GET /attestation/report answered HTTP ${status}`, {
-        status: 503,
-        code: 'report.fetch',
-      });
-    }
-    const report = jsonOf(body);
+    const report = status === 200 ? jsonOf(body) : undefined;
     if (report === undefined) {
-      throw new SidecarError('GET /attestation/report answered something that is not JSON', {
-        status: 503,
-        code: 'report.fetch',
-      });
+      // Status and the first bytes: "not a teeml-sidecar: ... HTTP 404 ...: "<!DOCTYPE html>…"".
+      throw new SidecarError(notASidecar(status, null, body), { status: 503, code: 'report.fetch' });
     }
     return report;
   }

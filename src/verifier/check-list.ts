@@ -4,6 +4,9 @@ import type { CheckResult } from './types.js';
 export class CheckList {
   readonly results: CheckResult[] = [];
 
+  /** `onAdd` sees each result as it is recorded (verifyProvider's `onCheck`). */
+  constructor(private readonly onAdd?: (result: CheckResult) => void) {}
+
   pass(id: string, title: string, detail: string, simulated = false): void {
     this.add({ id, title, status: 'pass', detail, ...(simulated ? { simulated: true as const } : {}) });
   }
@@ -19,6 +22,7 @@ export class CheckList {
   add(result: CheckResult): void {
     if (this.results.some((r) => r.id === result.id)) throw new Error(`check "${result.id}" recorded twice`);
     this.results.push(result);
+    this.onAdd?.(result);
   }
 
   get ok(): boolean {

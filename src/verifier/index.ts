@@ -2,6 +2,7 @@
 // SigningAlgo is the keys' own type, re-exported for library users of the verifier.
 export type { SigningAlgo } from '../keys/index.js';
 export { CheckList } from './check-list.js';
+export { fetchFailure, notASidecar } from './fetch-failure.js';
 export type { AttestedSigner, SimulationFacts } from './report-checks.js';
 export type { AttestationView } from './report-shape.js';
 export { attestationSchema, parseAttestation, selectAttestation } from './report-shape.js';

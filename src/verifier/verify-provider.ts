@@ -3,10 +3,11 @@ import { jsonOf, toHex } from '../bytes/index.js';
 import type { SigningAlgo } from '../keys/index.js';
 import { type PeerCertificate, pemCertificates, spkiSha256, TlsPeerChannel } from '../tls/index.js';
 import { CheckList } from './check-list.js';
+import { fetchFailure, notASidecar } from './fetch-failure.js';
 import { normalizeHex } from './report-shape.js';
 import { checkSignedExchange } from './signed-exchange.js';
 import { fetchKeepingTrailers, fetchOverChannelKeepingTrailers } from './trailer-fetch.js';
-import type { ReportContext, VerificationResult } from './types.js';
+import type { CheckResult, ReportContext, VerificationResult } from './types.js';
 import { resultOf, runReportChecks } from './verify-report.js';
 import { fetchWire } from './wire.js';
 
@@ -38,6 +39,8 @@ export interface VerifyProviderOptions extends Omit<ReportContext, 'nonce' | 'no
   tlsBinding?: boolean;
   /** Send the test completions end-to-end encrypted (NEAR AI protocol) and check the answers decrypt. */
   e2ee?: boolean;
+  /** Called with each check as it completes, in order (the CLI prints them as they come). */
+  onCheck?: (check: CheckResult) => void;
 }
 
 /** API root ending in /v1: the sidecar serves every route at the root and under /v1, NEAR only under /v1. */
@@ -168,7 +171,7 @@ const verifyOver = async (
   const nonce = (options.random ?? ((n) => new Uint8Array(randomBytes(n))))(32);
   const nonceHex = toHex(nonce);
   const algo = options.signingAlgo ?? 'ecdsa';
-  const list = new CheckList();
+  const list = new CheckList(options.onCheck);
 
   const fetchTitle = 'attestation report fetched for a fresh random nonce';
   let report: unknown;
@@ -198,16 +201,12 @@ const verifyOver = async (
       }
     }
     report = jsonOf(answer.body);
-    if (answer.status !== 200)
-      list.fail('report.fetch', fetchTitle, `GET /attestation/report answered HTTP ${answer.status}`);
-    else if (report === undefined) list.fail('report.fetch', fetchTitle, 'the answer is not JSON');
-    else list.pass('report.fetch', fetchTitle, `HTTP 200, ${answer.body.length} bytes, nonce ${nonceHex}`);
+    if (answer.status !== 200 || report === undefined) {
+      const type = answer.headers.get('content-type');
+      list.fail('report.fetch', fetchTitle, notASidecar(answer.status, type, answer.body));
+    } else list.pass('report.fetch', fetchTitle, `HTTP 200, ${answer.body.length} bytes, nonce ${nonceHex}`);
   } catch (error) {
-    list.fail(
-      'report.fetch',
-      fetchTitle,
-      `request failed: ${error instanceof Error ? error.message : 'unknown error'}`,
-    );
+    list.fail('report.fetch', fetchTitle, fetchFailure(error, api));
   }
   if (list.results[0]?.status !== 'pass') return resultOf(list, nonceHex, nowSeconds);
 
@@ -224,6 +223,7 @@ const verifyOver = async (
     tlsChannel: _t,
     tlsBinding: _tb,
     e2ee: _e,
+    onCheck: _o,
     ...reportOptions
   } = options;
   const ctx: ReportContext = { ...reportOptions, nonce, nowSeconds, signingAlgo: algo, fetch: fetchFn };
@@ -253,7 +253,7 @@ const verifyOver = async (
       if (typeof first === 'string') model = first;
     } catch (error) {
       model = undefined;
-      modelsError = error instanceof Error ? error.message : 'unknown error';
+      modelsError = fetchFailure(error, api);
     }
   }
   if (model === undefined) {
@@ -285,7 +285,7 @@ const verifyOver = async (
         e2ee: options.e2ee === true,
       });
     } catch (error) {
-      const reason = `request failed: ${error instanceof Error ? error.message : 'unknown error'}`;
+      const reason = fetchFailure(error, api);
       for (const [id, title] of checks.filter(
         ([id]) => id.startsWith(`signature.${kind}.`) || id === `e2ee.${kind}`,
       )) {

@@ -12,10 +12,26 @@ describe('README', () => {
     expect([...documented].sort()).toEqual([...accepted].sort());
   });
 
-  it('starts with the install-and-run command and the test command that CI runs', () => {
-    const blocks = [...readme.matchAll(/```sh\n([^`]+)```/g)].map((m) => m[1]?.trim());
-    expect(blocks[0]).toBe('npm ci && npm start');
-    expect(blocks[1]).toBe('npm test');
+  it('starts with the install-and-run commands and the test command that CI runs', () => {
+    const blocks = [...readme.matchAll(/```sh\n([^`]+)```/g)].map((m) => m[1]?.trim() ?? '');
+    // Install as a tool (the tarball on PATH), then run from the checkout, then test.
+    expect(blocks[0]).toMatch(/^npm ci && npm pack\b/m);
+    expect(blocks[0]).toMatch(/^npm install -g \.\/teeml-sidecar-\*\.tgz\b/m);
+    expect(blocks[1]).toMatch(/^npx teeml-sidecar serve\b/m);
+    expect(blocks[2]).toBe('npm test');
     expect(read('.ci/run')).toMatch(/^npm test$/m);
+  });
+
+  it('"Try it" runs in a scratch directory: nothing it writes lands in the checkout', () => {
+    const tryIt = readme.slice(readme.indexOf('## Try it'));
+    const block = /```sh\n([^`]+)```/.exec(tryIt)?.[1] ?? '';
+    expect(block.split('\n')[0]).toBe('cd "$(mktemp -d)"');
+    expect(block).toContain('-o response.json');
+  });
+
+  it('states the Node.js versions package.json requires', () => {
+    const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node;
+    expect(engines).toBe('^20.19.0 || >=22.13.0');
+    expect(readme).toContain('Node.js 20.19 or later on 20.x, or 22.13 or later');
   });
 });

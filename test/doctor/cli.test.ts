@@ -99,6 +99,25 @@ describe('teeml-sidecar doctor', () => {
     ]);
   });
 
+  it('--json verdict: development on a machine without a TEE in simulated mode, and says that is fine', async () => {
+    const { code, out } = await run(['--json'], bareEnv());
+    expect(code).toBe(1);
+    const parsed = JSON.parse(out) as { verdict: string; summary: string };
+    expect(parsed.verdict).toBe('development');
+    expect(parsed.summary).toContain(
+      'simulated mode (TEE_PROVIDER=simulated, the default) is fine for development',
+    );
+    const human = await run([], bareEnv());
+    expect(human.out).toContain('verdict: development: no TEE on this machine');
+  });
+
+  it('--json verdict: not-ready when a real TEE is asked for and none is here, with the development hint', async () => {
+    const { out } = await run(['--json'], bareEnv({ TEE_PROVIDER: 'auto', GPU_EVIDENCE: 'none' }));
+    const parsed = JSON.parse(out) as { verdict: string; summary: string };
+    expect(parsed.verdict).toBe('not-ready');
+    expect(parsed.summary).toContain('for development, run with TEE_PROVIDER=simulated');
+  });
+
   it('a working machine (libtdx and NVML doubles, fake KMS, loopback vLLM): exit 0, warnings allowed', async () => {
     const fixtures = await loadSyntheticGpuFixtures();
     const dir = mkdtempSync(join(scratch, 'nvml-'));
