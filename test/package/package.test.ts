@@ -158,8 +158,8 @@ describe('the npm package', () => {
     expect(response.headers.get('x-teeml-verification')).toBe('verified');
     expect(data.choices[0]?.message.content).toContain('demo upstream');
 
-    const rechecked = await cli(['receipts', 'verify', receipts]);
-    expect(rechecked.stdout).toContain('verdict: PASS (1 receipts');
+    const rechecked = await cli(['receipts', 'verify', receipts, '--allow-simulated']);
+    expect(rechecked.stdout).toContain('verdict: PASS SIMULATED (1 receipts');
     expect(rechecked.code).toBe(0);
 
     const doctor = await cli(['doctor', '--json']);
