@@ -12,13 +12,13 @@ describe('README', () => {
     expect([...documented].sort()).toEqual([...accepted].sort());
   });
 
-  it('starts with the install-and-run commands and the test command that CI runs', () => {
+  it('starts with the install-and-run command and the test command that CI runs, then the tool install', () => {
     const blocks = [...readme.matchAll(/```sh\n([^`]+)```/g)].map((m) => m[1]?.trim() ?? '');
-    // Install as a tool (the tarball on PATH), then run from the checkout, then test.
-    expect(blocks[0]).toMatch(/^npm ci && npm pack\b/m);
-    expect(blocks[0]).toMatch(/^npm install -g \.\/teeml-sidecar-\*\.tgz\b/m);
-    expect(blocks[1]).toMatch(/^npx teeml-sidecar serve\b/m);
-    expect(blocks[2]).toBe('npm test');
+    // A fresh machine: install and run, then test (what CI runs); then the tool install.
+    expect(blocks[0]).toBe('npm ci && npm start');
+    expect(blocks[1]).toBe('npm test');
+    expect(blocks[2]).toMatch(/^npm ci && npm pack\b/m);
+    expect(blocks[2]).toMatch(/^npm install -g \.\/teeml-sidecar-\*\.tgz\b/m);
     expect(read('.ci/run')).toMatch(/^npm test$/m);
   });
 
