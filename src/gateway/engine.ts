@@ -140,7 +140,7 @@ export const createEngine = (options: EngineOptions): Engine => {
     receiptsLabel: options.receipts?.label,
     circuit: () => ({ ...state.circuit }),
     attestNow: () => state.attestNow(),
-    nextAttestationAt: () => loop.nextAt,
+    nextAttestationAt: () => (closed === undefined ? loop.nextAt : undefined),
     unreachableSince: () => state.unreachableSince,
     streamRelease: () => streamReleaseLabel(proxy, attestor.trusted),
     start: async () => {
