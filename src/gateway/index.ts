@@ -6,7 +6,7 @@ export { DirectLink } from './direct-link.js';
 export type { E2eeClient, E2eeSession } from './e2ee.js';
 export { reportAdvertisesE2ee } from './e2ee.js';
 export type { Engine, EngineOptions } from './engine.js';
-export { createEngine, DEADLINES } from './engine.js';
+export { createEngine } from './engine.js';
 export type { Gateway, GatewayOptions } from './gateway.js';
 export { startGateway } from './gateway.js';
 export type { Summary, SummaryState } from './gateway-summary.js';
