@@ -101,17 +101,7 @@ export const createEngine = (options: EngineOptions): Engine => {
     options.e2ee?.client,
     policy.requireE2ee ?? options.e2ee?.required ?? true,
   );
-  const requirement = e2ee.requirement();
-  const attestor = new Attestor({
-    link,
-    policy,
-    logger,
-    now,
-    ...(options.random === undefined ? {} : { random: options.random }),
-    fetch: fetchFn,
-    reportDeadlineMs: options.deadlines?.reportMs ?? DEADLINES.reportMs,
-    ...(requirement === undefined ? {} : { e2ee: requirement }),
-  });
+  const attestor = attestorOf(options, now, fetchFn, e2ee);
   const receipts = new ReceiptLog(options.receipts?.sink);
   const onFailure = options.onFailure ?? 'refuse';
   const state = new GatewayState({ attestor, receipts, logger, now, onFailure, link });
@@ -158,6 +148,26 @@ export const createEngine = (options: EngineOptions): Engine => {
       return closed;
     },
   };
+};
+
+/** The attestor under the policy, with the E2EE requirement the choice makes. */
+const attestorOf = (
+  options: EngineOptions,
+  now: () => number,
+  fetchFn: typeof globalThis.fetch,
+  e2ee: E2eeChoice,
+): Attestor => {
+  const requirement = e2ee.requirement();
+  return new Attestor({
+    link: options.link,
+    policy: options.policy,
+    logger: options.logger,
+    now,
+    ...(options.random === undefined ? {} : { random: options.random }),
+    fetch: fetchFn,
+    reportDeadlineMs: options.deadlines?.reportMs ?? DEADLINES.reportMs,
+    ...(requirement === undefined ? {} : { e2ee: requirement }),
+  });
 };
 
 /**
