@@ -47,7 +47,7 @@ export const relayStream = (
     e2eeAuthenticatesSender: x.e2ee?.authenticatesSender,
     releaseUnverified: ctx.releaseUnverified,
   });
-  const { body, sink, verdict } = streamBody(x.call);
+  const { body, sink, verdict } = streamBody(x.call, x.guard.idleMs);
   // The response now even when events are held: the user's tool sees the call accepted. The verdict
   // is known only at the end: `pending` now, the result in the trailer (the listener sends it).
   const response = new Response(body, {

@@ -20,6 +20,7 @@ const HIGH_WATER_BYTES = 64 * 1024;
  */
 export const streamBody = (
   call: AbortController,
+  idleMs: number,
 ): { body: ReadableStream<Uint8Array>; sink: StreamSink; verdict: Promise<string> } => {
   let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
   let wake: (() => void) | undefined;
@@ -65,10 +66,19 @@ export const streamBody = (
     write: async (bytes) => {
       if (gone || controller === undefined) return;
       controller.enqueue(bytesOf(bytes));
-      if ((controller.desiredSize ?? 0) <= 0 && !gone)
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
+      if ((controller.desiredSize ?? 0) > 0 || gone) return;
+      const timer = setTimeout(() => {
+        if (gone) return;
+        gone = true;
+        controller?.error(new Error(`the reader took nothing for ${idleMs / 1000} s`));
+        resume();
+        settle('cancelled');
+        call.abort();
+      }, idleMs);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      clearTimeout(timer);
     },
     end: (verification, last) => {
       if (!gone && controller !== undefined) {
