@@ -1,19 +1,16 @@
-import type { ServerResponse } from 'node:http';
-
 /**
- * The provider calls in flight, each with its abort controller: a user who hangs up aborts its call,
- * and closing the gateway aborts them all.
+ * The provider calls in flight, each with its abort controller: a user who hangs up (the request's
+ * signal aborts, or a stream's reader cancels) aborts its call, and closing the engine aborts them all.
  */
 export class InFlightCalls {
   private readonly controllers = new Set<AbortController>();
 
-  /** A controller for the call answering `res`, aborted when the user leaves before the answer ends. */
-  start(res: ServerResponse): AbortController {
+  /** A controller for one call, aborted when `signal` (the user's request) aborts. */
+  start(signal: AbortSignal | undefined): AbortController {
     const controller = new AbortController();
     this.controllers.add(controller);
-    res.on('close', () => {
-      if (!res.writableFinished) controller.abort();
-    });
+    if (signal?.aborted) controller.abort();
+    else signal?.addEventListener('abort', () => controller.abort(), { once: true });
     return controller;
   }
 

@@ -5,6 +5,8 @@ export type { DirectLinkOptions } from './direct-link.js';
 export { DirectLink } from './direct-link.js';
 export type { E2eeClient, E2eeSession } from './e2ee.js';
 export { reportAdvertisesE2ee } from './e2ee.js';
+export type { Engine, EngineOptions } from './engine.js';
+export { createEngine } from './engine.js';
 export type { Gateway, GatewayOptions } from './gateway.js';
 export { startGateway } from './gateway.js';
 export type { Summary, SummaryState } from './gateway-summary.js';
@@ -18,7 +20,7 @@ export { defaultPolicy, PolicyError, parsePolicy, policySchema } from './policy.
 export type { ProviderLink } from './provider-link.js';
 export type { AttestationLine, Receipt, ReceiptSink } from './receipts.js';
 export { fileReceiptSink, ReceiptLog } from './receipts.js';
-export { VERIFICATION_HEADER } from './send-error.js';
+export { errorResponse, VERIFICATION_HEADER } from './send-error.js';
 export { SseEventSplitter } from './sse-events.js';
 export type { GatewayCounters } from './status-page.js';
 export { escapeHtml, renderStatusPage } from './status-page.js';

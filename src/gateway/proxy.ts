@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { jsonOf, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
@@ -10,7 +10,8 @@ import { providerRequest } from './provider-request.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
-import { sendError, VERIFICATION_HEADER } from './send-error.js';
+import { errorResponse, VERIFICATION_HEADER } from './send-error.js';
+import { streamVerdicts } from './stream-verdicts.js';
 import { failedVerdict } from './verify-answer.js';
 import { type BodyGuard, providerTimeout, readAnswer } from './wire.js';
 
@@ -45,10 +46,10 @@ const DROP_RESPONSE_HEADERS = new Set([
 ]);
 
 /** The user's request body, exact bytes, at most `max` (bytes/readCapped: one capped reader). */
-const readRequest = (req: IncomingMessage, max: number): Promise<Uint8Array> =>
-  readCapped(req, {
+const readRequest = (request: Request, max: number): Promise<Uint8Array> =>
+  readCapped(request.body as AsyncIterable<Uint8Array> | null, {
     limit: max,
-    declared: req.headers['content-length'],
+    declared: request.headers.get('content-length') ?? undefined,
     tooLarge: () =>
       new SidecarError(`request body exceeds ${max} bytes`, { status: 413, code: 'request_too_large' }),
     rest: 'leave',
@@ -64,80 +65,102 @@ const modelOf = (body: Uint8Array): string | undefined => {
 };
 
 /**
- * Sends one /v1 request on to the attested provider and relays its answer: refused while the
- * provider is not attested or the circuit is open; signed answers (POST, 2xx) are verified before
- * the user sees them (relay-json.ts, relay-stream.ts), anything else passes through marked unsigned.
+ * Sends one /v1 request on to the attested provider and answers with the provider's, verified:
+ * refused while the provider is not attested or the circuit is open; signed answers (POST, 2xx) are
+ * verified before the user sees them (relay-json.ts, relay-stream.ts), anything else passes through
+ * marked unsigned. A stream's Response comes at once; its verdict goes to `streamVerdicts`.
  */
-export const proxyToProvider = async (
-  ctx: ProxyContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  url: URL,
-): Promise<void> => {
-  const method = req.method ?? 'GET';
+export const proxyToProvider = async (ctx: ProxyContext, request: Request, url: URL): Promise<Response> => {
+  const method = request.method;
   const openAiPath = url.pathname.slice('/v1'.length) || '/';
-  const path = url.pathname;
   const userBody =
-    method === 'GET' || method === 'HEAD' ? undefined : await readRequest(req, ctx.maxRequestBytes);
+    method === 'GET' || method === 'HEAD' ? undefined : await readRequest(request, ctx.maxRequestBytes);
   const disallowed = modelRefusal(ctx.models, userBody);
-  if (disallowed !== undefined) {
-    sendError(res, disallowed, `refused: ${disallowed.code}`);
-    return;
-  }
+  if (disallowed !== undefined) return errorResponse(disallowed, `refused: ${disallowed.code}`);
   const admitted = ctx.state.admit();
-  if ('refusal' in admitted) {
-    sendError(res, admitted.refusal, admitted.verification);
-    return;
-  }
+  if ('refusal' in admitted) return errorResponse(admitted.refusal, admitted.verification);
   const a = admitted.attestation;
   const e2ee = userBody === undefined ? undefined : ctx.e2ee.sessionFor(openAiPath, a);
   const { body, headers } = await providerRequest({
-    userHeaders: req.headers,
+    userHeaders: Object.fromEntries(request.headers) as IncomingHttpHeaders,
     userBody,
     openAiPath,
     e2ee,
     link: ctx.link,
   });
-  const controller = ctx.calls.start(res);
+  const controller = ctx.calls.start(request.signal);
   const share = ctx.held.share();
-  const guard = { take: share.take, idleMs: ctx.idleTimeoutMs };
-  try {
-    const call = { target: `${openAiPath}${url.search}`, method, headers, body, path };
-    const sentAt = ctx.now();
-    const upstream = await callProvider(ctx, res, call, controller.signal);
-    if (upstream === undefined) return;
-    ctx.state.providerReached();
-    const responseHeaders: Record<string, string> = {};
-    upstream.headers.forEach((value, name) => {
-      // The provider's CORS grants are not the user's: only the gateway decides which origin reads it.
-      if (!DROP_RESPONSE_HEADERS.has(name) && !name.startsWith('access-control-'))
-        responseHeaders[name] = value;
-    });
-    const signed = method === 'POST' && upstream.status >= 200 && upstream.status < 300;
-    if (!signed || body === undefined) {
-      await relayUnsigned(ctx, res, upstream, responseHeaders, guard);
-      return;
-    }
-    const model = userBody === undefined ? undefined : modelOf(userBody);
-    const exchange: SignedExchange = {
-      res,
-      upstream,
-      responseHeaders,
-      request: body,
-      e2ee,
-      attestation: a,
-      path,
-      model,
-      guard,
-      sentAt,
-    };
-    const contentType = upstream.headers.get('content-type') ?? '';
-    if (contentType.startsWith('text/event-stream')) await relayStream(ctx, exchange);
-    else await relayJson(ctx, exchange);
-  } finally {
+  const cleanup = (): void => {
     share.release();
     ctx.calls.end(controller);
+  };
+  const call = { target: `${openAiPath}${url.search}`, method, headers, body, path: url.pathname };
+  const exchange = {
+    call,
+    userBody,
+    e2ee,
+    attestation: a,
+    controller,
+    guard: { take: share.take, idleMs: ctx.idleTimeoutMs },
+  };
+  let streaming: Promise<void> | undefined;
+  try {
+    const answer = await relayAnswer(ctx, exchange);
+    if (answer instanceof Response) return answer;
+    streaming = answer.done;
+    return answer.response;
+  } finally {
+    if (streaming === undefined) cleanup();
+    else void streaming.finally(cleanup);
   }
+};
+
+/** One call under way: what was sent, and how its answer is read and aborted. */
+interface Call {
+  call: ProviderCall;
+  userBody: Uint8Array | undefined;
+  e2ee: SignedExchange['e2ee'];
+  attestation: SignedExchange['attestation'];
+  controller: AbortController;
+  guard: BodyGuard;
+}
+
+/** Calls the provider and relays its answer: a Response, or a stream under way with its verdict. */
+const relayAnswer = async (
+  ctx: ProxyContext,
+  x: Call,
+): Promise<Response | { response: Response; done: Promise<void> }> => {
+  const { call, userBody } = x;
+  const sentAt = ctx.now();
+  const upstream = await callProvider(ctx, call, x.controller.signal);
+  if ('reply' in upstream) return upstream.reply;
+  ctx.state.providerReached();
+  const responseHeaders: Record<string, string> = {};
+  upstream.response.headers.forEach((value, name) => {
+    // The provider's CORS grants are not the user's: only the gateway decides which origin reads it.
+    if (!DROP_RESPONSE_HEADERS.has(name) && !name.startsWith('access-control-'))
+      responseHeaders[name] = value;
+  });
+  const signed = call.method === 'POST' && upstream.response.status >= 200 && upstream.response.status < 300;
+  if (!signed || call.body === undefined)
+    return relayUnsigned(ctx, upstream.response, responseHeaders, x.guard);
+  const exchange: SignedExchange = {
+    upstream: upstream.response,
+    responseHeaders,
+    request: call.body,
+    e2ee: x.e2ee,
+    attestation: x.attestation,
+    path: call.path,
+    model: userBody === undefined ? undefined : modelOf(userBody),
+    guard: x.guard,
+    sentAt,
+    call: x.controller,
+  };
+  const contentType = upstream.response.headers.get('content-type') ?? '';
+  if (!contentType.startsWith('text/event-stream')) return relayJson(ctx, exchange);
+  const { response, verdict, done } = relayStream(ctx, exchange);
+  streamVerdicts.set(response, verdict);
+  return { response, done };
 };
 
 /**
@@ -147,35 +170,40 @@ export const proxyToProvider = async (
  */
 const relayUnsigned = async (
   ctx: ProxyContext,
-  res: ServerResponse,
   upstream: Response,
   responseHeaders: Record<string, string>,
   guard: BodyGuard,
-): Promise<void> => {
+): Promise<Response> => {
   const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', guard);
   ctx.state.counters.unsigned += 1;
   if (upstream.status === 400 && errorCodeOf(answer) === 'e2ee_model_key_mismatch')
     ctx.state.signerDoubted('e2ee_model_key_mismatch');
-  res.writeHead(upstream.status, { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' });
-  res.end(answer);
+  // Fetch standard: a null-body status (204, 205, 304) takes no body.
+  const nullBody = upstream.status === 204 || upstream.status === 205 || upstream.status === 304;
+  return new Response(nullBody ? null : answer, {
+    status: upstream.status,
+    headers: { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' },
+  });
 };
 
+/** What goes to the provider for one user request. */
+interface ProviderCall {
+  target: string;
+  method: string;
+  headers: Record<string, string>;
+  body: Uint8Array | undefined;
+  path: string;
+}
+
 /**
- * The provider's response, or undefined when the user already got an answer (or left): a TLS pin
- * failure is a failed verification, any other failure to reach the provider a 502.
+ * The provider's response, or the answer the user gets instead: a TLS pin failure is a failed
+ * verification, any other failure to reach the provider a 502 (a user who left gets one no one reads).
  */
 const callProvider = async (
   ctx: ProxyContext,
-  res: ServerResponse,
-  call: {
-    target: string;
-    method: string;
-    headers: Record<string, string>;
-    body: Uint8Array | undefined;
-    path: string;
-  },
+  call: ProviderCall,
   signal: AbortSignal,
-): Promise<Response | undefined> => {
+): Promise<{ response: Response } | { reply: Response }> => {
   const { method, headers, body, path } = call;
   // A deadline for the headers only: cleared once they came, so it never cuts a long answer's body.
   const deadline = new AbortController();
@@ -188,33 +216,50 @@ const callProvider = async (
       signal: AbortSignal.any([signal, deadline.signal]),
     });
     ctx.state.providerReached();
-    return upstream;
+    return { response: upstream };
   } catch (error) {
-    if (signal.aborted) return undefined;
-    if (deadline.signal.aborted) {
-      ctx.state.counters.unsigned += 1;
-      sendError(res, providerTimeout('response headers', ctx.headersTimeoutMs), 'failed: upstream.timeout');
-      return undefined;
-    }
-    if (error instanceof PeerCertificateError) {
-      // The peer is not the attested TLS key (a certificate swapped behind our back): nothing
-      // was sent to it. A failed verification: the circuit opens until an attestation passes.
-      const title = 'the connection shows the TLS key the last attestation pinned';
-      const verdict = failedVerdict(TLS_PIN_CHECK, title, error.message);
-      sendError(res, ctx.state.failed(verdict, { path, stream: false }), `failed: ${verdict.failedCheck}`);
-      return undefined;
-    }
-    ctx.state.counters.unsigned += 1;
-    const code = (error as { cause?: { code?: unknown } }).cause?.code;
-    ctx.state.providerUnreachable(typeof code === 'string' ? code : (error as Error).message);
-    ctx.logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
-    sendError(
-      res,
-      new SidecarError('the provider is unreachable', { status: 502, code: 'upstream_unreachable' }),
-      'failed: upstream.unreachable',
-    );
-    return undefined;
+    return { reply: callFailure(ctx, error, path, signal.aborted, deadline.signal.aborted) };
   } finally {
     clearTimeout(timer);
   }
+};
+
+/** The answer for a provider call that threw (see callProvider). */
+const callFailure = (
+  ctx: ProxyContext,
+  error: unknown,
+  path: string,
+  left: boolean,
+  timedOut: boolean,
+): Response => {
+  if (left)
+    return errorResponse(
+      new SidecarError('the request was cancelled', { status: 499, code: 'client_closed_request' }),
+      'unsigned',
+    );
+  if (timedOut) {
+    ctx.state.counters.unsigned += 1;
+    return errorResponse(
+      providerTimeout('response headers', ctx.headersTimeoutMs),
+      'failed: upstream.timeout',
+    );
+  }
+  if (error instanceof PeerCertificateError) {
+    // The peer is not the attested TLS key (a certificate swapped behind our back): nothing
+    // was sent to it. A failed verification: the circuit opens until an attestation passes.
+    const title = 'the connection shows the TLS key the last attestation pinned';
+    const verdict = failedVerdict(TLS_PIN_CHECK, title, error.message);
+    return errorResponse(
+      ctx.state.failed(verdict, { path, stream: false }),
+      `failed: ${verdict.failedCheck}`,
+    );
+  }
+  ctx.state.counters.unsigned += 1;
+  const code = (error as { cause?: { code?: unknown } }).cause?.code;
+  ctx.state.providerUnreachable(typeof code === 'string' ? code : (error as Error).message);
+  ctx.logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
+  return errorResponse(
+    new SidecarError('the provider is unreachable', { status: 502, code: 'upstream_unreachable' }),
+    'failed: upstream.unreachable',
+  );
 };

@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { Logger } from '../log/index.js';
 import type { Attestation } from './attestor.js';
 import type { E2eeSession } from './e2ee.js';
@@ -23,7 +22,6 @@ export interface RelayContext {
 
 /** One signed exchange on its way back to the user: the answer is verified against these. */
 export interface SignedExchange {
-  res: ServerResponse;
   upstream: Response;
   /** The provider's response headers the gateway forwards. */
   responseHeaders: Record<string, string>;
@@ -37,4 +35,6 @@ export interface SignedExchange {
   guard: BodyGuard;
   /** When the request went to the provider (0G mode: an answer's `created` must be after it). */
   sentAt: number;
+  /** The provider call's: a stream's reader that cancels aborts it, and the provider read stops. */
+  call: AbortController;
 }

@@ -1,6 +1,6 @@
 import { jsonOf } from '../bytes/index.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
-import { NOT_RETRYABLE, sendError, VERIFICATION_HEADER } from './send-error.js';
+import { errorResponse, NOT_RETRYABLE, VERIFICATION_HEADER } from './send-error.js';
 import { type AnswerVerdict, failedVerdict, verifyAnswer } from './verify-answer.js';
 import { readAnswer } from './wire.js';
 
@@ -11,8 +11,8 @@ import { readAnswer } from './wire.js';
  * swapped client key must not count as verified). A failed answer becomes a 502 the openai SDK does
  * not retry, or with onFailure 'warn' is released marked failed.
  */
-export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<void> => {
-  const { res, upstream, responseHeaders, e2ee } = x;
+export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<Response> => {
+  const { upstream, responseHeaders, e2ee } = x;
   const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', x.guard);
   let verdict = await verifyAnswer({
     link: ctx.link,
@@ -38,24 +38,23 @@ export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<v
   if (!verdict.ok) {
     const error = ctx.state.failed(verdict, { path: x.path, stream: false });
     if (ctx.state.onFailure === 'warn' && verdict.failedCheck !== 'e2ee.answer') {
-      res.writeHead(upstream.status, {
-        ...responseHeaders,
-        [VERIFICATION_HEADER]: `failed: ${verdict.failedCheck}`,
+      const body = e2ee === undefined ? answer : await e2ee.restoreBody(answer).catch(() => answer);
+      return new Response(body, {
+        status: upstream.status,
+        headers: { ...responseHeaders, [VERIFICATION_HEADER]: `failed: ${verdict.failedCheck}` },
       });
-      res.end(e2ee === undefined ? answer : await e2ee.restoreBody(answer).catch(() => answer));
-      return;
     }
-    res.setHeader(NOT_RETRYABLE, 'false');
-    sendError(res, error, `failed: ${verdict.failedCheck}`);
-    return;
+    return errorResponse(error, `failed: ${verdict.failedCheck}`, { [NOT_RETRYABLE]: 'false' });
   }
   await ctx.state.verified(verdict, x.attestation, { path: x.path, model: x.model, stream: false });
-  res.writeHead(upstream.status, {
-    ...responseHeaders,
-    'content-length': String(released.length),
-    [VERIFICATION_HEADER]: 'verified',
+  return new Response(released, {
+    status: upstream.status,
+    headers: {
+      ...responseHeaders,
+      'content-length': String(released.length),
+      [VERIFICATION_HEADER]: 'verified',
+    },
   });
-  res.end(released);
 };
 
 const undecryptable = (): AnswerVerdict =>

@@ -1,11 +1,10 @@
-import { once } from 'node:events';
-import type { ServerResponse } from 'node:http';
 import { jsonOf } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { E2eeSession } from './e2ee.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { errorBody, VERIFICATION_HEADER } from './send-error.js';
 import { eventData, framingError, SseEventSplitter } from './sse-events.js';
+import { type StreamSink, streamBody } from './stream-body.js';
 import { type StreamRelease, streamReleaseOf } from './stream-release.js';
 import { type AnswerVerdict, failedVerdict, verifyAnswer } from './verify-answer.js';
 import { concatBytes, guardedBody } from './wire.js';
@@ -29,52 +28,51 @@ interface StreamRead {
   cut: Cut | undefined;
 }
 
-/** Writes to the user: one event at a time with backpressure, then the end with its trailer. */
-interface StreamSink {
-  write(bytes: Uint8Array | string): Promise<void>;
-  end(verification: string, last: Uint8Array | string): void;
-  readonly gone: boolean;
-}
-
-const sinkOf = (res: ServerResponse): StreamSink => ({
-  write: async (bytes) => {
-    // Backpressure: a slow client slows the read from the provider instead of filling memory.
-    if (!res.write(bytes) && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-  },
-  end: (verification, last) => {
-    res.addTrailers({ [VERIFICATION_HEADER]: verification });
-    res.end(last);
-  },
-  get gone() {
-    return res.destroyed;
-  },
-});
-
 /**
  * Streams (SECURITY.md, "The gateway's answer path"): events are released as they arrive only over a
  * channel that authenticates every byte (stream-release.ts); otherwise the whole stream is held
  * until its signature verified, then released. Either way the final `data: [DONE]` waits for the
  * verdict, and any event that is not well formed ends the stream at once, unforwarded. On failure
  * the user gets an `error` event with an OpenAI error object (the openai SDK raises APIError on it),
- * and the trailer names the failed check.
+ * and the trailer names the failed check. The stream is the Response's body (stream-body.ts); `verdict`
+ * settles with the trailer's value and `done` when the relay is over.
  */
-export const relayStream = async (ctx: RelayContext, x: SignedExchange): Promise<void> => {
+export const relayStream = (
+  ctx: RelayContext,
+  x: SignedExchange,
+): { response: Response; verdict: Promise<string>; done: Promise<void> } => {
   const release = streamReleaseOf({
     attestation: x.attestation,
     link: ctx.link,
     e2eeAuthenticatesSender: x.e2ee?.authenticatesSender,
     releaseUnverified: ctx.releaseUnverified,
   });
-  x.res.writeHead(x.upstream.status, {
-    ...x.responseHeaders,
-    'cache-control': 'no-cache',
-    // The verdict is known only at the end: `pending` now, the result in the trailer.
-    [VERIFICATION_HEADER]: release.unauthenticated ? 'pending-unauthenticated' : 'pending',
-    trailer: 'X-TeeML-Verification',
+  const { body, sink, verdict } = streamBody(x.call, x.guard.idleMs);
+  // The response now even when events are held: the user's tool sees the call accepted. The verdict
+  // is known only at the end: `pending` now, the result in the trailer (the listener sends it).
+  const response = new Response(body, {
+    status: x.upstream.status,
+    headers: {
+      ...x.responseHeaders,
+      'cache-control': 'no-cache',
+      [VERIFICATION_HEADER]: release.unauthenticated ? 'pending-unauthenticated' : 'pending',
+    },
   });
-  // The headers now even when events are held: the user's tool sees the call accepted.
-  x.res.flushHeaders();
-  const sink = sinkOf(x.res);
+  const done = pumpStream(ctx, x, release, sink).catch((error: unknown) => {
+    ctx.logger.error({ event: 'stream', path: x.path, err: (error as Error).message }, 'stream relay failed');
+    const failure = new SidecarError('internal gateway error', { status: 500, code: 'internal_error' });
+    sink.end('failed: gateway.internal', `event: error\ndata: ${errorBody(failure)}\n\n`);
+  });
+  return { response, verdict, done };
+};
+
+/** Reads, verifies and ends one stream through `sink`. */
+const pumpStream = async (
+  ctx: RelayContext,
+  x: SignedExchange,
+  release: StreamRelease,
+  sink: StreamSink,
+): Promise<void> => {
   const read = await readStream(ctx, x, release, sink);
   if (read === undefined) return;
   if (sink.gone) {

@@ -1,32 +1,19 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SidecarError } from '../errors/index.js';
-import type { Logger } from '../log/index.js';
 import type { BrowserGuard } from './browser-guard.js';
-import type { E2eeChoice } from './e2ee-choice.js';
-import type { GatewayState } from './gateway-state.js';
-import type { ProviderLink } from './provider-link.js';
+import type { Engine } from './engine.js';
 import { sendError } from './send-error.js';
+import { serveEngine } from './serve-engine.js';
 import { serveStatus } from './status-routes.js';
 
 export interface RoutesOptions {
-  state: GatewayState;
-  link: ProviderLink;
-  e2ee: E2eeChoice;
-  logger: Logger;
-  now: () => number;
-  /** When the next attestation runs (the status page shows it). */
-  nextAttestationAt: () => number | undefined;
+  /** The verifying engine: every /v1 request goes to its `fetch` (engine.ts). */
+  engine: Engine;
   /** Bearer token required on /v1/*; undefined: none. */
   authToken: string | undefined;
-  /** Where receipts are written, for the status page. */
-  receiptsLabel: string | undefined;
-  /** When stream events reach the user, in words (stream-release.ts). */
-  streamRelease: () => string;
   /** Host, Origin, Fetch metadata and content type: what a web page in the user's browser may do. */
   guard: BrowserGuard;
-  /** Answers one /v1 request (proxy.ts). */
-  proxy: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
 }
 
 /**
@@ -38,7 +25,7 @@ export const gatewayRoutes =
   (req: IncomingMessage, res: ServerResponse): void => {
     route(options, req, res).catch((error: unknown) => {
       const known = error instanceof SidecarError;
-      if (!known) options.logger.error({ err: (error as Error).message }, 'gateway error');
+      if (!known) options.engine.logger.error({ err: (error as Error).message }, 'gateway error');
       sendError(
         res,
         known ? error : new SidecarError('internal gateway error', { status: 500, code: 'internal_error' }),
@@ -70,7 +57,7 @@ const route = async (options: RoutesOptions, req: IncomingMessage, res: ServerRe
       );
       return;
     }
-    await options.proxy(req, res, url);
+    await serveEngine(options.engine, req, res);
     return;
   }
   sendError(
@@ -97,7 +84,10 @@ const admitBrowser = (
   const refusal = options.guard.check(req, url.pathname);
   if (refusal !== undefined) {
     // Never the Host or Origin value: a hostile page chooses them.
-    options.logger.warn({ event: 'browser', code: refusal.code, path: url.pathname }, 'request refused');
+    options.engine.logger.warn(
+      { event: 'browser', code: refusal.code, path: url.pathname },
+      'request refused',
+    );
     sendError(res, refusal, `refused: ${refusal.code}`);
     return false;
   }
@@ -121,7 +111,7 @@ const authorized = (authToken: string | undefined, req: IncomingMessage): boolea
 };
 
 const statusPage = (options: RoutesOptions, req: IncomingMessage, res: ServerResponse): Promise<void> =>
-  serveStatus('page', options, req, res);
+  serveStatus('page', options.engine, req, res);
 
 const health = (options: RoutesOptions, req: IncomingMessage, res: ServerResponse): Promise<void> =>
-  serveStatus('health', options, req, res);
+  serveStatus('health', options.engine, req, res);

@@ -14,6 +14,20 @@ export const NOT_RETRYABLE = 'x-should-retry';
 export const errorBody = (error: SidecarError): string => JSON.stringify(error.toBody());
 
 /**
+ * An error in the OpenAI shape with the verification header, as the engine's answer (the openai SDK
+ * raises APIError on it); `headers` adds more (e.g. NOT_RETRYABLE).
+ */
+export const errorResponse = (
+  error: SidecarError,
+  verification: string,
+  headers: Record<string, string> = {},
+): Response =>
+  new Response(errorBody(error), {
+    status: error.status,
+    headers: { ...headers, 'content-type': 'application/json', [VERIFICATION_HEADER]: verification },
+  });
+
+/**
  * Answers the user with an error in the OpenAI shape and the verification header. Once the headers
  * went out (a stream already relaying) there is nothing left to say in the OpenAI shape: end it.
  */

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Engine } from './engine.js';
 import { gatewayView, type StatusView } from './gateway-view.js';
-import type { RoutesOptions } from './routes.js';
 import { renderStatusPage } from './status-page.js';
 
 type StatusOptions = Pick<
-  RoutesOptions,
+  Engine,
   'state' | 'link' | 'e2ee' | 'now' | 'nextAttestationAt' | 'receiptsLabel' | 'streamRelease'
 >;
 

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +108,33 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 }, 120_000);
 
+/**
+ * The in-process client from the installed package (issue 22 item 3): the openai SDK with
+ * `fetch: await createVerifiedFetch(...)`, a JSON and a streamed chat, then the simulated provider
+ * refused without allowSimulated.
+ */
+const CHAT_SOURCE = `import OpenAI from 'openai';
+import { AttestationRefusedError, createVerifiedFetch } from 'teeml-sidecar/client';
+const provider = process.argv[2] ?? '';
+const fetch = await createVerifiedFetch({ provider, allowSimulated: true, policy: { offline: true } });
+const openai = new OpenAI({ baseURL: 'http://teeml.invalid/v1', apiKey: 'unused', fetch });
+const messages = [{ role: 'user' as const, content: 'Hello' }];
+const { data, response } = await openai.chat.completions.create({ model: 'teeml-demo', messages }).withResponse();
+const streamed = await openai.chat.completions.create({ model: 'teeml-demo', messages, stream: true }).withResponse();
+let text = '';
+for await (const chunk of streamed.data) text += chunk.choices[0]?.delta.content ?? '';
+await fetch.close();
+const refusal = await createVerifiedFetch({ provider, policy: { offline: true } }).then(() => undefined, (e: unknown) => e);
+console.log(JSON.stringify({
+  json: response.headers.get('x-teeml-verification'),
+  answer: (data.choices[0]?.message.content ?? '').includes('demo upstream'),
+  stream: streamed.response.headers.get('x-teeml-verification'),
+  streamed: text.includes('demo upstream'),
+  refused: refusal instanceof AttestationRefusedError ? refusal.check : String(refusal),
+  hint: refusal instanceof AttestationRefusedError && (refusal.hint ?? '').includes('allowSimulated'),
+}));
+`;
+
 describe('the npm package', () => {
   it('installs without an engine warning on this Node.js, and so does npm ci of the checkout', async () => {
     expect(installLog).not.toContain('EBADENGINE');
@@ -125,6 +152,7 @@ describe('the npm package', () => {
     const files = stdout.trim().split('\n');
     expect(files).toContain('package/dist/cli/main.js');
     expect(files).toContain('package/dist/verifier/index.d.ts');
+    expect(files).toContain('package/dist/client/index.d.ts');
     expect(files).toContain('package/dist/tapp/tapp-service.proto');
     expect(files).toContain('package/attestation-fixtures/gpu/synthetic-root.sha256');
     expect(files).toContain('package/docs/verifier-api.md');
@@ -158,6 +186,7 @@ describe('the npm package', () => {
     expect(response.headers.get('x-teeml-verification')).toBe('verified');
     expect(data.choices[0]?.message.content).toContain('demo upstream');
 
+    // The receipts were checked against a simulated attestation: re-checking them must accept it too.
     const rechecked = await cli(['receipts', 'verify', receipts, '--allow-simulated']);
     expect(rechecked.stdout).toContain('verdict: PASS SIMULATED (1 receipts');
     expect(rechecked.code).toBe(0);
@@ -167,11 +196,17 @@ describe('the npm package', () => {
     expect(['ready', 'development', 'not-ready']).toContain(report.verdict);
   }, 120_000);
 
-  it('exports teeml-sidecar/verifier to a fresh ESM project, with types', async () => {
+  it('exports teeml-sidecar/verifier and teeml-sidecar/client to a fresh ESM project, with types', async () => {
     const project = join(tmp, 'app');
     await run('mkdir', ['-p', project]);
     writeFileSync(join(project, 'package.json'), '{ "name": "app", "type": "module", "private": true }\n');
-    await npm(['install', tarball, '@types/node@20'], project);
+    // openai at the checkout's own version: the npm cache already holds it.
+    const openaiVersion = (
+      JSON.parse(readFileSync(repoFile('package.json'), 'utf8')) as {
+        devDependencies: Record<string, string>;
+      }
+    ).devDependencies['openai'];
+    await npm(['install', tarball, '@types/node@20', `openai@${openaiVersion}`], project);
     const sidecar = await start(['serve'], /"url":"(http:\/\/127\.0\.0\.1:\d+)"/, {
       HOST: '127.0.0.1',
       PORT: '0',
@@ -183,6 +218,7 @@ const failed: CheckResult[] = result.checks.filter((c) => c.status === 'fail');
 console.log(JSON.stringify({ ok: result.ok, failed: failed.map((c) => c.id), tcb: TCB_STATUSES.length > 0 }));
 `;
     writeFileSync(join(project, 'check.ts'), source);
+    writeFileSync(join(project, 'chat.ts'), CHAT_SOURCE);
     writeFileSync(
       join(project, 'tsconfig.json'),
       JSON.stringify({
@@ -193,7 +229,7 @@ console.log(JSON.stringify({ ok: result.ok, failed: failed.map((c) => c.id), tcb
           outDir: 'out',
           skipLibCheck: true,
         },
-        files: ['check.ts'],
+        files: ['check.ts', 'chat.ts'],
       }),
     );
     // The project's types resolve through the package's `exports` (no path into dist/).
@@ -205,5 +241,14 @@ console.log(JSON.stringify({ ok: result.ok, failed: failed.map((c) => c.id), tcb
     expect(readdirSync(join(project, 'out'))).toContain('check.js');
     const { stdout } = await run(process.execPath, ['out/check.js', sidecar], { cwd: project, env: env() });
     expect(JSON.parse(stdout)).toEqual({ ok: true, failed: [], tcb: true });
+    const chat = await run(process.execPath, ['out/chat.js', sidecar], { cwd: project, env: env() });
+    expect(JSON.parse(chat.stdout)).toEqual({
+      json: 'verified',
+      answer: true,
+      stream: 'pending',
+      streamed: true,
+      refused: 'report.simulated',
+      hint: true,
+    });
   }, 120_000);
 });
