@@ -115,6 +115,21 @@ export const proxyToProvider = async (ctx: ProxyContext, request: Request, url: 
   }
 };
 
+/** The routes whose answers are always JSON or an event stream, so always signed (docs/protocol.md, Routes). */
+const JSON_ANSWER_ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
+
+/**
+ * An answer the sidecar relays unsigned by design: a 2xx that is neither JSON nor an event stream
+ * (a transcription as text, speech audio) on a route that may answer so. It passes marked `unsigned`
+ * and opens no circuit: nothing was forged. On the chat, completion and embedding routes a non-JSON
+ * answer is not the provider's, and is verified (and fails) like any other.
+ */
+const unsignedMedia = (path: string, upstream: Response): boolean => {
+  if (JSON_ANSWER_ROUTES.has(path.replace(/\/+$/, '').toLowerCase())) return false;
+  const type = (upstream.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  return type !== '' && type !== 'text/event-stream' && type !== 'application/json' && !type.endsWith('+json');
+};
+
 /** One call under way: what was sent, and how its answer is read and aborted. */
 interface Call {
   call: ProviderCall;
@@ -142,7 +157,7 @@ const relayAnswer = async (
       responseHeaders[name] = value;
   });
   const signed = call.method === 'POST' && upstream.response.status >= 200 && upstream.response.status < 300;
-  if (!signed || call.body === undefined)
+  if (!signed || call.body === undefined || unsignedMedia(call.path, upstream.response))
     return relayUnsigned(ctx, upstream.response, responseHeaders, x.guard);
   const exchange: SignedExchange = {
     upstream: upstream.response,
