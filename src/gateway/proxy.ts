@@ -127,7 +127,9 @@ const JSON_ANSWER_ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '
 const unsignedMedia = (path: string, upstream: Response): boolean => {
   if (JSON_ANSWER_ROUTES.has(path.replace(/\/+$/, '').toLowerCase())) return false;
   const type = (upstream.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  return type !== '' && type !== 'text/event-stream' && type !== 'application/json' && !type.endsWith('+json');
+  return (
+    type !== '' && type !== 'text/event-stream' && type !== 'application/json' && !type.endsWith('+json')
+  );
 };
 
 /** One call under way: what was sent, and how its answer is read and aborted. */
