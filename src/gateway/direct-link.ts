@@ -1,8 +1,9 @@
-import type { AgentOptions } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import { type AgentOptions, Agent as HttpsAgent } from 'node:https';
 import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
-import { apiRoot, notASidecar } from '../verifier/index.js';
+import { apiRoot, notASidecar, streamingFetchKeepingTrailers } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
 import { readAnswer } from './wire.js';
 
@@ -45,11 +46,14 @@ const MAX_REPORT_BYTES = 32 * 1024 * 1024;
 export class DirectLink implements ProviderLink {
   readonly requestHashComparable = true;
   readonly fetch?: typeof globalThis.fetch;
+  readonly signatureTrailer: boolean;
   private readonly api: string;
   private readonly headers: Record<string, string>;
   private readonly fetchFn: typeof globalThis.fetch;
   /** https with the TLS binding: the pinned connections answers and signatures go over. */
   private readonly channel: TlsPeerChannel | undefined;
+  /** Without the TLS binding: the pooled keep-alive connections answers and signatures go over. */
+  private readonly agent: HttpAgent | undefined;
 
   constructor(private readonly options: DirectLinkOptions) {
     const url = new URL(options.provider);
@@ -71,7 +75,15 @@ export class DirectLink implements ProviderLink {
         channel.pinnedFingerprint === undefined
           ? Promise.reject(new PeerCertificateError('no attested TLS key yet: nothing is sent'))
           : channel.fetch(input as string | URL, init);
+    } else if (options.fetch === undefined) {
+      // Node's fetch drops trailers: answers go over node:http(s), pooled and kept alive, whose
+      // messages keep the signature trailer (verifier/trailer-fetch.ts).
+      const pool = { keepAlive: true, maxSockets: 64, maxFreeSockets: 16 };
+      this.agent = url.protocol === 'https:' ? new HttpsAgent(pool) : new HttpAgent(pool);
+      this.fetch = streamingFetchKeepingTrailers(this.agent);
     }
+    // A fetch given by the caller may drop trailers: then the lookup only.
+    this.signatureTrailer = this.fetch !== undefined;
   }
 
   /** The TLS key answers go to (SPKI sha256), once an attestation pinned one. */
@@ -175,5 +187,6 @@ export class DirectLink implements ProviderLink {
 
   async close(): Promise<void> {
     this.channel?.close();
+    this.agent?.destroy();
   }
 }

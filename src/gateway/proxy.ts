@@ -11,7 +11,7 @@ import type { RelayContext, SignedExchange } from './relay-context.js';
 import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
 import { sendError, VERIFICATION_HEADER } from './send-error.js';
-import { failedVerdict } from './verify-answer.js';
+import { askForSignatureTrailer, failedVerdict } from './verify-answer.js';
 import { type BodyGuard, providerTimeout, readAnswer } from './wire.js';
 
 /** What proxying one /v1 request needs beyond relaying its answer. */
@@ -98,6 +98,7 @@ export const proxyToProvider = async (
     e2ee,
     link: ctx.link,
   });
+  askForSignatureTrailer(ctx.link, a, headers);
   const controller = ctx.calls.start(res);
   const share = ctx.held.share();
   const guard = { take: share.take, idleMs: ctx.idleTimeoutMs };

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { jsonOf } from '../bytes/index.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { E2eeSession } from './e2ee.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
@@ -22,6 +23,8 @@ type Cut =
 /** A stream as read to its end: the exact bytes received, the events not yet released, and why it stopped. */
 interface StreamRead {
   response: Uint8Array;
+  /** sha256 hex of `response`, hashed chunk by chunk as the bytes arrived. */
+  sha256: string;
   /** Whether the events were held for release after the verdict (else forwarded as they came). */
   held: boolean;
   done: Uint8Array | undefined;
@@ -92,6 +95,8 @@ export const relayStream = async (ctx: RelayContext, x: SignedExchange): Promise
     request: x.request,
     response: read.response,
     headers: x.upstream.headers,
+    upstream: x.upstream,
+    responseSha256: read.sha256,
     fetch: ctx.providerFetch,
     usage: read.usage,
     model: x.model,
@@ -117,8 +122,10 @@ const readStream = async (
   const max = ctx.maxAnswerBytes;
   const splitter = new SseEventSplitter();
   const chunks: Uint8Array[] = [];
+  const hash = sha256.create();
   const read: StreamRead = {
     response: new Uint8Array(0),
+    sha256: '',
     held: !release.early,
     done: undefined,
     usage: undefined,
@@ -143,6 +150,7 @@ const readStream = async (
         break;
       }
       chunks.push(chunk);
+      hash.update(chunk);
       await take(splitter.push(chunk));
       if (read.cut !== undefined) break;
     }
@@ -155,6 +163,7 @@ const readStream = async (
         : { kind: 'incomplete', detail: `stream broke: ${(error as Error).message}` };
   }
   read.response = concatBytes(chunks);
+  read.sha256 = toHex(hash.digest());
   if (read.cut === undefined && read.done === undefined)
     read.cut = { kind: 'incomplete', detail: 'the stream ended without data: [DONE]' };
   else if (read.cut === undefined && splitter.rest > 0)
