@@ -29,6 +29,15 @@ export interface DirectLinkOptions {
 /** How long a report may take, whole (the attestor gives up at the same time whatever the link does). */
 const REPORT_TIMEOUT_MS = 60_000;
 
+/**
+ * The pooled connections to the provider. `timeout` closes an idle one after 60 s, and (Node's
+ * Agent reads the answer's `Keep-Alive: timeout=N`) 1 s before the provider would: without it, an
+ * idle connection stays in the pool past the sidecar's 5 s keep-alive timeout, and the next request
+ * may go out on a socket the sidecar is closing (ECONNRESET, a 502 for the user). An answer in
+ * flight is not cut by it (Node closes only free sockets on this timeout).
+ */
+const POOL = { maxSockets: 64, maxFreeSockets: 16, timeout: 60_000 };
+
 /** An 8-GPU report is ~300 KB; anything near this is not a report. */
 const MAX_REPORT_BYTES = 32 * 1024 * 1024;
 
@@ -68,7 +77,7 @@ export class DirectLink implements ProviderLink {
       const channel = new TlsPeerChannel({
         // A non-streaming answer's headers come when the model is done: allow a long generation.
         timeoutMs: 10 * 60 * 1000,
-        agent: { maxSockets: 64, maxFreeSockets: 8, ...options.tlsAgent },
+        agent: { ...POOL, ...options.tlsAgent },
       });
       this.channel = channel;
       this.fetch = (input, init) =>
@@ -78,7 +87,7 @@ export class DirectLink implements ProviderLink {
     } else if (options.fetch === undefined) {
       // Node's fetch drops trailers: answers go over node:http(s), pooled and kept alive, whose
       // messages keep the signature trailer (verifier/trailer-fetch.ts).
-      const pool = { keepAlive: true, maxSockets: 64, maxFreeSockets: 16 };
+      const pool = { keepAlive: true, ...POOL };
       this.agent = url.protocol === 'https:' ? new HttpsAgent(pool) : new HttpAgent(pool);
       this.fetch = streamingFetchKeepingTrailers(this.agent);
     }

@@ -164,10 +164,19 @@ describe('the gateway checks answers from the signature trailer', () => {
 const startConnectionCounter = async (target: URL) => {
   const sockets: Socket[] = [];
   let connections = 0;
+  /** Which side of each connection closed it first. */
+  const closedFirst: Array<'gateway' | 'provider'> = [];
   const server = createTcpServer((client) => {
     connections += 1;
     const upstream = connect(Number(target.port), target.hostname);
     sockets.push(client, upstream);
+    let closed = false;
+    const note = (side: 'gateway' | 'provider') => () => {
+      if (!closed) closedFirst.push(side);
+      closed = true;
+    };
+    client.once('end', note('gateway'));
+    upstream.once('end', note('provider'));
     client.pipe(upstream).pipe(client);
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
@@ -176,6 +185,7 @@ const startConnectionCounter = async (target: URL) => {
   return {
     url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
     connections: () => connections,
+    closedFirst,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -185,7 +195,7 @@ const startConnectionCounter = async (target: URL) => {
 };
 
 describe('over attested TLS', () => {
-  it('10 answers over one pooled pinned connection, each verified from its trailer', async () => {
+  it('10 answers over one pooled pinned connection, each verified from its trailer; idle, the gateway closes it first', async () => {
     const tls = await startTestSidecar({ TLS_KEY_SOURCE: 'generate', TLS_HOSTNAMES: 'localhost,127.0.0.1' });
     const counter = await startConnectionCounter(new URL(tls.url));
     const direct = new DirectLink({ provider: counter.url });
@@ -215,6 +225,14 @@ describe('over attested TLS', () => {
       expect(counter.connections() - afterAttestation).toBe(1);
       expect(fetched.filter((p) => p.includes('/signature/'))).toHaveLength(0);
       expect(fetched.filter((p) => p.endsWith('/chat/completions'))).toHaveLength(10);
+      // Idle, the pooled connection is closed by the gateway before the sidecar's keep-alive timeout
+      // (5 s, announced as Keep-Alive: timeout=5): a request never goes out on a socket the sidecar
+      // is closing.
+      const closedBefore = counter.closedFirst.length;
+      const until = Date.now() + 8000;
+      while (counter.closedFirst.length === closedBefore && Date.now() < until)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(counter.closedFirst.slice(closedBefore)).toEqual(['gateway']);
     } finally {
       await gateway.close();
       await counter.close();
