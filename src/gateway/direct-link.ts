@@ -1,8 +1,9 @@
-import type { AgentOptions } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import { type AgentOptions, Agent as HttpsAgent } from 'node:https';
 import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
-import { apiRoot, notASidecar } from '../verifier/index.js';
+import { apiRoot, notASidecar, streamingFetchKeepingTrailers } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
 import { readAnswer } from './wire.js';
 
@@ -28,6 +29,15 @@ export interface DirectLinkOptions {
 /** How long a report may take, whole (the attestor gives up at the same time whatever the link does). */
 const REPORT_TIMEOUT_MS = 60_000;
 
+/**
+ * The pooled connections to the provider. `timeout` closes an idle one after 60 s, and (Node's
+ * Agent reads the answer's `Keep-Alive: timeout=N`) 1 s before the provider would: without it, an
+ * idle connection stays in the pool past the sidecar's 5 s keep-alive timeout, and the next request
+ * may go out on a socket the sidecar is closing (ECONNRESET, a 502 for the user). An answer in
+ * flight is not cut by it (Node closes only free sockets on this timeout).
+ */
+const POOL = { maxSockets: 64, maxFreeSockets: 16, timeout: 60_000 };
+
 /** An 8-GPU report is ~300 KB; anything near this is not a report. */
 const MAX_REPORT_BYTES = 32 * 1024 * 1024;
 
@@ -45,11 +55,14 @@ const MAX_REPORT_BYTES = 32 * 1024 * 1024;
 export class DirectLink implements ProviderLink {
   readonly requestHashComparable = true;
   readonly fetch?: typeof globalThis.fetch;
+  readonly signatureTrailer: boolean;
   private readonly api: string;
   private readonly headers: Record<string, string>;
   private readonly fetchFn: typeof globalThis.fetch;
   /** https with the TLS binding: the pinned connections answers and signatures go over. */
   private readonly channel: TlsPeerChannel | undefined;
+  /** Without the TLS binding: the pooled keep-alive connections answers and signatures go over. */
+  private readonly agent: HttpAgent | undefined;
 
   constructor(private readonly options: DirectLinkOptions) {
     const url = new URL(options.provider);
@@ -64,14 +77,22 @@ export class DirectLink implements ProviderLink {
       const channel = new TlsPeerChannel({
         // A non-streaming answer's headers come when the model is done: allow a long generation.
         timeoutMs: 10 * 60 * 1000,
-        agent: { maxSockets: 64, maxFreeSockets: 8, ...options.tlsAgent },
+        agent: { ...POOL, ...options.tlsAgent },
       });
       this.channel = channel;
       this.fetch = (input, init) =>
         channel.pinnedFingerprint === undefined
           ? Promise.reject(new PeerCertificateError('no attested TLS key yet: nothing is sent'))
           : channel.fetch(input as string | URL, init);
+    } else if (options.fetch === undefined) {
+      // Node's fetch drops trailers: answers go over node:http(s), pooled and kept alive, whose
+      // messages keep the signature trailer (verifier/trailer-fetch.ts).
+      const pool = { keepAlive: true, ...POOL };
+      this.agent = url.protocol === 'https:' ? new HttpsAgent(pool) : new HttpAgent(pool);
+      this.fetch = streamingFetchKeepingTrailers(this.agent);
     }
+    // A fetch given by the caller may drop trailers: then the lookup only.
+    this.signatureTrailer = this.fetch !== undefined;
   }
 
   /** The TLS key answers go to (SPKI sha256), once an attestation pinned one. */
@@ -175,5 +196,6 @@ export class DirectLink implements ProviderLink {
 
   async close(): Promise<void> {
     this.channel?.close();
+    this.agent?.destroy();
   }
 }

@@ -31,6 +31,13 @@ export interface ProviderLink {
    */
   readonly fetch?: typeof globalThis.fetch;
   /**
+   * True when the link's `fetch` keeps HTTP trailers and the provider sends the signature record in
+   * one when asked (docs/protocol.md, "The signature in a trailer"): the gateway then asks for it on
+   * every signed request and checks the answer without `GET /signature/{id}`, falling back to that
+   * lookup when no trailer arrives. Undefined (0G: the broker does not forward it): the lookup only.
+   */
+  readonly signatureTrailer?: boolean;
+  /**
    * Called when an attestation passed whose `tls.fingerprint` check passed: from now on the link's
    * `fetch` talks only to a peer presenting this key (SPKI sha256, lowercase hex).
    */

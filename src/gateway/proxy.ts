@@ -12,7 +12,7 @@ import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
 import { errorResponse, VERIFICATION_HEADER } from './send-error.js';
 import { streamVerdicts } from './stream-verdicts.js';
-import { failedVerdict } from './verify-answer.js';
+import { askForSignatureTrailer, failedVerdict } from './verify-answer.js';
 import { type BodyGuard, providerTimeout, readAnswer } from './wire.js';
 
 /** What proxying one /v1 request needs beyond relaying its answer. */
@@ -88,6 +88,7 @@ export const proxyToProvider = async (ctx: ProxyContext, request: Request, url: 
     e2ee,
     link: ctx.link,
   });
+  askForSignatureTrailer(ctx.link, a, headers);
   const controller = ctx.calls.start(request.signal);
   const share = ctx.held.share();
   const cleanup = (): void => {

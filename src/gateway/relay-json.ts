@@ -21,6 +21,7 @@ export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<R
     request: x.request,
     response: answer,
     headers: upstream.headers,
+    upstream,
     fetch: ctx.providerFetch,
     usage: (jsonOf(answer) as { usage?: unknown } | undefined)?.usage,
     model: x.model,

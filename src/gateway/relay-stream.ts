@@ -1,4 +1,5 @@
-import { jsonOf } from '../bytes/index.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { E2eeSession } from './e2ee.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
@@ -21,6 +22,8 @@ type Cut =
 /** A stream as read to its end: the exact bytes received, the events not yet released, and why it stopped. */
 interface StreamRead {
   response: Uint8Array;
+  /** sha256 hex of `response`, hashed chunk by chunk as the bytes arrived. */
+  sha256: string;
   /** Whether the events were held for release after the verdict (else forwarded as they came). */
   held: boolean;
   done: Uint8Array | undefined;
@@ -90,6 +93,8 @@ const pumpStream = async (
     request: x.request,
     response: read.response,
     headers: x.upstream.headers,
+    upstream: x.upstream,
+    responseSha256: read.sha256,
     fetch: ctx.providerFetch,
     usage: read.usage,
     model: x.model,
@@ -115,8 +120,10 @@ const readStream = async (
   const max = ctx.maxAnswerBytes;
   const splitter = new SseEventSplitter();
   const chunks: Uint8Array[] = [];
+  const hash = sha256.create();
   const read: StreamRead = {
     response: new Uint8Array(0),
+    sha256: '',
     held: !release.early,
     done: undefined,
     usage: undefined,
@@ -141,6 +148,7 @@ const readStream = async (
         break;
       }
       chunks.push(chunk);
+      hash.update(chunk);
       await take(splitter.push(chunk));
       if (read.cut !== undefined) break;
     }
@@ -153,6 +161,7 @@ const readStream = async (
         : { kind: 'incomplete', detail: `stream broke: ${(error as Error).message}` };
   }
   read.response = concatBytes(chunks);
+  read.sha256 = toHex(hash.digest());
   if (read.cut === undefined && read.done === undefined)
     read.cut = { kind: 'incomplete', detail: 'the stream ended without data: [DONE]' };
   else if (read.cut === undefined && splitter.rest > 0)

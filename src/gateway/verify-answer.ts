@@ -1,7 +1,14 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { jsonOf, toHex } from '../bytes/index.js';
+import { SIGNATURE_TRAILER_REQUEST_HEADER } from '../signatures/index.js';
 import { PeerCertificateError } from '../tls/index.js';
-import { CheckList, type CheckResult, checkSignedBytes, responseIdOf } from '../verifier/index.js';
+import {
+  CheckList,
+  type CheckResult,
+  checkSignedBytes,
+  responseIdOf,
+  signatureFromTrailer,
+} from '../verifier/index.js';
 import type { AcceptedIds } from './accepted-ids.js';
 import { answerObjects, checkAnswerClaims } from './answer-claims.js';
 import type { Attestation } from './attestor.js';
@@ -30,6 +37,13 @@ export interface AnswerInput {
   request: Uint8Array;
   response: Uint8Array;
   headers: Headers;
+  /**
+   * The answer as received, read to its end: its signature trailer, when the link keeps trailers
+   * (`ProviderLink.signatureTrailer`), is the record checked, with no lookup.
+   */
+  upstream?: Response;
+  /** sha256 (hex) of `response`, when it was hashed while its bytes arrived. */
+  responseSha256?: string;
   fetch: typeof globalThis.fetch;
   usage?: unknown;
   /** The request's `model`, which the answer must name (`answer.model`). */
@@ -53,7 +67,11 @@ export interface AnswerInput {
 export const verifyAnswer = async (input: AnswerInput): Promise<AnswerVerdict> => {
   const kind = input.stream ? 'stream' : 'json';
   const list = new CheckList();
-  const base = { requestSha256: toHex(sha256(input.request)), responseSha256: toHex(sha256(input.response)) };
+  // Each side hashed once (a stream's answer already as it arrived), and the same digests checked.
+  const base = {
+    requestSha256: toHex(sha256(input.request)),
+    responseSha256: input.responseSha256 ?? toHex(sha256(input.response)),
+  };
   const done = (extra: Partial<AnswerVerdict> = {}): AnswerVerdict => {
     const failed = list.results.find((c) => c.status === 'fail');
     return {
@@ -78,9 +96,13 @@ export const verifyAnswer = async (input: AnswerInput): Promise<AnswerVerdict> =
     list.fail('report.signing-key', 'attested signing key', 'the attestation named no signing key');
     return done({ id });
   }
-  const record = await fetchRecord(list, input, id, signer.algo);
+  const trailer = trailerRecord(list, input, signer.algo);
+  const record =
+    trailer === undefined ? await fetchRecord(list, input, id, signer.algo) : trailer || undefined;
   if (record === undefined) return done({ id });
   checkSignedBytes(list, {
+    hashes: { request: base.requestSha256, response: base.responseSha256 },
+    ...(trailer === undefined ? {} : { via: "from the answer's signature trailer" }),
     kind,
     request: input.request,
     response: input.response,
@@ -97,8 +119,11 @@ export const verifyAnswer = async (input: AnswerInput): Promise<AnswerVerdict> =
 
 /** The answer's own claims (model, created) and that its id is new; the id is noted only when all pass. */
 const checkClaims = (list: CheckList, input: AnswerInput, id: string): void => {
+  const objects = answerObjects(input.response, input.stream);
+  const signedId = checkSignedId(list, objects, id);
+  if (signedId === undefined) return;
   checkAnswerClaims(list, {
-    objects: answerObjects(input.response, input.stream),
+    objects,
     model: input.model,
     checkCreated: !input.link.requestHashComparable,
     sentAt: input.sentAt,
@@ -106,8 +131,36 @@ const checkClaims = (list: CheckList, input: AnswerInput, id: string): void => {
   });
   if (!list.ok) return;
   const title = 'the answer was not accepted before';
-  if (input.accepted.accept(id)) list.pass('answer.replayed', title, 'a new response id');
-  else list.fail('answer.replayed', title, `response id ${id} was already accepted: a replayed answer`);
+  if (input.accepted.accept(signedId)) list.pass('answer.replayed', title, 'a new response id');
+  else list.fail('answer.replayed', title, `response id ${signedId} was already accepted: a replayed answer`);
+};
+
+/**
+ * The id the gateway remembers (and the replay check compares) must be one the signature covers: the
+ * `ZG-Res-Key` header is not signed, so a man in the middle could serve a kept answer and its record
+ * under a fresh header id. Every object of the answer (the body, each stream chunk) names one id, the
+ * header's (the sidecar writes the id it signs into the body and every chunk, docs/protocol.md
+ * "Response ids"), or `chatcmpl-<header id>` (a 0G broker that signs: its key is the uuid of the
+ * id it writes). Returns that signed id, or undefined when the check failed.
+ */
+const checkSignedId = (
+  list: CheckList,
+  objects: Record<string, unknown>[],
+  id: string,
+): string | undefined => {
+  const title = 'the response id is the one inside the signed answer';
+  const named = [...new Set(objects.map((o) => o['id']).filter((v) => v !== undefined))];
+  const signed = named[0];
+  if (signed === undefined) list.fail('answer.id', title, 'the signed answer names no id');
+  else if (named.length > 1 || typeof signed !== 'string')
+    list.fail('answer.id', title, 'the signed answer names more than one id');
+  else if (signed !== id && signed !== `chatcmpl-${id}`)
+    list.fail('answer.id', title, 'the response id differs from the id in the signed answer');
+  else {
+    list.pass('answer.id', title, 'the signed answer names it');
+    return signed;
+  }
+  return undefined;
 };
 
 const checkLink = async (list: CheckList, input: AnswerInput, id: string): Promise<void> => {
@@ -125,6 +178,49 @@ const checkLink = async (list: CheckList, input: AnswerInput, id: string): Promi
   }
   if (accepted) list.pass('link.after-answer', title, 'accepted');
   else list.fail('link.after-answer', title, 'the provider link rejected the answer');
+};
+
+/**
+ * Asks the provider for the signature record in a trailer (docs/protocol.md, "The signature in a
+ * trailer") when the link keeps trailers, for the attested algorithm: the record then comes with
+ * the answer, and no lookup follows it. Adds nothing for a 0G link (its broker does not forward it).
+ */
+export const askForSignatureTrailer = (
+  link: ProviderLink,
+  attestation: Attestation,
+  headers: Record<string, string>,
+): void => {
+  const algo = attestation.signer?.algo;
+  if (link.signatureTrailer === true && algo !== undefined) headers[SIGNATURE_TRAILER_REQUEST_HEADER] = algo;
+};
+
+/**
+ * The record the answer carried in its trailer; undefined when none came (a proxy on the path
+ * dropped it, an older sidecar: the caller falls back to the lookup); false, with the failed check
+ * noted, for a trailer that is not a record: a bad trailer fails like a bad lookup record, and the
+ * lookup is not asked to rescue it.
+ */
+const trailerRecord = (
+  list: CheckList,
+  input: AnswerInput,
+  algo: 'ecdsa' | 'ed25519',
+): AnswerVerdict['record'] | false | undefined => {
+  if (input.link.signatureTrailer !== true || input.upstream === undefined) return undefined;
+  const title = 'the provider serves a signature record for the answer';
+  try {
+    const carried = signatureFromTrailer(input.upstream, algo);
+    if (carried === undefined) return undefined;
+    list.pass('signature.record', title, "in the answer's signature trailer");
+    const { text, signature, signing_address } = carried.record;
+    return { text, signature, signing_address };
+  } catch (error) {
+    list.fail(
+      'signature.record',
+      title,
+      `the signature trailer is not a record: ${(error as Error).message}`,
+    );
+    return false;
+  }
 };
 
 /** The signature record for `id` (within the deadline), or undefined with the failed check noted. */

@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Agent, type AgentOptions, request } from 'node:https';
 import { type Duplex, Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -48,6 +48,9 @@ const peerOf = (socket: TLSSocket): PeerCertificate | undefined => {
  */
 const peers = new WeakMap<object, PeerCertificate>();
 const peerOfSocket = (socket: TLSSocket): PeerCertificate | undefined => peers.get(socket) ?? peerOf(socket);
+
+/** The message each `fetch` answer came from: its trailers are read once its body was read whole. */
+const messages = new WeakMap<Response, IncomingMessage>();
 
 export class PeerCertificateError extends Error {
   override readonly name = 'PeerCertificateError';
@@ -183,6 +186,14 @@ export class TlsPeerChannel {
     });
   }
 
+  /**
+   * The message a response of a channel's `fetch` came from (its `trailers` are filled once its body
+   * was read to the end: docs/protocol.md, "The signature in a trailer"); undefined for any other.
+   */
+  static messageOf(response: Response): IncomingMessage | undefined {
+    return messages.get(response);
+  }
+
   /** The fingerprint connections are pinned to, if any. */
   get pinnedFingerprint(): string | undefined {
     return this.pinned;
@@ -237,12 +248,12 @@ export class TlsPeerChannel {
           const nullBody = res.statusCode === 204 || res.statusCode === 304 || init?.method === 'HEAD';
           // Once the headers are in, the answer may take as long as it streams.
           req.setTimeout(0);
-          resolve(
-            new Response(nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
-              status: res.statusCode ?? 0,
-              headers: toHeaders(res.headers),
-            }),
+          const response = new Response(
+            nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>),
+            { status: res.statusCode ?? 0, headers: toHeaders(res.headers) },
           );
+          messages.set(response, res);
+          resolve(response);
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));

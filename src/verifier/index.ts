@@ -13,7 +13,7 @@ export { checkSignedBytes } from './signed-bytes.js';
 export { responseIdOf } from './signed-exchange.js';
 export { simulatedQuoteMarkers } from './simulated-markers.js';
 export { DEFAULT_ACCEPTED_TCB, TCB_STATUSES } from './tdx-checks.js';
-export { fetchKeepingTrailers, trailersOf } from './trailer-fetch.js';
+export { fetchKeepingTrailers, streamingFetchKeepingTrailers, trailersOf } from './trailer-fetch.js';
 export type {
   CheckResult,
   CheckStatus,

@@ -33,6 +33,11 @@ export interface SignedBytesInput {
   model?: string | undefined;
   /** Where the record came from, added to the signer's pass detail (e.g. the signature trailer). */
   via?: string;
+  /**
+   * sha256 hex of `request` and `response`, when the caller already hashed them (the gateway hashes
+   * a stream as its bytes arrive): each side is then hashed once, not twice.
+   */
+  hashes?: { request: string; response: string };
 }
 
 /**
@@ -53,8 +58,8 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
   const compareRequest = input.compareRequest ?? true;
   const text = input.record.text;
 
-  const requestHash = toHex(sha256(input.request));
-  const responseHash = toHex(sha256(input.response));
+  const requestHash = input.hashes?.request ?? toHex(sha256(input.request));
+  const responseHash = input.hashes?.response ?? toHex(sha256(input.response));
   // The format is the signatures feature's (signed-text.ts); the hashes above are recomputed here with
   // another library than the signer's, on purpose.
   const parsed = parseSignedText(text);

@@ -1,6 +1,7 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { type Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { TlsPeerChannel } from '../tls/index.js';
+import { Readable } from 'node:stream';
+import { TlsPeerChannel } from '../tls/index.js';
 import { MAX_WIRE_BYTES } from './wire.js';
 
 /**
@@ -11,10 +12,18 @@ import { MAX_WIRE_BYTES } from './wire.js';
  * them: the answer is read whole (the verifier keeps exact bytes anyway), and `trailersOf(response)`
  * gives what arrived after its last body byte.
  */
-const trailers = new WeakMap<Response, IncomingHttpHeaders>();
+/** Where each response's trailers are: the message they are read from once it is complete. */
+const trailers = new WeakMap<Response, { complete: boolean; trailers: IncomingHttpHeaders }>();
 
-/** The trailers that came with a response of `fetchKeepingTrailers`; undefined for any other. */
-export const trailersOf = (response: Response): IncomingHttpHeaders | undefined => trailers.get(response);
+/**
+ * The trailers that came with a response of `fetchKeepingTrailers`, `streamingFetchKeepingTrailers`
+ * or a `TlsPeerChannel`'s `fetch`; undefined for any other, and for a streamed answer not read to
+ * its end (trailers come after the last body byte).
+ */
+export const trailersOf = (response: Response): IncomingHttpHeaders | undefined => {
+  const kept = trailers.get(response) ?? TlsPeerChannel.messageOf(response);
+  return kept?.complete === true ? kept.trailers : undefined;
+};
 
 const headersOf = (init: RequestInit | undefined): Record<string, string> => {
   const out: Record<string, string> = {};
@@ -74,7 +83,7 @@ export const fetchKeepingTrailers = async (
             status,
             headers: responseHeaders,
           });
-          trailers.set(response, res.trailers);
+          trailers.set(response, res);
           resolve(response);
         });
       },
@@ -103,6 +112,57 @@ export const fetchOverChannelKeepingTrailers =
       status: answer.status,
       headers: answer.headers,
     });
-    trailers.set(response, answer.trailers);
+    trailers.set(response, { complete: true, trailers: answer.trailers });
     return response;
+  };
+
+/**
+ * A streaming `fetch` over `node:http(s)` through `agent` (keep-alive: connections are pooled and
+ * reused), whose answers keep their trailers (`trailersOf`, once the body was read to its end). The
+ * body flows as it arrives, so a proxied stream is not held; `init.signal` aborts the request. A
+ * failure to connect rejects like Node's fetch: a TypeError whose `cause` carries the socket error.
+ */
+export const streamingFetchKeepingTrailers =
+  (agent: Agent): typeof globalThis.fetch =>
+  async (input, init) => {
+    const target = new URL(input instanceof Request ? input.url : String(input));
+    const send =
+      target.protocol === 'https:' ? httpsRequest : target.protocol === 'http:' ? httpRequest : undefined;
+    if (send === undefined) throw new TypeError('"url" must be http or https');
+    const headers = headersOf(init);
+    const body = await bodyOf(init);
+    if (body !== undefined) headers['content-length'] = String(body.length);
+    const signal = init?.signal ?? undefined;
+    signal?.throwIfAborted();
+    return new Promise<Response>((resolve, reject) => {
+      const method = init?.method ?? 'GET';
+      const req = send(
+        target,
+        { method, headers, agent, ...(signal === undefined ? {} : { signal }) },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          const nullBody = status === 204 || status === 304 || method === 'HEAD';
+          const responseHeaders = new Headers();
+          for (const [key, value] of Object.entries(res.headers)) {
+            for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+              responseHeaders.append(key, v);
+            }
+          }
+          const response = new Response(
+            nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>),
+            {
+              status,
+              headers: responseHeaders,
+            },
+          );
+          if (nullBody) res.resume();
+          trailers.set(response, res);
+          resolve(response);
+        },
+      );
+      req.on('error', (error) =>
+        reject(signal?.aborted === true ? error : new TypeError('fetch failed', { cause: error })),
+      );
+      req.end(body);
+    });
   };

@@ -69,6 +69,7 @@ describe.each(['ecdsa', 'ed25519'] as const)('openai client through the gateway 
       'signature.record pass',
       'signature.json.text pass',
       'signature.json.signer pass',
+      'answer.id pass',
       'answer.model pass',
       'answer.replayed pass',
       'link.after-answer pass',

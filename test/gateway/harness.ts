@@ -121,6 +121,9 @@ export const startMitm = (target: string): Promise<Mitm> =>
             delete out['transfer-encoding'];
             delete out.connection;
             delete out['keep-alive'];
+            // A buffering proxy: it drops the answer's trailers (the signature record), and with
+            // them the header announcing them.
+            delete out.trailer;
             res.writeHead(changed.status, { ...out, 'content-length': String(changed.body.length) });
             res.end(changed.body);
           });

@@ -152,11 +152,13 @@ describe('gateway → https provider with attested TLS', () => {
     }
   });
 
-  it('over plain http nothing changes: no TLS check, no link transport of its own', async () => {
+  it('over plain http: no TLS check; the link transport is pooled http that keeps trailers', async () => {
     const plain = await startTestSidecar();
     const gateway = await startTestGateway(plain.url);
     try {
-      expect(new DirectLink({ provider: plain.url }).fetch).toBeUndefined();
+      const link = new DirectLink({ provider: plain.url });
+      expect(link.signatureTrailer).toBe(true);
+      await link.close();
       expect(gateway.attestor.current?.ok).toBe(true);
       expect(statusOf(gateway, 'tls.fingerprint')).toBeUndefined();
       expect(gateway.attestor.current?.tlsFingerprint).toBeUndefined();
