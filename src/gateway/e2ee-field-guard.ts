@@ -102,6 +102,8 @@ const SHARED: Record<string, Rule> = {
   frequency_penalty: num,
   repetition_penalty: num,
   ignore_eos: bool,
+  // vLLM: the prompt (or last message) comes back inside the sealed text or content.
+  echo: bool,
   skip_special_tokens: bool,
 };
 
@@ -150,7 +152,7 @@ const CHAT = fields({
 });
 
 // Completions: only `prompt` is sealed (a string or strings; token arrays are not), and nothing of
-// an answer but `choices[].text`, so `logprobs` and `echo` (tokens in clear) are refused.
+// an answer but `choices[].text`, so `logprobs` (tokens in clear) is refused.
 const COMPLETIONS = fields({ ...SHARED, prompt: anyOf(id, list(id)), best_of: num });
 
 /** Throws 400 `e2ee_field_unprotected` naming the first field the request may not carry in clear. */
