@@ -4,8 +4,14 @@ import type { E2eeEndpoint } from './fields.js';
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Asked for: present and neither null nor false (completions `logprobs: 0` still returns tokens). */
-const asked = (v: unknown): boolean => v !== undefined && v !== null && v !== false;
+/**
+ * Whether a parameter asks for its answer field. vLLM's pydantic models read leniently: `false`
+ * is 0 for an integer (completions `logprobs: 0` still returns the sampled tokens), and 0 is false
+ * for a boolean. So an integer parameter asks unless null or absent, a boolean one unless also
+ * false or 0; anything else (strings such as "false" included) counts as asking.
+ */
+const asked = (kind: 'int' | 'bool', v: unknown): boolean =>
+  v !== undefined && v !== null && !(kind === 'bool' && (v === false || v === 0));
 
 /**
  * Request parameters whose answers carry the prompt or the completion outside the fields NEAR AI's
@@ -15,10 +21,16 @@ const asked = (v: unknown): boolean => v !== undefined && v !== null && v !== fa
  * protocol seals only chat logprobs), and chat `logprobs`/`top_logprobs` unless the extended fields
  * are sealed (`X-Encrypt-All-Fields`, or any extended field came sealed). docs/protocol.md, E2EE.
  */
-const unsealableParams = (endpoint: E2eeEndpoint, sealsAllFields: boolean): string[] => {
-  const params = ['prompt_logprobs', 'return_token_ids'];
-  if (endpoint === 'completions') params.push('logprobs');
-  else if (!sealsAllFields) params.push('logprobs', 'top_logprobs');
+const unsealableParams = (
+  endpoint: E2eeEndpoint,
+  sealsAllFields: boolean,
+): Array<[string, 'int' | 'bool']> => {
+  const params: Array<[string, 'int' | 'bool']> = [
+    ['prompt_logprobs', 'int'],
+    ['return_token_ids', 'bool'],
+  ];
+  if (endpoint === 'completions') params.push(['logprobs', 'int']);
+  else if (!sealsAllFields) params.push(['logprobs', 'bool'], ['top_logprobs', 'int']);
   return params;
 };
 
@@ -31,7 +43,7 @@ export const refuseUnsealableParams = (
   endpoint: E2eeEndpoint,
   sealsAllFields: boolean,
 ): void => {
-  const param = unsealableParams(endpoint, sealsAllFields).find((p) => asked(body[p]));
+  const param = unsealableParams(endpoint, sealsAllFields).find(([p, kind]) => asked(kind, body[p]))?.[0];
   if (param === undefined) return;
   throw new SidecarError(
     `"${param}" cannot be used with end-to-end encryption: its answer would carry prompt or completion tokens in clear (docs/protocol.md, E2EE)`,

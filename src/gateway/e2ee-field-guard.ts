@@ -32,6 +32,12 @@ const sealedText = id;
 /** A value the protocol seals whole as its JSON text (message content, tool parameters). */
 const sealedAny: Rule = () => undefined;
 const emptyList = when((v) => Array.isArray(v) && v.length === 0);
+/** Present but empty (clients such as LangChain send `logit_bias: {}`): nothing to leak. */
+const empty = when(
+  (v) => v === '' || (Array.isArray(v) ? v.length === 0 : isObject(v) && Object.keys(v).length === 0),
+);
+/** Only null: vLLM reads `false` as 0 for its integer fields, which still returns tokens. */
+const nullOnly = when(() => false);
 
 const anyOf =
   (...rules: Rule[]): Rule =>
@@ -105,6 +111,13 @@ const SHARED: Record<string, Rule> = {
   // vLLM: the prompt (or last message) comes back inside the sealed text or content.
   echo: bool,
   skip_special_tokens: bool,
+  // Fields that may carry content, accepted only empty (or null); docs/protocol.md says why.
+  stop: empty,
+  logit_bias: empty,
+  user: empty,
+  metadata: empty,
+  prompt_logprobs: nullOnly,
+  return_token_ids: when((v) => v === false),
 };
 
 const content = anyOf(id, list(when(isObject)));
@@ -153,7 +166,13 @@ const CHAT = fields({
 
 // Completions: only `prompt` is sealed (a string or strings; token arrays are not), and nothing of
 // an answer but `choices[].text`, so `logprobs` (tokens in clear) is refused.
-const COMPLETIONS = fields({ ...SHARED, prompt: anyOf(id, list(id)), best_of: num });
+const COMPLETIONS = fields({
+  ...SHARED,
+  prompt: anyOf(id, list(id)),
+  best_of: num,
+  suffix: empty,
+  logprobs: nullOnly,
+});
 
 /** Throws 400 `e2ee_field_unprotected` naming the first field the request may not carry in clear. */
 export const assertE2eeProtected = (body: Record<string, unknown>, endpoint: E2eeEndpoint): void => {

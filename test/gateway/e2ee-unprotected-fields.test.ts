@@ -114,6 +114,8 @@ const REFUSED: Array<[string, 'chat' | 'completions', Record<string, unknown>, s
   ['completions token-array prompt', 'completions', { prompt: [[SECRET]] }, 'prompt[0]'],
   ['completions token-id prompt', 'completions', { prompt: [1, 2, 3] }, 'prompt[0]'],
   ['completions logprobs', 'completions', { logprobs: 1 }, 'logprobs'],
+  ['completions logprobs: false', 'completions', { logprobs: false }, 'logprobs'],
+  ['an empty-looking stop that is not empty', 'chat', { stop: [''] }, 'stop'],
 ];
 
 describe('E2EE on: fields outside the sealed set', () => {
@@ -165,6 +167,10 @@ describe('E2EE on: fields outside the sealed set', () => {
         logprobs: true,
         top_logprobs: 2,
         response_format: { type: 'text' },
+        // Sent empty by some clients (LangChain's logit_bias: {}): nothing to leak.
+        stop: [],
+        logit_bias: {},
+        user: '',
         stream_options: null,
       })
       .withResponse();

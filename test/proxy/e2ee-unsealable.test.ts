@@ -98,6 +98,13 @@ describe('E2EE: parameters whose answers cannot be sealed', () => {
   it.each([
     ['completions logprobs', 'completions', { logprobs: 1 }, true, 'logprobs'],
     ['completions logprobs: 0 (still returns tokens)', 'completions', { logprobs: 0 }, true, 'logprobs'],
+    [
+      'completions logprobs: false (vLLM reads it as 0)',
+      'completions',
+      { logprobs: false },
+      true,
+      'logprobs',
+    ],
     ['chat prompt_logprobs', 'chat/completions', { prompt_logprobs: 1 }, true, 'prompt_logprobs'],
     ['completions prompt_logprobs', 'completions', { prompt_logprobs: 0 }, true, 'prompt_logprobs'],
     ['chat return_token_ids', 'chat/completions', { return_token_ids: true }, true, 'return_token_ids'],
