@@ -5,6 +5,7 @@ import { type E2eeEndpoint, type FieldKind, visitRequest, visitResponse } from '
 import type { E2eeScheme, KeyAgreement } from './scheme.js';
 import { SseEncryptor } from './sse-encryptor.js';
 import { type E2eeVersion, recipientKeyOf, schemeFor } from './suite.js';
+import { refuseUnsealableParams, withholdUnsealable } from './unsealable-fields.js';
 
 /** Request headers of NEAR AI's E2EE protocol (lower-case, as Node delivers them). */
 export const E2EE_HEADERS = {
@@ -141,6 +142,7 @@ export class E2eeSession {
     visitRequest(parsed as Record<string, unknown>, this.endpoint, true, (holder, key, kind, path) =>
       this.decryptField(holder, key, kind, path),
     );
+    refuseUnsealableParams(parsed as Record<string, unknown>, this.endpoint, this.sealsAllFields);
     return encoder.encode(JSON.stringify(parsed));
   }
 
@@ -174,6 +176,7 @@ export class E2eeSession {
     // An in-band error (vLLM's mid-stream `{"error": {...}}`) is not a field the protocol seals, and
     // its message may quote the request: it is replaced, as error bodies are (e2eeUpstreamError).
     if (value.error !== undefined && value.error !== null) value.error = WITHHELD_IN_BAND;
+    withholdUnsealable(value, this.endpoint, this.sealsAllFields);
     visitResponse(value, this.endpoint, streaming, this.sealsAllFields, (holder, key, kind) => {
       const v = holder[key];
       if (kind === 'json') {

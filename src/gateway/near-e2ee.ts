@@ -1,6 +1,7 @@
 import { createE2eeClient, type E2eeEndpoint, fieldsProtected } from '../e2ee/index.js';
 import { SidecarError } from '../errors/index.js';
 import { type E2eeClient, type E2eeSession, reportAdvertisesE2ee } from './e2ee.js';
+import { assertE2eeProtected } from './e2ee-field-guard.js';
 
 /** OpenAI paths (after /v1) NEAR's protocol covers, and the field set each uses. */
 const ENDPOINTS: Record<string, E2eeEndpoint> = {
@@ -74,6 +75,8 @@ export const nearE2eeClient: E2eeClient = {
       authenticatesSender: false,
       prepareRequest: async ({ body }) => {
         const value = parseObject(decoder.decode(body), notJson);
+        // Nothing leaves with a field the protocol does not seal and that may carry user content.
+        assertE2eeProtected(value as Record<string, unknown>, endpoint);
         return {
           body: encoder.encode(JSON.stringify(client.encryptRequest(value, endpoint))),
           headers: { ...client.headers },

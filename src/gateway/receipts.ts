@@ -55,6 +55,12 @@ export interface AttestationLine {
   /** False: a 0G broker's static quote, not made for `nonce` (acceptBrokerQuote); `not_fresh` says so. */
   fresh: boolean;
   not_fresh?: string;
+  /**
+   * How the gateway reached the provider: direct links compare every request hash with the bytes the
+   * gateway sent; through 0G's broker (which re-serializes requests) they cannot. `receipts verify`
+   * fails a receipt that says otherwise than its attestation line.
+   */
+  link?: ReceiptLink;
   /** https (direct mode): the attested TLS key (SPKI sha256) answers were pinned to. */
   tls_fingerprint?: string;
   signing_address: string;
@@ -66,6 +72,12 @@ export interface AttestationLine {
    * `time`: `receipts verify` re-runs DCAP verification with it, TCB status included, at that time.
    */
   collateral?: Collateral;
+}
+
+/** The link mode an attestation line records (see AttestationLine.link). */
+export interface ReceiptLink {
+  mode: 'direct' | '0g';
+  request_hash_compared: boolean;
 }
 
 /** Where lines go; the file sink appends, tests may collect. */
@@ -97,7 +109,7 @@ const hexCollateral = (c: Collateral): Collateral => {
   };
 };
 
-export const attestationLineOf = (a: Attestation): AttestationLine => ({
+export const attestationLineOf = (a: Attestation, link?: ReceiptLink): AttestationLine => ({
   type: 'attestation',
   v: 1,
   time: new Date(a.at).toISOString(),
@@ -106,6 +118,7 @@ export const attestationLineOf = (a: Attestation): AttestationLine => ({
   source: a.source,
   fresh: a.fresh,
   ...(a.fresh ? {} : { not_fresh: BROKER_QUOTE_NOT_FRESH }),
+  ...(link === undefined ? {} : { link }),
   ...(a.tlsFingerprint === undefined ? {} : { tls_fingerprint: a.tlsFingerprint }),
   signing_address: a.signer?.address ?? '',
   signing_algo: a.signer?.algo ?? 'ecdsa',
@@ -137,7 +150,10 @@ export class ReceiptLog {
     const lines: string[] = [];
     if (!this.written.has(key)) {
       this.written.add(key);
-      lines.push(`${JSON.stringify(attestationLineOf(attestation))}\n`);
+      // The provider link's requestHashComparable (false only through 0G's broker) sets the mode.
+      const compared = receipt.request_hash_compared;
+      const link: ReceiptLink = { mode: compared ? 'direct' : '0g', request_hash_compared: compared };
+      lines.push(`${JSON.stringify(attestationLineOf(attestation, link))}\n`);
     }
     lines.push(`${JSON.stringify(receipt)}\n`);
     const sink = this.sink;

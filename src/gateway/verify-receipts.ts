@@ -9,6 +9,7 @@ import {
   verifyReport,
   verifySignedText,
 } from '../verifier/index.js';
+import type { ReceiptLink } from './receipts.js';
 
 /**
  * `receipts verify`: re-checks a gateway receipts file offline (README.md, "Receipts";
@@ -63,6 +64,9 @@ export const NOT_CHECKED = {
   measurements:
     'measurements (MRTD, RTMRs, compose hash) not compared with allow-lists (--mrtd, --compose-hash, ...)',
   notFresh: "quote not made for this nonce (0G broker's static quote: binds the address only)",
+  recorded:
+    'id, path, stream and time are as recorded: the signature covers only the request and response sha256 (and the model in the model format); the id is inside the signed response bytes, which the file does not keep',
+  model: 'model as recorded (the signed text names no model: hashes format)',
 } as const;
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -86,6 +90,16 @@ interface LineFacts {
   simulated: boolean;
 }
 
+/** The recorded link mode (receipts.ts AttestationLine.link); undefined in files written before it. */
+const linkOf = (a: Record<string, unknown>): ReceiptLink | 'malformed' | undefined => {
+  const link = a['link'];
+  if (link === undefined) return undefined;
+  if (typeof link !== 'object' || link === null) return 'malformed';
+  const { mode, request_hash_compared: compared } = link as Record<string, unknown>;
+  if ((mode !== 'direct' && mode !== '0g') || typeof compared !== 'boolean') return 'malformed';
+  return { mode, request_hash_compared: compared };
+};
+
 /** The line's own fields: nonce, key, recorded checks, a quote whose sha256 is the recorded one. */
 const readAttestationLine = (
   a: Record<string, unknown>,
@@ -100,6 +114,10 @@ const readAttestationLine = (
   if (address === undefined || (algo !== 'ecdsa' && algo !== 'ed25519'))
     facts.problems.push('signing key or algorithm missing');
   if (!Number.isSafeInteger(at) || at < 0) facts.problems.push('time is not an ISO date');
+  const link = linkOf(a);
+  if (link === 'malformed') facts.problems.push('link is not a direct or 0g mode with request_hash_compared');
+  else if (link?.mode === 'direct' && !link.request_hash_compared)
+    facts.problems.push('link: a direct-mode run compares request hashes');
   if (!Array.isArray(a['checks']) || a['checks'].length === 0)
     facts.problems.push('no check results recorded');
   else {
@@ -251,7 +269,6 @@ const checkAttestationLine = async (
 const checkReceipt = (
   value: Record<string, unknown>,
   attestation: Record<string, unknown> | undefined,
-  comparedByAttestation: Map<string, boolean>,
 ): string[] => {
   const problems: string[] = [];
   const req = str(value['request_sha256']) ?? '';
@@ -267,29 +284,42 @@ const checkReceipt = (
   else if (parsed.responseHash !== res) problems.push('signed text does not end with the response sha256');
   if (compared !== false && parsed?.requestHash !== req)
     problems.push('signed text does not start with the request sha256');
+  // The model format signs the model name (docs/protocol.md, Signed text): the recorded one must match.
+  if (parsed?.model !== undefined && value['model'] !== undefined && value['model'] !== parsed.model)
+    problems.push('model is not the model named in its signed text');
   if (algo !== 'ecdsa' && algo !== 'ed25519') problems.push('unknown signing_algo');
   else {
     const verdict = verifySignedText(algo, signed, str(value['signature']) ?? '', address);
     if (!verdict.ok) problems.push(`signature: ${verdict.reason ?? 'does not verify'}`);
   }
-  const ref = value['attestation'] as Record<string, unknown> | undefined;
   if (attestation === undefined) {
     problems.push('names no verified attestation line earlier in the file');
     return problems;
   }
+  return [...problems, ...againstAttestation(value, attestation)];
+};
+
+/** What a receipt says about its attestation must be what that line recorded (key, quote, link mode). */
+const againstAttestation = (
+  value: Record<string, unknown>,
+  attestation: Record<string, unknown>,
+): string[] => {
+  const problems: string[] = [];
+  const ref = value['attestation'] as Record<string, unknown> | undefined;
   if (attestation['quote_sha256'] !== ref?.['quote_sha256'])
     problems.push('quote_sha256 differs from its attestation line');
-  if (lower(str(attestation['signing_address']) ?? '') !== lower(address))
+  if (lower(str(attestation['signing_address']) ?? '') !== lower(str(value['signing_address']) ?? ''))
     problems.push('signed by another key than its attestation line attested');
-  // One gateway run either compares request hashes (direct link) or cannot (0G broker): a receipt
-  // that says otherwise than the others of its attestation was edited.
-  const key = `${attestation['nonce']}`;
-  const first = comparedByAttestation.get(key);
-  if (typeof compared === 'boolean') {
-    if (first === undefined) comparedByAttestation.set(key, compared);
-    else if (first !== compared)
-      problems.push('request_hash_compared differs from the other receipts of its attestation');
-  }
+  // A gateway run either compares request hashes (direct link) or cannot (0G broker): the line says
+  // which. A receipt that did not compare is accepted only under a line that records it could not.
+  const link = linkOf(attestation);
+  const compared = value['request_hash_compared'];
+  if (typeof compared !== 'boolean' || link === 'malformed') return problems;
+  if (link === undefined) {
+    if (!compared)
+      problems.push('request_hash_compared is false but its attestation line records no link mode');
+  } else if (link.request_hash_compared !== compared)
+    problems.push(`request_hash_compared differs from its attestation line (link mode ${link.mode})`);
   return problems;
 };
 
@@ -313,7 +343,7 @@ export const verifyReceipts = async (
   options: VerifyReceiptsOptions = {},
 ): Promise<ReceiptsVerification> => {
   const attestations = new Map<string, { line: Record<string, unknown>; simulated: boolean }>();
-  const compared = new Map<string, boolean>();
+  const ids = new Map<string, number>();
   const verdicts: ReceiptVerdict[] = [];
   let receipts = 0;
   for (const [index, raw] of text.split('\n').entries()) {
@@ -344,16 +374,7 @@ export const verifyReceipts = async (
       continue;
     }
     receipts += 1;
-    const ref = value['attestation'] as Record<string, unknown> | undefined;
-    const attestation = attestations.get(`${ref?.['nonce']}`);
-    const problems = checkReceipt(value, attestation?.line, compared);
-    const facts: LineFacts = {
-      problems,
-      notChecked: value['request_hash_compared'] === false ? [NOT_CHECKED.requestHash] : [],
-      checked: [],
-      simulated: attestation?.simulated === true,
-    };
-    verdicts.push(verdictOf(line, 'receipt', str(value['id']), problems.length === 0, facts));
+    verdicts.push(receiptVerdict(line, value, attestations, ids));
   }
   const passing = verdicts.filter((v) => v.ok);
   return {
@@ -364,6 +385,35 @@ export const verifyReceipts = async (
     notChecked: [...new Set(passing.flatMap((v) => v.notChecked))],
     verdicts,
   };
+};
+
+/** One receipt line's verdict; `ids` maps each id and response sha256 seen to its line. */
+const receiptVerdict = (
+  line: number,
+  value: Record<string, unknown>,
+  attestations: Map<string, { line: Record<string, unknown>; simulated: boolean }>,
+  ids: Map<string, number>,
+): ReceiptVerdict => {
+  const ref = value['attestation'] as Record<string, unknown> | undefined;
+  const attestation = attestations.get(`${ref?.['nonce']}`);
+  const problems = checkReceipt(value, attestation?.line);
+  const id = str(value['id']);
+  if (id === undefined || id === '') problems.push('id is missing');
+  // One answer, one receipt: the gateway refuses an id it already accepted (accepted-ids.ts), and a
+  // response's bytes (so its sha256) hold its id. A repeat of either was copied or edited.
+  const seen = (key: string, what: string): void => {
+    const first = ids.get(key);
+    if (first !== undefined) problems.push(`${what} already recorded by line ${first}`);
+    else ids.set(key, line);
+  };
+  if (id !== undefined && id !== '') seen(`id:${id}`, 'id');
+  seen(`response:${str(value['response_sha256']) ?? ''}`, 'response_sha256');
+  const notChecked: string[] = [NOT_CHECKED.recorded];
+  if (parseSignedText(str(value['text']) ?? '')?.model === undefined && value['model'] !== undefined)
+    notChecked.push(NOT_CHECKED.model);
+  if (value['request_hash_compared'] === false) notChecked.push(NOT_CHECKED.requestHash);
+  const facts: LineFacts = { problems, notChecked, checked: [], simulated: attestation?.simulated === true };
+  return verdictOf(line, 'receipt', id, problems.length === 0, facts);
 };
 
 const verdictOf = (

@@ -165,11 +165,32 @@ describe('forged receipts files', () => {
     const result = await verifyReceipts(textOf([attestation, first, madeUp]), { allowSimulated: true });
     expect(result.ok).toBe(false);
     expect(result.verdicts[2]?.problems).toEqual([
-      'request_hash_compared differs from the other receipts of its attestation',
+      'request_hash_compared differs from its attestation line (link mode direct)',
     ]);
   });
 
-  it('... and alone it passes only saying the request hash was not compared', async () => {
+  it('... and alone, under its direct-mode attestation line, it fails too', async () => {
+    const [attestation, first] = linesOf(original);
+    if (attestation === undefined || first === undefined) throw new Error('lines');
+    expect(attestation['link']).toEqual({ mode: 'direct', request_hash_compared: true });
+    const madeUp = {
+      ...first,
+      request_sha256: randomBytes(32).toString('hex'),
+      request_hash_compared: false,
+    };
+    const result = await verifyReceipts(textOf([attestation, madeUp]), { allowSimulated: true });
+    expect(result.verdicts[1]?.problems).toEqual([
+      'request_hash_compared differs from its attestation line (link mode direct)',
+    ]);
+    // A line written before the link mode was recorded.
+    const { link: _link, ...noLink } = attestation;
+    const old = await verifyReceipts(textOf([noLink, madeUp]), { allowSimulated: true });
+    expect(old.verdicts[1]?.problems).toEqual([
+      'request_hash_compared is false but its attestation line records no link mode',
+    ]);
+  });
+
+  it('under a 0G-mode attestation line it passes, saying the request hash was not compared', async () => {
     const [attestation, first] = linesOf(original);
     if (attestation === undefined || first === undefined) throw new Error('lines');
     const madeUp = {
@@ -177,12 +198,20 @@ describe('forged receipts files', () => {
       request_sha256: randomBytes(32).toString('hex'),
       request_hash_compared: false,
     };
-    const text = textOf([attestation, madeUp]);
+    // What a 0G run writes; the line itself is not signed (SECURITY.md, Receipts).
+    const zg = { ...attestation, link: { mode: '0g', request_hash_compared: false } };
+    const text = textOf([zg, madeUp]);
     const result = await verifyReceipts(text, { allowSimulated: true });
-    expect(result.verdicts[1]?.notChecked).toEqual([NOT_CHECKED.requestHash]);
+    expect(result.verdicts[1]?.notChecked).toEqual([
+      NOT_CHECKED.recorded,
+      NOT_CHECKED.model,
+      NOT_CHECKED.requestHash,
+    ]);
     expect(result.notChecked).toContain(NOT_CHECKED.requestHash);
     const { out } = await cli(text, '--allow-simulated');
-    expect(out).toMatch(/^PASS line 2 receipt \S+ SIMULATED \(not checked: request hash not compared/m);
+    expect(out).toMatch(
+      /^PASS line 2 receipt \S+ SIMULATED \(not checked: id, path, stream and time are as recorded.*; request hash not compared/m,
+    );
     expect(out).toMatch(/^not checked: request hash not compared \(0G broker re-serializes requests\)$/m);
   });
 
