@@ -41,10 +41,8 @@ const bodyOf = async (init: RequestInit | undefined): Promise<Buffer | undefined
   return Buffer.from(await new Response(body).arrayBuffer());
 };
 
-export const fetchKeepingTrailers = async (
-  input: string | URL | Request,
-  init?: RequestInit,
-): Promise<Response> => {
+/** One request's parts for `node:http(s)`: the sender for its scheme, its headers and whole body. */
+const prepare = async (input: string | URL | Request, init: RequestInit | undefined) => {
   const target = new URL(input instanceof Request ? input.url : String(input));
   const send =
     target.protocol === 'https:' ? httpsRequest : target.protocol === 'http:' ? httpRequest : undefined;
@@ -54,40 +52,47 @@ export const fetchKeepingTrailers = async (
   if (body !== undefined) headers['content-length'] = String(body.length);
   const signal = init?.signal ?? undefined;
   signal?.throwIfAborted();
+  return { target, send, headers, body, signal, method: init?.method ?? 'GET' };
+};
+
+/** A message's headers as a web `Headers` (repeated ones appended in order). */
+const webHeadersOf = (message: IncomingHttpHeaders): Headers => {
+  const out = new Headers();
+  for (const [key, value] of Object.entries(message)) {
+    for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) out.append(key, v);
+  }
+  return out;
+};
+
+export const fetchKeepingTrailers = async (
+  input: string | URL | Request,
+  init?: RequestInit,
+): Promise<Response> => {
+  const { target, send, headers, body, signal, method } = await prepare(input, init);
   return new Promise<Response>((resolve, reject) => {
-    const req = send(
-      target,
-      { method: init?.method ?? 'GET', headers, ...(signal === undefined ? {} : { signal }) },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_WIRE_BYTES) {
-            res.destroy(new Error(`answer from ${target.pathname} exceeds ${MAX_WIRE_BYTES} bytes`));
-            return;
-          }
-          chunks.push(chunk);
+    const req = send(target, { method, headers, ...(signal === undefined ? {} : { signal }) }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_WIRE_BYTES) {
+          res.destroy(new Error(`answer from ${target.pathname} exceeds ${MAX_WIRE_BYTES} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        const nullBody = status === 204 || status === 304 || method === 'HEAD';
+        const response = new Response(nullBody ? null : Buffer.concat(chunks, size), {
+          status,
+          headers: webHeadersOf(res.headers),
         });
-        res.on('error', reject);
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          const nullBody = status === 204 || status === 304 || init?.method === 'HEAD';
-          const responseHeaders = new Headers();
-          for (const [key, value] of Object.entries(res.headers)) {
-            for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
-              responseHeaders.append(key, v);
-            }
-          }
-          const response = new Response(nullBody ? null : Buffer.concat(chunks, size), {
-            status,
-            headers: responseHeaders,
-          });
-          trailers.set(response, res);
-          resolve(response);
-        });
-      },
-    );
+        trailers.set(response, res);
+        resolve(response);
+      });
+    });
     req.on('error', reject);
     req.end(body);
   });
@@ -125,35 +130,17 @@ export const fetchOverChannelKeepingTrailers =
 export const streamingFetchKeepingTrailers =
   (agent: Agent): typeof globalThis.fetch =>
   async (input, init) => {
-    const target = new URL(input instanceof Request ? input.url : String(input));
-    const send =
-      target.protocol === 'https:' ? httpsRequest : target.protocol === 'http:' ? httpRequest : undefined;
-    if (send === undefined) throw new TypeError('"url" must be http or https');
-    const headers = headersOf(init);
-    const body = await bodyOf(init);
-    if (body !== undefined) headers['content-length'] = String(body.length);
-    const signal = init?.signal ?? undefined;
-    signal?.throwIfAborted();
+    const { target, send, headers, body, signal, method } = await prepare(input, init);
     return new Promise<Response>((resolve, reject) => {
-      const method = init?.method ?? 'GET';
       const req = send(
         target,
         { method, headers, agent, ...(signal === undefined ? {} : { signal }) },
         (res) => {
           const status = res.statusCode ?? 0;
           const nullBody = status === 204 || status === 304 || method === 'HEAD';
-          const responseHeaders = new Headers();
-          for (const [key, value] of Object.entries(res.headers)) {
-            for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
-              responseHeaders.append(key, v);
-            }
-          }
           const response = new Response(
             nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>),
-            {
-              status,
-              headers: responseHeaders,
-            },
+            { status, headers: webHeadersOf(res.headers) },
           );
           if (nullBody) res.resume();
           trailers.set(response, res);
