@@ -116,21 +116,39 @@ export const proxyToProvider = async (ctx: ProxyContext, request: Request, url: 
   }
 };
 
-/** The routes whose answers are always JSON or an event stream, so always signed (docs/protocol.md, Routes). */
-const JSON_ANSWER_ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
+/**
+ * The routes that answer media (speech audio, a transcription as text): the only ones where a 2xx
+ * that is neither JSON nor an event stream is the sidecar's unsigned relay by design (docs/protocol.md,
+ * Routes). Matched on the normalized path the user asked for (one slash, lower case, no trailing one).
+ */
+const MEDIA_ROUTES = new Set(['/v1/audio/speech', '/v1/audio/transcriptions', '/v1/audio/translations']);
 
 /**
- * An answer the sidecar relays unsigned by design: a 2xx that is neither JSON nor an event stream
- * (a transcription as text, speech audio) on a route that may answer so. It passes marked `unsigned`
- * and opens no circuit: nothing was forged. On the chat, completion and embedding routes a non-JSON
- * answer is not the provider's, and is verified (and fails) like any other.
+ * An answer the sidecar relays unsigned by design: on a media route, a 2xx whose type is not JSON-like
+ * and not an event stream. It passes marked `unsigned` and opens no circuit: nothing was forged. The
+ * content type is not signed, so it decides nothing anywhere else: on every other route (chat,
+ * responses, moderations, ...) an answer is verified whatever it is labelled, and a relabelled one
+ * fails (the openai SDK parses any `*json*` type, and a stream request as a stream, whatever the label).
  */
-const unsignedMedia = (path: string, upstream: Response): boolean => {
-  if (JSON_ANSWER_ROUTES.has(path.replace(/\/+$/, '').toLowerCase())) return false;
-  const type = (upstream.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  return (
-    type !== '' && type !== 'text/event-stream' && type !== 'application/json' && !type.endsWith('+json')
-  );
+const unsignedMedia = (path: string, upstream: Response, userBody: Uint8Array | undefined): boolean => {
+  const route = path
+    .replace(/\/{2,}/g, '/')
+    .replace(/\/+$/, '')
+    .toLowerCase();
+  if (!MEDIA_ROUTES.has(route) || asksForStream(userBody)) return false;
+  const type = (upstream.headers.get('content-type') ?? '').toLowerCase();
+  return type !== '' && !type.includes('json') && !type.includes('event-stream');
+};
+
+/**
+ * Whether the user asked for a stream (JSON `"stream": true`, or a multipart `stream` field that is
+ * true): the SDK then reads the answer as an event stream whatever its label, so it is never media.
+ */
+const asksForStream = (body: Uint8Array | undefined): boolean => {
+  if (body === undefined) return false;
+  const json = jsonOf(body) as { stream?: unknown } | undefined;
+  if (json !== undefined) return json.stream === true;
+  return /name="?stream"?\r?\n(?:[^\r\n]+\r?\n)*\r?\n\s*true\b/i.test(Buffer.from(body).toString('latin1'));
 };
 
 /** One call under way: what was sent, and how its answer is read and aborted. */
@@ -160,7 +178,7 @@ const relayAnswer = async (
       responseHeaders[name] = value;
   });
   const signed = call.method === 'POST' && upstream.response.status >= 200 && upstream.response.status < 300;
-  if (!signed || call.body === undefined || unsignedMedia(call.path, upstream.response))
+  if (!signed || call.body === undefined || unsignedMedia(call.path, upstream.response, x.userBody))
     return relayUnsigned(ctx, upstream.response, responseHeaders, x.guard);
   const exchange: SignedExchange = {
     upstream: upstream.response,

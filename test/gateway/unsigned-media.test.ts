@@ -69,6 +69,22 @@ describe('a non-JSON 2xx answer the sidecar leaves unsigned', () => {
     }
   });
 
+  it('a transcription asked as a stream is never media, whatever its label', async () => {
+    const gateway = await startTestGateway(sidecar.url, { e2ee: { mode: 'off' } });
+    try {
+      const form = new FormData();
+      form.set('model', 'teeml-demo');
+      form.set('stream', 'true');
+      form.set('file', new Blob([new Uint8Array(16)], { type: 'audio/wav' }), 'a.wav');
+      const t = await fetch(`${gateway.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+      await t.arrayBuffer();
+      expect(t.headers.get('x-teeml-verification')).not.toBe('unsigned');
+      expect(t.headers.get('x-teeml-verification')).not.toBe('verified');
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('on a chat route, the same kind of answer is a failed verification, not an unsigned pass', async () => {
     const gateway = await startTestGateway(sidecar.url, { e2ee: { mode: 'off' } });
     try {
