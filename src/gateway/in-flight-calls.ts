@@ -4,12 +4,16 @@
  */
 export class InFlightCalls {
   private readonly controllers = new Set<AbortController>();
+  private closed = false;
 
-  /** A controller for one call, aborted when `signal` (the user's request) aborts. */
+  /**
+   * A controller for one call, aborted when `signal` (the user's request) aborts, and born aborted
+   * once all were aborted: a call whose request body was still arriving at close is not sent.
+   */
   start(signal: AbortSignal | undefined): AbortController {
     const controller = new AbortController();
     this.controllers.add(controller);
-    if (signal?.aborted) controller.abort();
+    if (signal?.aborted || this.closed) controller.abort();
     else signal?.addEventListener('abort', () => controller.abort(), { once: true });
     return controller;
   }
@@ -19,6 +23,7 @@ export class InFlightCalls {
   }
 
   abortAll(): void {
+    this.closed = true;
     for (const c of this.controllers) c.abort();
   }
 }
