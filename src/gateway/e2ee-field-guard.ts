@@ -161,7 +161,13 @@ const CHAT = fields({
     fields({ type: word('function'), function: fields({ name }) }),
   ),
   function_call: anyOf(word('none', 'auto'), fields({ name })),
-  chat_template_kwargs: record(anyOf(bool, num)),
+  // Known switches only: a key is as free as a value, and could carry text (docs/protocol.md).
+  chat_template_kwargs: fields({
+    enable_thinking: bool,
+    thinking: bool,
+    add_generation_prompt: bool,
+    continue_final_message: bool,
+  }),
 });
 
 // Completions: only `prompt` is sealed (a string or strings; token arrays are not), and nothing of

@@ -2,6 +2,7 @@ import { createE2eeClient, type E2eeEndpoint, fieldsProtected } from '../e2ee/in
 import { SidecarError } from '../errors/index.js';
 import { type E2eeClient, type E2eeSession, reportAdvertisesE2ee } from './e2ee.js';
 import { assertE2eeProtected } from './e2ee-field-guard.js';
+import { neutralToolIds } from './neutral-tool-ids.js';
 
 /** OpenAI paths (after /v1) NEAR's protocol covers, and the field set each uses. */
 const ENDPOINTS: Record<string, E2eeEndpoint> = {
@@ -77,6 +78,7 @@ export const nearE2eeClient: E2eeClient = {
         const value = parseObject(decoder.decode(body), notJson);
         // Nothing leaves with a field the protocol does not seal and that may carry user content.
         assertE2eeProtected(value as Record<string, unknown>, endpoint);
+        neutralToolIds(value as Record<string, unknown>);
         return {
           body: encoder.encode(JSON.stringify(client.encryptRequest(value, endpoint))),
           headers: { ...client.headers },
