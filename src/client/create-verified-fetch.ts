@@ -108,7 +108,8 @@ const engineOptionsOf = (options: VerifiedFetchOptions): EngineOptions => {
  * engine the gateway serves (src/gateway/engine.ts): every answer verified before the caller sees it,
  * with `x-teeml-verification`; a failed one is the gateway's OpenAI-shaped 502. Rejects with
  * AttestationRefusedError (the failed check, its reason and a hint) when the first attestation fails.
- * The request URL's path from `/v1` on is what is sent: any base URL ending in `/v1` works.
+ * The request URL's path, which must start with `/v1` (a base URL such as `http://teeml.invalid/v1`,
+ * no prefix before `/v1`), is what is sent; its host is ignored.
  */
 export const createVerifiedFetch = async (options: VerifiedFetchOptions): Promise<VerifiedFetch> => {
   const engine = createEngine(engineOptionsOf(options));
