@@ -84,7 +84,13 @@ export const startGateway = async (options: GatewayOptions): Promise<Gateway> =>
 
 /** The browser guard for the address the server listens on (known once it listens). */
 const browserGuardOf = (server: () => Server, options: GatewayOptions): BrowserGuard => {
-  const address = () => server().address() as AddressInfo;
+  // Read once the server listens (requests come only then), not per request: the listening
+  // address does not change, and asking Node for it showed up in the gateway's profile.
+  let known: AddressInfo | undefined;
+  const address = (): AddressInfo => {
+    known ??= server().address() as AddressInfo;
+    return known;
+  };
   return new BrowserGuard({
     port: () => address().port,
     listenAddress: () => address().address,
