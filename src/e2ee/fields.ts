@@ -26,7 +26,8 @@ export type FieldVisitor = (
   path: string,
 ) => void;
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
+/** A JSON object (not null, not an array): what the field tables walk. */
+export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const each = (v: unknown, fn: (item: Record<string, unknown>, i: number) => void): void => {

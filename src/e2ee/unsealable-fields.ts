@@ -1,8 +1,5 @@
 import { SidecarError } from '../errors/index.js';
-import type { E2eeEndpoint } from './fields.js';
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+import { type E2eeEndpoint, isObject } from './fields.js';
 
 /**
  * Whether a parameter asks for its answer field. vLLM's pydantic models read leniently: `false`

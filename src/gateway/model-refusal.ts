@@ -1,4 +1,4 @@
-import { jsonOf } from '../bytes/index.js';
+import { modelOf } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
 /**
@@ -11,7 +11,7 @@ export const modelRefusal = (
   body: Uint8Array | undefined,
 ): SidecarError | undefined => {
   if (models === undefined || body === undefined) return undefined;
-  const model = (jsonOf(body) as { model?: unknown } | undefined)?.model;
+  const model = modelOf(body);
   if (typeof model === 'string' && models.includes(model)) return undefined;
   return new SidecarError(
     typeof model === 'string'

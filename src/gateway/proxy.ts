@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { jsonOf, readCapped } from '../bytes/index.js';
+import { jsonOf, modelOf, nullBody, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
@@ -58,11 +58,6 @@ const readRequest = (request: Request, max: number): Promise<Uint8Array> =>
 /** The `error.code` of an OpenAI error body, if it is one. */
 const errorCodeOf = (body: Uint8Array): unknown =>
   (jsonOf(body) as { error?: { code?: unknown } } | undefined)?.error?.code;
-
-const modelOf = (body: Uint8Array): string | undefined => {
-  const json = jsonOf(body) as { model?: unknown } | undefined;
-  return typeof json?.model === 'string' ? json.model : undefined;
-};
 
 /**
  * Sends one /v1 request on to the attested provider and answers with the provider's, verified:
@@ -214,9 +209,7 @@ const relayUnsigned = async (
   ctx.state.counters.unsigned += 1;
   if (upstream.status === 400 && errorCodeOf(answer) === 'e2ee_model_key_mismatch')
     ctx.state.signerDoubted('e2ee_model_key_mismatch');
-  // Fetch standard: a null-body status (204, 205, 304) takes no body.
-  const nullBody = upstream.status === 204 || upstream.status === 205 || upstream.status === 304;
-  return new Response(nullBody ? null : answer, {
+  return new Response(nullBody(upstream.status) ? null : answer, {
     status: upstream.status,
     headers: { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' },
   });

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Agent, type AgentOptions, request } from 'node:https';
 import { type Duplex, Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { toHex } from '../bytes/index.js';
+import { nullBody, toHex } from '../bytes/index.js';
 import { spkiSha256 } from './identity.js';
 
 export interface PeerCertificate {
@@ -245,13 +245,13 @@ export class TlsPeerChannel {
             );
             return;
           }
-          const nullBody = res.statusCode === 204 || res.statusCode === 304 || init?.method === 'HEAD';
+          const empty = nullBody(res.statusCode ?? 0, init?.method);
           // Once the headers are in, the answer may take as long as it streams.
           req.setTimeout(0);
-          const response = new Response(
-            nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>),
-            { status: res.statusCode ?? 0, headers: toHeaders(res.headers) },
-          );
+          const response = new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+            status: res.statusCode ?? 0,
+            headers: toHeaders(res.headers),
+          });
           messages.set(response, res);
           resolve(response);
         },

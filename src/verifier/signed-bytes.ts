@@ -1,5 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { jsonOf, toHex } from '../bytes/index.js';
+import { modelOf, toHex } from '../bytes/index.js';
 import { parseSignedText } from '../signatures/index.js';
 import type { CheckList } from './check-list.js';
 import type { AttestedSigner } from './report-checks.js';
@@ -112,9 +112,3 @@ const modelProblem = (signed: string | undefined, requested: string | undefined)
   signed !== undefined && requested !== undefined && signed !== requested
     ? 'signed model differs from the model requested'
     : undefined;
-
-/** The `model` a JSON request body names; undefined for any other body. */
-const modelOf = (request: Uint8Array): string | undefined => {
-  const model = (jsonOf(request) as { model?: unknown } | undefined)?.model;
-  return typeof model === 'string' ? model : undefined;
-};

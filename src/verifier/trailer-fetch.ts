@@ -1,6 +1,7 @@
 import { type Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
+import { nullBody } from '../bytes/index.js';
 import { TlsPeerChannel } from '../tls/index.js';
 import { MAX_WIRE_BYTES } from './wire.js';
 
@@ -84,8 +85,7 @@ export const fetchKeepingTrailers = async (
       res.on('error', reject);
       res.on('end', () => {
         const status = res.statusCode ?? 0;
-        const nullBody = status === 204 || status === 304 || method === 'HEAD';
-        const response = new Response(nullBody ? null : Buffer.concat(chunks, size), {
+        const response = new Response(nullBody(status, method) ? null : Buffer.concat(chunks, size), {
           status,
           headers: webHeadersOf(res.headers),
         });
@@ -112,8 +112,7 @@ export const fetchOverChannelKeepingTrailers =
       headers: headersOf(init),
       ...(body === undefined ? {} : { body: new Uint8Array(body) }),
     });
-    const nullBody = answer.status === 204 || answer.status === 304 || init?.method === 'HEAD';
-    const response = new Response(nullBody ? null : answer.body, {
+    const response = new Response(nullBody(answer.status, init?.method) ? null : answer.body, {
       status: answer.status,
       headers: answer.headers,
     });
@@ -137,12 +136,12 @@ export const streamingFetchKeepingTrailers =
         { method, headers, agent, ...(signal === undefined ? {} : { signal }) },
         (res) => {
           const status = res.statusCode ?? 0;
-          const nullBody = status === 204 || status === 304 || method === 'HEAD';
-          const response = new Response(
-            nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>),
-            { status, headers: webHeadersOf(res.headers) },
-          );
-          if (nullBody) res.resume();
+          const empty = nullBody(status, method);
+          const response = new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+            status,
+            headers: webHeadersOf(res.headers),
+          });
+          if (empty) res.resume();
           trailers.set(response, res);
           resolve(response);
         },
