@@ -14,6 +14,7 @@ import {
   type SigningAlgo,
   verifyReport,
 } from '../verifier/index.js';
+import { bareHex } from './bare-hex.js';
 import { type E2eeRequirement, e2eeCheck } from './e2ee-requirement.js';
 import { identityOf, type ProviderIdentity } from './identity.js';
 import { type Policy, reportOptionsOf } from './policy.js';
@@ -66,8 +67,6 @@ export interface AttestorOptions {
 
 const field = (value: unknown, key: string): unknown =>
   typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
-
-const lower = (hex: string): string => hex.replace(/^0x/i, '').toLowerCase();
 
 /** How long a report may take to arrive (a provider that trickles it must not stall re-attestation). */
 export const REPORT_DEADLINE_MS = 60_000;
@@ -183,7 +182,7 @@ export class Attestor {
     let quoteSha256: string | undefined;
     const quoteHex = field(fetched.report, 'intel_quote');
     if (typeof quoteHex === 'string' && /^(0x)?([0-9a-fA-F]{2})+$/.test(quoteHex)) {
-      const quote = new Uint8Array(Buffer.from(lower(quoteHex), 'hex'));
+      const quote = new Uint8Array(Buffer.from(bareHex(quoteHex), 'hex'));
       quoteSha256 = toHex(sha256(quote));
       if (policy.rtmr3 !== undefined) {
         const title = 'RTMR3 is on the policy allow-list';
@@ -204,7 +203,7 @@ export class Attestor {
     let tlsFingerprint: string | undefined;
     if (fetched.tls !== undefined) {
       const raw = field(fetched.report, 'tls_cert_fingerprint');
-      const attested = typeof raw === 'string' ? lower(raw) : undefined;
+      const attested = typeof raw === 'string' ? bareHex(raw) : undefined;
       const tlsChecks = new CheckList();
       checkTlsFingerprint(tlsChecks, fetched.report, attested, {
         https: true,
@@ -218,7 +217,7 @@ export class Attestor {
     const address = result.signingAddress;
     if (address !== undefined && this.pinned !== undefined) {
       const title = 'signing key is the one pinned at the first attestation';
-      if (lower(address) === this.pinned)
+      if (bareHex(address) === this.pinned)
         checks.push({ id: 'gateway.signer-pinned', title, status: 'pass', detail: 'same key' });
       else if (policy.allowSignerChange)
         checks.push({
@@ -258,8 +257,8 @@ export class Attestor {
       ...(collateral === undefined ? {} : { collateral }),
     };
     if (attestation.ok && address !== undefined && (this.pinned === undefined || policy.allowSignerChange))
-      this.pinned = lower(address);
-    if (attestation.ok && offered && address !== undefined) this.e2eeKeys.add(lower(address));
+      this.pinned = bareHex(address);
+    if (attestation.ok && offered && address !== undefined) this.e2eeKeys.add(bareHex(address));
     // Answers go only to the key this attestation saw; a renewed certificate is re-pinned here.
     if (attestation.ok && tlsFingerprint !== undefined) link.pinTls?.(tlsFingerprint);
     logger[attestation.ok ? 'info' : 'warn'](
@@ -290,7 +289,7 @@ export class Attestor {
     const check = e2eeCheck({
       required: e2ee.required,
       offered,
-      offeredBefore: this.e2eeKeys.has(lower(address)),
+      offeredBefore: this.e2eeKeys.has(bareHex(address)),
     });
     if (check !== undefined) checks.push(check);
     return offered;

@@ -1,4 +1,5 @@
 import type { CheckResult } from '../verifier/index.js';
+import { bareHex } from './bare-hex.js';
 
 /**
  * What the attestor checks of E2EE when the gateway encrypts (mode auto, a client built in): whether
@@ -10,8 +11,6 @@ export interface E2eeRequirement {
   /** Whether this report offers E2EE for the attested signer `address`. */
   offered(report: unknown, address: string): boolean;
 }
-
-const lower = (hex: string): string => hex.replace(/^0x/i, '').toLowerCase();
 
 /**
  * Whether a report offers E2EE to the attested key: NEAR's envelope lists the key among its
@@ -26,7 +25,7 @@ export const reportOffersE2eeFor = (report: unknown, address: string): boolean =
     return models.some((m) => {
       const a =
         typeof m === 'object' && m !== null ? (m as Record<string, unknown>)['signing_address'] : undefined;
-      return typeof a === 'string' && lower(a) === lower(address);
+      return typeof a === 'string' && bareHex(a) === bareHex(address);
     });
   return typeof r['e2ee'] === 'object' && r['e2ee'] !== null;
 };

@@ -9,6 +9,7 @@ import {
   verifyReport,
   verifySignedText,
 } from '../verifier/index.js';
+import { bareHex } from './bare-hex.js';
 import type { ReceiptLink } from './receipts.js';
 
 /**
@@ -70,7 +71,6 @@ export const NOT_CHECKED = {
 } as const;
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const lower = (hex: string): string => hex.replace(/^0x/i, '').toLowerCase();
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** The report checks that need nothing outside the report: what `receipts verify` re-runs offline. */
@@ -133,9 +133,9 @@ const readAttestationLine = (
     return undefined;
   }
   if (facts.problems.length > 0) return undefined;
-  if (lower(str(report['signing_address']) ?? '') !== lower(address ?? ''))
+  if (bareHex(str(report['signing_address']) ?? '') !== bareHex(address ?? ''))
     facts.problems.push('report.signing_address is not the recorded signing address');
-  const quote = new Uint8Array(Buffer.from(lower(quoteHex), 'hex'));
+  const quote = new Uint8Array(Buffer.from(bareHex(quoteHex), 'hex'));
   if (toHex(sha256(quote)) !== a['quote_sha256'])
     facts.problems.push('sha256 of the quote is not the recorded quote_sha256');
   return { quote, report, at };
@@ -247,7 +247,7 @@ const checkAttestationLine = async (
       : { expectedComposeHash: options.expectedComposeHash }),
   });
   // The receipts are checked against the line's signing_address: it must be the key the quote binds.
-  if (lower(result.signingAddress ?? '') !== lower(str(a['signing_address']) ?? ''))
+  if (bareHex(result.signingAddress ?? '') !== bareHex(str(a['signing_address']) ?? ''))
     facts.problems.push('the recorded signing address is not the key the report attests');
   for (const id of notFresh ? OFFLINE_CHECKS_NOT_FRESH : OFFLINE_CHECKS) {
     const c = result.checks.find((r) => r.id === id);
@@ -308,7 +308,7 @@ const againstAttestation = (
   const ref = value['attestation'] as Record<string, unknown> | undefined;
   if (attestation['quote_sha256'] !== ref?.['quote_sha256'])
     problems.push('quote_sha256 differs from its attestation line');
-  if (lower(str(attestation['signing_address']) ?? '') !== lower(str(value['signing_address']) ?? ''))
+  if (bareHex(str(attestation['signing_address']) ?? '') !== bareHex(str(value['signing_address']) ?? ''))
     problems.push('signed by another key than its attestation line attested');
   // A gateway run either compares request hashes (direct link) or cannot (0G broker): the line says
   // which. A receipt that did not compare is accepted only under a line that records it could not.
