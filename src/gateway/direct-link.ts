@@ -5,6 +5,7 @@ import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
 import { apiRoot, notASidecar, streamingFetchKeepingTrailers } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
+import { callOverAgent, type ProviderCall } from './upstream.js';
 import { readAnswer } from './wire.js';
 
 export interface DirectLinkOptions {
@@ -55,6 +56,7 @@ const MAX_REPORT_BYTES = 32 * 1024 * 1024;
 export class DirectLink implements ProviderLink {
   readonly requestHashComparable = true;
   readonly fetch?: typeof globalThis.fetch;
+  readonly call?: ProviderCall;
   readonly signatureTrailer: boolean;
   private readonly api: string;
   private readonly headers: Record<string, string>;
@@ -90,6 +92,8 @@ export class DirectLink implements ProviderLink {
       const pool = { keepAlive: true, ...POOL };
       this.agent = url.protocol === 'https:' ? new HttpsAgent(pool) : new HttpAgent(pool);
       this.fetch = streamingFetchKeepingTrailers(this.agent);
+      // Answers as node messages over the same pool (issue 23: no web Response per answer).
+      this.call = callOverAgent(this.agent);
     }
     // A fetch given by the caller may drop trailers: then the lookup only.
     this.signatureTrailer = this.fetch !== undefined;

@@ -4,6 +4,7 @@ import { AttestationLoop, type AttestationTimers, nodeTimers } from './attestati
 import { type Attestation, Attestor } from './attestor.js';
 import type { E2eeClient } from './e2ee.js';
 import { E2eeChoice } from './e2ee-choice.js';
+import { type Answer, errorAnswer, type Inbound, inboundOf, responseOf } from './engine-io.js';
 import { type Circuit, GatewayState } from './gateway-state.js';
 import { HeldBytes } from './held-bytes.js';
 import { InFlightCalls } from './in-flight-calls.js';
@@ -11,9 +12,9 @@ import type { Policy } from './policy.js';
 import type { ProviderLink } from './provider-link.js';
 import { type ProxyContext, proxyToProvider } from './proxy.js';
 import { ReceiptLog, type ReceiptSink } from './receipts.js';
-import { errorResponse } from './send-error.js';
 import type { GatewayCounters } from './status-page.js';
 import { streamReleaseOf } from './stream-release.js';
+import { callOverFetch } from './upstream.js';
 
 /** What the engine verifies with: the provider, the policy and the limits (the gateway adds its listener's). */
 export interface EngineOptions {
@@ -66,6 +67,8 @@ export const DEADLINES = {
 export interface Engine {
   /** Answers one OpenAI request (`/v1/*`); every failure is a Response in the OpenAI error shape. */
   fetch(request: Request): Promise<Response>;
+  /** The same for the gateway's listener, without web Request and Response objects (engine-io.ts). */
+  serve(request: Inbound): Promise<Answer>;
   state: GatewayState;
   attestor: Attestor;
   link: ProviderLink;
@@ -118,7 +121,8 @@ export const createEngine = (options: EngineOptions): Engine => {
   const proxy = proxyContextOf(options, state, fetchFn, now, e2ee);
   let closed: Promise<void> | undefined;
   return {
-    fetch: (request) => answer(proxy, request),
+    fetch: async (request) => responseOf(await answer(proxy, inboundOf(request))),
+    serve: (request) => answer(proxy, request),
     state,
     attestor,
     link,
@@ -174,10 +178,10 @@ const attestorOf = (
  * One request: `/v1/*` goes to the provider (proxy.ts), anything else is 404. Whatever throws is
  * answered in the OpenAI shape: a body over the limit (413) unsigned, anything else a failure.
  */
-const answer = async (proxy: ProxyContext, request: Request): Promise<Response> => {
-  const url = new URL(request.url);
-  if (url.pathname !== '/v1' && !url.pathname.startsWith('/v1/'))
-    return errorResponse(
+const answer = async (proxy: ProxyContext, request: Inbound): Promise<Answer> => {
+  const { pathname } = request.url;
+  if (pathname !== '/v1' && !pathname.startsWith('/v1/'))
+    return errorAnswer(
       new SidecarError('not found: the gateway serves /v1/* and the status page at /', {
         status: 404,
         code: 'not_found',
@@ -185,11 +189,11 @@ const answer = async (proxy: ProxyContext, request: Request): Promise<Response> 
       'unsigned',
     );
   try {
-    return await proxyToProvider(proxy, request, url);
+    return await proxyToProvider(proxy, request);
   } catch (error) {
     const known = error instanceof SidecarError;
     if (!known) proxy.logger.error({ err: (error as Error).message }, 'gateway error');
-    return errorResponse(
+    return errorAnswer(
       known ? error : new SidecarError('internal gateway error', { status: 500, code: 'internal_error' }),
       known && error.status === 413 ? 'unsigned' : 'failed: gateway.internal',
     );
@@ -212,6 +216,8 @@ const proxyContextOf = (
     // Answers and signature records: the link's own transport when it has one (https: pinned to the
     // attested TLS key), else the engine's fetch.
     providerFetch: link.fetch ?? fetchFn,
+    // Proxied requests: the link's cheaper transport when it has one (plain http: node messages).
+    providerCall: link.call ?? callOverFetch(link.fetch ?? fetchFn),
     logger,
     maxAnswerBytes: options.maxAnswerBytes ?? 64 * 1024 * 1024,
     maxRequestBytes: options.maxRequestBytes ?? 10 * 1024 * 1024,

@@ -10,7 +10,7 @@ export class InFlightCalls {
    * A controller for one call, aborted when `signal` (the user's request) aborts, and born aborted
    * once all were aborted: a call whose request body was still arriving at close is not sent.
    */
-  start(signal: AbortSignal | undefined): AbortController {
+  start(signal?: AbortSignal): AbortController {
     const controller = new AbortController();
     this.controllers.add(controller);
     if (signal?.aborted || this.closed) controller.abort();

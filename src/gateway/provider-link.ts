@@ -1,4 +1,5 @@
 import type { PeerCertificate } from '../tls/index.js';
+import type { ProviderCall } from './upstream.js';
 
 /**
  * The one seam between the gateway and the provider it verifies (notes: PROVIDER-LINK). The direct
@@ -30,6 +31,12 @@ export interface ProviderLink {
    * the gateway's fetch.
    */
   readonly fetch?: typeof globalThis.fetch;
+  /**
+   * How proxied requests are sent, when the link has a transport cheaper than its `fetch` (direct mode
+   * over plain http: `node:http` messages read as they are, no web Response per answer). Undefined:
+   * through `fetch` (or the gateway's).
+   */
+  readonly call?: ProviderCall;
   /**
    * True when the link's `fetch` keeps HTTP trailers and the provider sends the signature record in
    * one when asked (docs/protocol.md, "The signature in a trailer"): the gateway then asks for it on

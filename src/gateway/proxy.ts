@@ -1,8 +1,8 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import { jsonOf, modelOf, nullBody, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
+import { type Answer, errorAnswer, type Inbound } from './engine-io.js';
 import type { HeldBytes } from './held-bytes.js';
 import type { InFlightCalls } from './in-flight-calls.js';
 import { modelRefusal } from './model-refusal.js';
@@ -10,8 +10,8 @@ import { providerRequest } from './provider-request.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
-import { errorResponse, VERIFICATION_HEADER } from './send-error.js';
-import { streamVerdicts } from './stream-verdicts.js';
+import { VERIFICATION_HEADER } from './send-error.js';
+import type { ProviderCall, Upstream } from './upstream.js';
 import { askForSignatureTrailer, failedVerdict } from './verify-answer.js';
 import { type BodyGuard, providerTimeout, readAnswer } from './wire.js';
 
@@ -28,6 +28,8 @@ export interface ProxyContext extends RelayContext {
   headersTimeoutMs: number;
   /** The longest gap between two chunks of an answer. */
   idleTimeoutMs: number;
+  /** How proxied requests reach the provider (the link's `call`, else over `providerFetch`). */
+  providerCall: ProviderCall;
 }
 
 /** The check a request fails when the provider's connection does not show the pinned TLS key. */
@@ -46,10 +48,10 @@ const DROP_RESPONSE_HEADERS = new Set([
 ]);
 
 /** The user's request body, exact bytes, at most `max` (bytes/readCapped: one capped reader). */
-const readRequest = (request: Request, max: number): Promise<Uint8Array> =>
-  readCapped(request.body as AsyncIterable<Uint8Array> | null, {
+const readRequest = (request: Inbound, max: number): Promise<Uint8Array> =>
+  readCapped(request.body, {
     limit: max,
-    declared: request.headers.get('content-length') ?? undefined,
+    declared: request.headers['content-length'],
     tooLarge: () =>
       new SidecarError(`request body exceeds ${max} bytes`, { status: 413, code: 'request_too_large' }),
     rest: 'leave',
@@ -63,28 +65,29 @@ const errorCodeOf = (body: Uint8Array): unknown =>
  * Sends one /v1 request on to the attested provider and answers with the provider's, verified:
  * refused while the provider is not attested or the circuit is open; signed answers (POST, 2xx) are
  * verified before the user sees them (relay-json.ts, relay-stream.ts), anything else passes through
- * marked unsigned. A stream's Response comes at once; its verdict goes to `streamVerdicts`.
+ * marked unsigned. A stream's answer comes at once, with its verdict to come.
  */
-export const proxyToProvider = async (ctx: ProxyContext, request: Request, url: URL): Promise<Response> => {
-  const method = request.method;
+export const proxyToProvider = async (ctx: ProxyContext, request: Inbound): Promise<Answer> => {
+  const { method, url } = request;
   const openAiPath = url.pathname.slice('/v1'.length) || '/';
   const userBody =
     method === 'GET' || method === 'HEAD' ? undefined : await readRequest(request, ctx.maxRequestBytes);
   const disallowed = modelRefusal(ctx.models, userBody);
-  if (disallowed !== undefined) return errorResponse(disallowed, `refused: ${disallowed.code}`);
+  if (disallowed !== undefined) return errorAnswer(disallowed, `refused: ${disallowed.code}`);
   const admitted = ctx.state.admit();
-  if ('refusal' in admitted) return errorResponse(admitted.refusal, admitted.verification);
+  if ('refusal' in admitted) return errorAnswer(admitted.refusal, admitted.verification);
   const a = admitted.attestation;
   const e2ee = userBody === undefined ? undefined : ctx.e2ee.sessionFor(openAiPath, a);
   const { body, headers } = await providerRequest({
-    userHeaders: Object.fromEntries(request.headers) as IncomingHttpHeaders,
+    userHeaders: request.headers,
     userBody,
     openAiPath,
     e2ee,
     link: ctx.link,
   });
   askForSignatureTrailer(ctx.link, a, headers);
-  const controller = ctx.calls.start(request.signal);
+  const controller = ctx.calls.start();
+  request.onLeave(() => controller.abort());
   const share = ctx.held.share();
   const cleanup = (): void => {
     share.release();
@@ -102,9 +105,9 @@ export const proxyToProvider = async (ctx: ProxyContext, request: Request, url: 
   let streaming: Promise<void> | undefined;
   try {
     const answer = await relayAnswer(ctx, exchange);
-    if (answer instanceof Response) return answer;
+    if (!('done' in answer)) return answer;
     streaming = answer.done;
-    return answer.response;
+    return answer.answer;
   } finally {
     if (streaming === undefined) cleanup();
     else void streaming.finally(cleanup);
@@ -125,7 +128,7 @@ const MEDIA_ROUTES = new Set(['/v1/audio/speech', '/v1/audio/transcriptions', '/
  * responses, moderations, ...) an answer is verified whatever it is labelled, and a relabelled one
  * fails (the openai SDK parses any `*json*` type, and a stream request as a stream, whatever the label).
  */
-const unsignedMedia = (path: string, upstream: Response, userBody: Uint8Array | undefined): boolean => {
+const unsignedMedia = (path: string, upstream: Upstream, userBody: Uint8Array | undefined): boolean => {
   const route = path
     .replace(/\/{2,}/g, '/')
     .replace(/\/+$/, '')
@@ -148,7 +151,7 @@ const asksForStream = (body: Uint8Array | undefined): boolean => {
 
 /** One call under way: what was sent, and how its answer is read and aborted. */
 interface Call {
-  call: ProviderCall;
+  call: SentCall;
   userBody: Uint8Array | undefined;
   e2ee: SignedExchange['e2ee'];
   attestation: SignedExchange['attestation'];
@@ -160,12 +163,11 @@ interface Call {
 const relayAnswer = async (
   ctx: ProxyContext,
   x: Call,
-): Promise<Response | { response: Response; done: Promise<void> }> => {
+): Promise<Answer | { answer: Answer; done: Promise<void> }> => {
   const { call, userBody } = x;
   const sentAt = ctx.now();
-  const upstream = await callProvider(ctx, call, x.controller.signal);
+  const upstream = await callProvider(ctx, call, x.controller);
   if ('reply' in upstream) return upstream.reply;
-  ctx.state.providerReached();
   const responseHeaders: Record<string, string> = {};
   upstream.response.headers.forEach((value, name) => {
     // The provider's CORS grants are not the user's: only the gateway decides which origin reads it.
@@ -189,9 +191,8 @@ const relayAnswer = async (
   };
   const contentType = upstream.response.headers.get('content-type') ?? '';
   if (!contentType.startsWith('text/event-stream')) return relayJson(ctx, exchange);
-  const { response, verdict, done } = relayStream(ctx, exchange);
-  streamVerdicts.set(response, verdict);
-  return { response, done };
+  const { answer, done } = relayStream(ctx, exchange);
+  return { answer, done };
 };
 
 /**
@@ -201,22 +202,23 @@ const relayAnswer = async (
  */
 const relayUnsigned = async (
   ctx: ProxyContext,
-  upstream: Response,
+  upstream: Upstream,
   responseHeaders: Record<string, string>,
   guard: BodyGuard,
-): Promise<Response> => {
+): Promise<Answer> => {
   const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', guard);
   ctx.state.counters.unsigned += 1;
   if (upstream.status === 400 && errorCodeOf(answer) === 'e2ee_model_key_mismatch')
     ctx.state.signerDoubted('e2ee_model_key_mismatch');
-  return new Response(nullBody(upstream.status) ? null : answer, {
+  return {
     status: upstream.status,
     headers: { ...responseHeaders, [VERIFICATION_HEADER]: 'unsigned' },
-  });
+    body: nullBody(upstream.status) ? null : answer,
+  };
 };
 
 /** What goes to the provider for one user request. */
-interface ProviderCall {
+interface SentCall {
   target: string;
   method: string;
   headers: Record<string, string>;
@@ -230,26 +232,36 @@ interface ProviderCall {
  */
 const callProvider = async (
   ctx: ProxyContext,
-  call: ProviderCall,
-  signal: AbortSignal,
-): Promise<{ response: Response } | { reply: Response }> => {
+  call: SentCall,
+  controller: AbortController,
+): Promise<{ response: Upstream } | { reply: Answer }> => {
   const { method, headers, body, path } = call;
   // A deadline for the headers only: cleared once they came, so it never cuts a long answer's body.
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), ctx.headersTimeoutMs);
+  // It aborts the call itself (one controller per call, no AbortSignal.any per request).
+  let timedOut = false;
+  let left = false;
+  const leave = (): void => {
+    if (!timedOut) left = true;
+  };
+  controller.signal.addEventListener('abort', leave, { once: true });
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, ctx.headersTimeoutMs);
   try {
-    const upstream = await ctx.providerFetch(ctx.link.endpoint(call.target), {
+    const upstream = await ctx.providerCall(ctx.link.endpoint(call.target), {
       method,
       headers,
       ...(body === undefined ? {} : { body }),
-      signal: AbortSignal.any([signal, deadline.signal]),
+      signal: controller.signal,
     });
     ctx.state.providerReached();
     return { response: upstream };
   } catch (error) {
-    return { reply: callFailure(ctx, error, path, signal.aborted, deadline.signal.aborted) };
+    return { reply: callFailure(ctx, error, path, left, timedOut) };
   } finally {
     clearTimeout(timer);
+    controller.signal.removeEventListener('abort', leave);
   }
 };
 
@@ -260,34 +272,28 @@ const callFailure = (
   path: string,
   left: boolean,
   timedOut: boolean,
-): Response => {
+): Answer => {
   if (left)
-    return errorResponse(
+    return errorAnswer(
       new SidecarError('the request was cancelled', { status: 499, code: 'client_closed_request' }),
       'unsigned',
     );
   if (timedOut) {
     ctx.state.counters.unsigned += 1;
-    return errorResponse(
-      providerTimeout('response headers', ctx.headersTimeoutMs),
-      'failed: upstream.timeout',
-    );
+    return errorAnswer(providerTimeout('response headers', ctx.headersTimeoutMs), 'failed: upstream.timeout');
   }
   if (error instanceof PeerCertificateError) {
     // The peer is not the attested TLS key (a certificate swapped behind our back): nothing
     // was sent to it. A failed verification: the circuit opens until an attestation passes.
     const title = 'the connection shows the TLS key the last attestation pinned';
     const verdict = failedVerdict(TLS_PIN_CHECK, title, error.message);
-    return errorResponse(
-      ctx.state.failed(verdict, { path, stream: false }),
-      `failed: ${verdict.failedCheck}`,
-    );
+    return errorAnswer(ctx.state.failed(verdict, { path, stream: false }), `failed: ${verdict.failedCheck}`);
   }
   ctx.state.counters.unsigned += 1;
   const code = (error as { cause?: { code?: unknown } }).cause?.code;
   ctx.state.providerUnreachable(typeof code === 'string' ? code : (error as Error).message);
   ctx.logger.warn({ event: 'upstream', path, err: (error as Error).message }, 'provider unreachable');
-  return errorResponse(
+  return errorAnswer(
     new SidecarError('the provider is unreachable', { status: 502, code: 'upstream_unreachable' }),
     'failed: upstream.unreachable',
   );

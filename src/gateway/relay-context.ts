@@ -3,6 +3,7 @@ import type { Attestation } from './attestor.js';
 import type { E2eeSession } from './e2ee.js';
 import type { GatewayState } from './gateway-state.js';
 import type { ProviderLink } from './provider-link.js';
+import type { Upstream } from './upstream.js';
 import type { BodyGuard } from './wire.js';
 
 /** What relaying a signed answer needs: the state its verdict goes to and the provider's transport. */
@@ -22,7 +23,7 @@ export interface RelayContext {
 
 /** One signed exchange on its way back to the user: the answer is verified against these. */
 export interface SignedExchange {
-  upstream: Response;
+  upstream: Upstream;
   /** The provider's response headers the gateway forwards. */
   responseHeaders: Record<string, string>;
   /** The exact bytes sent to the provider (encrypted when E2EE is on): what the signature covers. */

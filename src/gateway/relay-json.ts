@@ -1,6 +1,7 @@
 import { jsonOf } from '../bytes/index.js';
+import { type Answer, errorAnswer } from './engine-io.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
-import { errorResponse, NOT_RETRYABLE, VERIFICATION_HEADER } from './send-error.js';
+import { NOT_RETRYABLE, VERIFICATION_HEADER } from './send-error.js';
 import { type AnswerVerdict, failedVerdict, verifyAnswer } from './verify-answer.js';
 import { readAnswer } from './wire.js';
 
@@ -11,7 +12,7 @@ import { readAnswer } from './wire.js';
  * swapped client key must not count as verified). A failed answer becomes a 502 the openai SDK does
  * not retry, or with onFailure 'warn' is released marked failed.
  */
-export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<Response> => {
+export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<Answer> => {
   const { upstream, responseHeaders, e2ee } = x;
   const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', x.guard);
   let verdict = await verifyAnswer({
@@ -40,22 +41,24 @@ export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<R
     const error = ctx.state.failed(verdict, { path: x.path, stream: false });
     if (ctx.state.onFailure === 'warn' && verdict.failedCheck !== 'e2ee.answer') {
       const body = e2ee === undefined ? answer : await e2ee.restoreBody(answer).catch(() => answer);
-      return new Response(body, {
+      return {
         status: upstream.status,
         headers: { ...responseHeaders, [VERIFICATION_HEADER]: `failed: ${verdict.failedCheck}` },
-      });
+        body,
+      };
     }
-    return errorResponse(error, `failed: ${verdict.failedCheck}`, { [NOT_RETRYABLE]: 'false' });
+    return errorAnswer(error, `failed: ${verdict.failedCheck}`, { [NOT_RETRYABLE]: 'false' });
   }
   await ctx.state.verified(verdict, x.attestation, { path: x.path, model: x.model, stream: false });
-  return new Response(released, {
+  return {
     status: upstream.status,
     headers: {
       ...responseHeaders,
       'content-length': String(released.length),
       [VERIFICATION_HEADER]: 'verified',
     },
-  });
+    body: released,
+  };
 };
 
 const undecryptable = (): AnswerVerdict =>

@@ -2,6 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { E2eeSession } from './e2ee.js';
+import type { Answer } from './engine-io.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { errorBody, VERIFICATION_HEADER } from './send-error.js';
 import { eventData, framingError, SseEventSplitter } from './sse-events.js';
@@ -43,7 +44,7 @@ interface StreamRead {
 export const relayStream = (
   ctx: RelayContext,
   x: SignedExchange,
-): { response: Response; verdict: Promise<string>; done: Promise<void> } => {
+): { answer: Answer; done: Promise<void> } => {
   const release = streamReleaseOf({
     attestation: x.attestation,
     link: ctx.link,
@@ -53,20 +54,22 @@ export const relayStream = (
   const { body, sink, verdict } = streamBody(x.call, x.guard.idleMs);
   // The response now even when events are held: the user's tool sees the call accepted. The verdict
   // is known only at the end: `pending` now, the result in the trailer (the listener sends it).
-  const response = new Response(body, {
+  const answer: Answer = {
     status: x.upstream.status,
     headers: {
       ...x.responseHeaders,
       'cache-control': 'no-cache',
       [VERIFICATION_HEADER]: release.unauthenticated ? 'pending-unauthenticated' : 'pending',
     },
-  });
+    body,
+    verdict,
+  };
   const done = pumpStream(ctx, x, release, sink).catch((error: unknown) => {
     ctx.logger.error({ event: 'stream', path: x.path, err: (error as Error).message }, 'stream relay failed');
     const failure = new SidecarError('internal gateway error', { status: 500, code: 'internal_error' });
     sink.end('failed: gateway.internal', `event: error\ndata: ${errorBody(failure)}\n\n`);
   });
-  return { response, verdict, done };
+  return { answer, done };
 };
 
 /** Reads, verifies and ends one stream through `sink`. */
@@ -137,11 +140,7 @@ const readStream = async (
     }
   };
   try {
-    for await (const chunk of guardedBody(
-      x.upstream.body as AsyncIterable<Uint8Array> | null,
-      x.guard,
-      'stream',
-    )) {
+    for await (const chunk of guardedBody(x.upstream.body, x.guard, 'stream')) {
       total += chunk.length;
       if (total > max) {
         read.cut = { kind: 'incomplete', detail: `stream exceeds ${max} bytes` };

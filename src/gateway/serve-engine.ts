@@ -1,36 +1,34 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { SidecarError } from '../errors/index.js';
 import type { Engine } from './engine.js';
+import type { Inbound } from './engine-io.js';
 import { sendError, VERIFICATION_HEADER } from './send-error.js';
-import { streamVerdicts } from './stream-verdicts.js';
 
-/** The node request as a web Request; its signal aborts when the user hangs up before the answer ended. */
-const requestOf = (req: IncomingMessage, res: ServerResponse): Request => {
-  const leaving = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) leaving.abort();
-  });
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
-  }
+/**
+ * The node request as the engine reads it (engine-io.ts): its URL, its headers and its body stream as
+ * they are, no web Request per request; the provider call is aborted when the user hangs up before
+ * the answer ended.
+ */
+const inboundOf = (req: IncomingMessage, res: ServerResponse): Inbound => {
   const method = req.method ?? 'GET';
-  const hasBody = method !== 'GET' && method !== 'HEAD';
-  return new Request(new URL(req.url ?? '/', 'http://gateway.invalid'), {
+  return {
     method,
-    headers,
-    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream<Uint8Array>, duplex: 'half' } : {}),
-    signal: leaving.signal,
-  } as RequestInit);
+    url: new URL(req.url ?? '/', 'http://gateway.invalid'),
+    headers: req.headers,
+    body: method === 'GET' || method === 'HEAD' ? null : req,
+    onLeave: (abort) => {
+      res.once('close', () => {
+        if (!res.writableFinished) abort();
+      });
+    },
+  };
 };
 
 /**
- * Serves one /v1 request through the engine: the node request becomes a web Request, the engine's
- * Response is copied to the user with node's backpressure (a slow user slows the engine's read from
- * the provider), and a stream's verdict goes out as the `X-TeeML-Verification` trailer (RFC 9110
+ * Serves one /v1 request through the engine: a JSON answer goes out with one `end` (its length
+ * known), a stream is copied to the user with node's backpressure (a slow user slows the engine's
+ * read from the provider), and its verdict goes out as the `X-TeeML-Verification` trailer (RFC 9110
  * §6.5; docs/protocol.md). A user who leaves cancels the body, which aborts the provider call.
  */
 export const serveEngine = async (
@@ -38,9 +36,9 @@ export const serveEngine = async (
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> => {
-  let request: Request;
+  let request: Inbound;
   try {
-    request = requestOf(req, res);
+    request = inboundOf(req, res);
   } catch {
     sendError(
       res,
@@ -49,26 +47,30 @@ export const serveEngine = async (
     );
     return;
   }
-  const response = await engine.fetch(request);
-  const verdict = streamVerdicts.get(response);
-  const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => {
-    headers[name] = value;
-  });
-  if (verdict !== undefined) headers['trailer'] = 'X-TeeML-Verification';
-  res.writeHead(response.status, headers);
+  const answer = await engine.serve(request);
+  const { body, verdict } = answer;
+  if (body === null || typeof body === 'string' || body instanceof Uint8Array) {
+    if (body !== null)
+      answer.headers['content-length'] = String(
+        typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength,
+      );
+    res.writeHead(answer.status, answer.headers);
+    res.end(body ?? undefined);
+    return;
+  }
+  if (verdict !== undefined) answer.headers['trailer'] = 'X-TeeML-Verification';
+  res.writeHead(answer.status, answer.headers);
   // A stream's headers now even when its events are held: the user's tool sees the call accepted.
   if (verdict !== undefined) res.flushHeaders();
-  await copyBody(response, res);
+  await copyBody(body, res);
   if (res.destroyed) return;
   if (verdict !== undefined) res.addTrailers({ [VERIFICATION_HEADER]: await verdict });
   res.end();
 };
 
 /** Copies the body, waiting for `drain` when node's buffer is full; cancels it if the user left. */
-const copyBody = async (response: Response, res: ServerResponse): Promise<void> => {
-  if (response.body === null) return;
-  const reader = response.body.getReader();
+const copyBody = async (body: ReadableStream<Uint8Array>, res: ServerResponse): Promise<void> => {
+  const reader = body.getReader();
   const leave = (): void => {
     if (!res.writableFinished) reader.cancel().catch(() => undefined);
   };

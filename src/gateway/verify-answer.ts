@@ -13,6 +13,7 @@ import type { AcceptedIds } from './accepted-ids.js';
 import { answerObjects, checkAnswerClaims } from './answer-claims.js';
 import type { Attestation } from './attestor.js';
 import type { ProviderLink } from './provider-link.js';
+import type { Upstream, UpstreamHeaders } from './upstream.js';
 import { readAnswer } from './wire.js';
 
 export interface AnswerVerdict {
@@ -36,12 +37,12 @@ export interface AnswerInput {
   stream: boolean;
   request: Uint8Array;
   response: Uint8Array;
-  headers: Headers;
+  headers: UpstreamHeaders;
   /**
    * The answer as received, read to its end: its signature trailer, when the link keeps trailers
    * (`ProviderLink.signatureTrailer`), is the record checked, with no lookup.
    */
-  upstream?: Response;
+  upstream?: Upstream;
   /** sha256 (hex) of `response`, when it was hashed while its bytes arrived. */
   responseSha256?: string;
   fetch: typeof globalThis.fetch;
@@ -208,7 +209,7 @@ const trailerRecord = (
   if (input.link.signatureTrailer !== true || input.upstream === undefined) return undefined;
   const title = 'the provider serves a signature record for the answer';
   try {
-    const carried = signatureFromTrailer(input.upstream, algo);
+    const carried = signatureFromTrailer({ trailers: input.upstream.trailers() ?? {} }, algo);
     if (carried === undefined) return undefined;
     list.pass('signature.record', title, "in the answer's signature trailer");
     const { text, signature, signing_address } = carried.record;

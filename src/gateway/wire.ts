@@ -56,7 +56,7 @@ export async function* guardedBody(
  * decodes a body. With a guard, the bytes count against the shared bound and stalls time out.
  */
 export const readAnswer = async (
-  response: Response,
+  response: { body: unknown; headers: { get(name: string): string | null } },
   max: number,
   what: string,
   guard?: BodyGuard,

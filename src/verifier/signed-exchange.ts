@@ -28,7 +28,11 @@ const textOf = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
  * The response id a client looks the signature up by (docs/protocol.md, "Response ids"): the
  * `ZG-Res-Key` header, else the body's `id`, else (streams) the first SSE chunk that has one.
  */
-export const responseIdOf = (headers: Headers, body: Uint8Array, stream: boolean): string | undefined => {
+export const responseIdOf = (
+  headers: { get(name: string): string | null },
+  body: Uint8Array,
+  stream: boolean,
+): string | undefined => {
   const header = headers.get('zg-res-key');
   if (header !== null && header !== '') return header;
   if (!stream) {
