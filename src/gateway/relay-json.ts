@@ -15,6 +15,8 @@ import { readAnswer } from './wire.js';
 export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<Answer> => {
   const { upstream, responseHeaders, e2ee } = x;
   const answer = await readAnswer(upstream, ctx.maxAnswerBytes, 'answer', x.guard);
+  // Parsed once: for the usage the link accounts and for the claims the verdict checks.
+  const parsed = jsonOf(answer);
   let verdict = await verifyAnswer({
     link: ctx.link,
     attestation: x.attestation,
@@ -24,7 +26,8 @@ export const relayJson = async (ctx: RelayContext, x: SignedExchange): Promise<A
     headers: upstream.headers,
     upstream,
     fetch: ctx.providerFetch,
-    usage: (jsonOf(answer) as { usage?: unknown } | undefined)?.usage,
+    parsed,
+    usage: (parsed as { usage?: unknown } | undefined)?.usage,
     model: x.model,
     sentAt: x.sentAt,
     now: ctx.now,

@@ -1,5 +1,5 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { jsonOf, toHex } from '../bytes/index.js';
+import { createHash } from 'node:crypto';
+import { jsonOf } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import type { E2eeSession } from './e2ee.js';
 import type { Answer } from './engine-io.js';
@@ -123,7 +123,7 @@ const readStream = async (
   const max = ctx.maxAnswerBytes;
   const splitter = new SseEventSplitter();
   const chunks: Uint8Array[] = [];
-  const hash = sha256.create();
+  const hash = createHash('sha256');
   const read: StreamRead = {
     response: new Uint8Array(0),
     sha256: '',
@@ -160,7 +160,7 @@ const readStream = async (
         : { kind: 'incomplete', detail: `stream broke: ${(error as Error).message}` };
   }
   read.response = concatBytes(chunks);
-  read.sha256 = toHex(hash.digest());
+  read.sha256 = hash.digest('hex');
   if (read.cut === undefined && read.done === undefined)
     read.cut = { kind: 'incomplete', detail: 'the stream ended without data: [DONE]' };
   else if (read.cut === undefined && splitter.rest > 0)

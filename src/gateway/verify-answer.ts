@@ -1,5 +1,5 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { jsonOf, toHex } from '../bytes/index.js';
+import { createHash } from 'node:crypto';
+import { jsonOf } from '../bytes/index.js';
 import { SIGNATURE_TRAILER_REQUEST_HEADER } from '../signatures/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import {
@@ -45,6 +45,8 @@ export interface AnswerInput {
   upstream?: Upstream;
   /** sha256 (hex) of `response`, when it was hashed while its bytes arrived. */
   responseSha256?: string;
+  /** A JSON answer's body, already parsed by the caller (undefined: not JSON); read once, not twice. */
+  parsed?: unknown;
   fetch: typeof globalThis.fetch;
   usage?: unknown;
   /** The request's `model`, which the answer must name (`answer.model`). */
@@ -70,8 +72,8 @@ export const verifyAnswer = async (input: AnswerInput): Promise<AnswerVerdict> =
   const list = new CheckList();
   // Each side hashed once (a stream's answer already as it arrived), and the same digests checked.
   const base = {
-    requestSha256: toHex(sha256(input.request)),
-    responseSha256: input.responseSha256 ?? toHex(sha256(input.response)),
+    requestSha256: sha256Hex(input.request),
+    responseSha256: input.responseSha256 ?? sha256Hex(input.response),
   };
   const done = (extra: Partial<AnswerVerdict> = {}): AnswerVerdict => {
     const failed = list.results.find((c) => c.status === 'fail');
@@ -118,9 +120,21 @@ export const verifyAnswer = async (input: AnswerInput): Promise<AnswerVerdict> =
   return done({ id, record });
 };
 
+/** SHA-256 in hex with node's (native) hash: the gateway hashes every request and answer. */
+const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** A parsed JSON answer as answerObjects reads it: the object, or nothing for anything else. */
+const objectsOf = (parsed: unknown): Record<string, unknown>[] =>
+  typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+    ? [parsed as Record<string, unknown>]
+    : [];
+
 /** The answer's own claims (model, created) and that its id is new; the id is noted only when all pass. */
 const checkClaims = (list: CheckList, input: AnswerInput, id: string): void => {
-  const objects = answerObjects(input.response, input.stream);
+  const objects =
+    !input.stream && 'parsed' in input
+      ? objectsOf(input.parsed)
+      : answerObjects(input.response, input.stream);
   const signedId = checkSignedId(list, objects, id);
   if (signedId === undefined) return;
   checkAnswerClaims(list, {

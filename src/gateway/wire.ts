@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
@@ -62,12 +63,20 @@ export const readAnswer = async (
   guard?: BodyGuard,
 ): Promise<Uint8Array> => {
   const body = response.body as AsyncIterable<Uint8Array> | null;
-  return readCapped(guard === undefined ? body : guardedBody(body, guard, what), {
+  const options = {
     limit: max,
     declared: response.headers.get('content-length'),
     tooLarge: () =>
       new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' }),
-  });
+  };
+  // A node message (upstream.ts) is read through its events, the guard applied per chunk there.
+  if (guard !== undefined && body instanceof Readable)
+    return readCapped(body, {
+      ...options,
+      each: guard.take,
+      idle: { ms: guard.idleMs, error: () => providerTimeout(what, guard.idleMs) },
+    });
+  return readCapped(guard === undefined ? body : guardedBody(body, guard, what), options);
 };
 
 export const concatBytes = (chunks: readonly Uint8Array[], total?: number): Uint8Array => {

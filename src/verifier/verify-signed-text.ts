@@ -40,7 +40,22 @@ export const recoverEip191Address = (text: string, signature: string): string =>
   const recovery = v >= 27 ? v - 27 : v;
   if (recovery !== 0 && recovery !== 1) throw new TypeError('"signature" has an invalid recovery byte');
   const point = recoverPublicKey(bytes.subarray(0, 64), recovery, hashMessage(text));
-  return checksumAddress(addressOfPublicKey(point));
+  return addressOfPoint(point);
+};
+
+/**
+ * The EIP-55 address of a recovered key, remembered for the last few keys: a verifier checks answer
+ * after answer from one attested signer, and the address costs two keccak256 in JavaScript.
+ */
+const addresses = new Map<string, string>();
+const addressOfPoint = (point: Uint8Array): string => {
+  const key = Buffer.from(point).toString('latin1');
+  const known = addresses.get(key);
+  if (known !== undefined) return known;
+  const address = checksumAddress(addressOfPublicKey(point));
+  if (addresses.size >= 16) addresses.clear();
+  addresses.set(key, address);
+  return address;
 };
 
 /**

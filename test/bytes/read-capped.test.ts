@@ -116,4 +116,55 @@ describe('readCapped', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('hands each chunk length to `each` before keeping it, Node and web streams alike; a throw stops the read', async () => {
+    for (const source of [
+      () => Readable.from(bytes('ab', 'cd')),
+      () => webStream(bytes('ab', 'cd')).stream,
+    ]) {
+      const seen: number[] = [];
+      const body = await readCapped(source(), { limit: 10, tooLarge, each: (n) => seen.push(n) });
+      expect(Buffer.from(body).toString()).toBe('abcd');
+      expect(seen).toEqual([2, 2]);
+    }
+    const node = new PassThrough();
+    node.write('abc');
+    const busy = new Error('busy');
+    await expect(
+      readCapped(node, {
+        limit: 10,
+        tooLarge,
+        each: () => {
+          throw busy;
+        },
+      }),
+    ).rejects.toBe(busy);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(node.destroyed).toBe(true);
+  });
+
+  it('gives up on a Node stream that sends nothing for `idle.ms`, and the timer restarts with each chunk', async () => {
+    const node = new PassThrough();
+    const stalled = new Error('stalled');
+    const started = Date.now();
+    const reading = readCapped(node, { limit: 100, tooLarge, idle: { ms: 60, error: () => stalled } });
+    // Chunks every 30 ms for 120 ms: each restarts the 60 ms timer, so the read outlives it.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      node.write('x');
+    }
+    await expect(reading).rejects.toBe(stalled);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(120);
+    expect(node.destroyed).toBe(true);
+  });
+
+  it('refuses a Node stream that closes before its end, or was destroyed before the read', async () => {
+    const node = new PassThrough();
+    node.write('ab');
+    setImmediate(() => node.destroy());
+    await expect(readCapped(node, { limit: 100, tooLarge })).rejects.toThrow('closed before its end');
+    const gone = new PassThrough();
+    gone.destroy();
+    await expect(readCapped(gone, { limit: 100, tooLarge })).rejects.toThrow('closed before its end');
+  });
 });
