@@ -1,7 +1,8 @@
 import { execSync } from 'node:child_process';
 /**
- * `npx tsx bench/profile.ts [small|large|stream]`: a V8 CPU profile of the sidecar under one case
- * (written to .bench-out/), with the top self-time functions printed. For finding what to fix.
+ * `npx tsx bench/profile.ts [small|large|stream] [--trailer]`: a V8 CPU profile of the sidecar under one
+ * case (written to .bench-out/), with the top self-time functions printed. For finding what to fix.
+ * `--trailer` asks for each answer's signature in a trailer, as the gateway does.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { load } from './load.js';
@@ -18,7 +19,15 @@ const sidecar = await startChild(`${here}sidecar-child.mjs`, { BENCH_UPSTREAM_PO
 ]);
 const body = JSON.stringify({ model: 'm', stream: kase === 'stream', messages: [] });
 const url = `http://127.0.0.1:${sidecar.port}/v1/chat/completions?case=${kase}&chunks=500`;
-const r = await load({ url, connections: 32, duration: 6, body, pid: sidecar.pid });
+const trailer = process.argv.includes('--trailer');
+const r = await load({
+  url,
+  connections: 32,
+  duration: 6,
+  body,
+  pid: sidecar.pid,
+  ...(trailer ? { headers: { 'x-teeml-signature-trailer': 'ecdsa' } } : {}),
+});
 console.log(`${kase}: ${Math.round(r.rps)} req/s, ${Math.round(r.cpuUsPerReq)} µs CPU/req`);
 const before = new Set(readdirSync(dir));
 sidecar.proc.disconnect();

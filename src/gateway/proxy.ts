@@ -4,7 +4,7 @@ import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
 import { type Answer, errorAnswer, type Inbound } from './engine-io.js';
 import type { HeldBytes } from './held-bytes.js';
-import type { InFlightCalls } from './in-flight-calls.js';
+import type { CallHandle, InFlightCalls } from './in-flight-calls.js';
 import { modelRefusal } from './model-refusal.js';
 import { providerRequest } from './provider-request.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
@@ -155,7 +155,7 @@ interface Call {
   userBody: Uint8Array | undefined;
   e2ee: SignedExchange['e2ee'];
   attestation: SignedExchange['attestation'];
-  controller: AbortController;
+  controller: CallHandle;
   guard: BodyGuard;
 }
 
@@ -233,17 +233,12 @@ interface SentCall {
 const callProvider = async (
   ctx: ProxyContext,
   call: SentCall,
-  controller: AbortController,
+  controller: CallHandle,
 ): Promise<{ response: Upstream } | { reply: Answer }> => {
   const { method, headers, body, path } = call;
   // A deadline for the headers only: cleared once they came, so it never cuts a long answer's body.
   // It aborts the call itself (one controller per call, no AbortSignal.any per request).
   let timedOut = false;
-  let left = false;
-  const leave = (): void => {
-    if (!timedOut) left = true;
-  };
-  controller.signal.addEventListener('abort', leave, { once: true });
   const timer = setTimeout(() => {
     timedOut = true;
     controller.abort();
@@ -253,15 +248,15 @@ const callProvider = async (
       method,
       headers,
       ...(body === undefined ? {} : { body }),
-      signal: controller.signal,
+      call: controller,
     });
     ctx.state.providerReached();
     return { response: upstream };
   } catch (error) {
-    return { reply: callFailure(ctx, error, path, left, timedOut) };
+    // Aborted and not by the deadline: the user left (or the engine closed).
+    return { reply: callFailure(ctx, error, path, controller.aborted && !timedOut, timedOut) };
   } finally {
     clearTimeout(timer);
-    controller.signal.removeEventListener('abort', leave);
   }
 };
 

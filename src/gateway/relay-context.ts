@@ -2,6 +2,7 @@ import type { Logger } from '../log/index.js';
 import type { Attestation } from './attestor.js';
 import type { E2eeSession } from './e2ee.js';
 import type { GatewayState } from './gateway-state.js';
+import type { CallHandle } from './in-flight-calls.js';
 import type { ProviderLink } from './provider-link.js';
 import type { Upstream } from './upstream.js';
 import type { BodyGuard } from './wire.js';
@@ -37,5 +38,5 @@ export interface SignedExchange {
   /** When the request went to the provider (0G mode: an answer's `created` must be after it). */
   sentAt: number;
   /** The provider call's: a stream's reader that cancels aborts it, and the provider read stops. */
-  call: AbortController;
+  call: CallHandle;
 }

@@ -1,3 +1,5 @@
+import type { CallHandle } from './in-flight-calls.js';
+
 /** Writes a stream's events to the user: one event at a time with backpressure, then the end with its verdict. */
 export interface StreamSink {
   write(bytes: Uint8Array | string): Promise<void>;
@@ -19,7 +21,7 @@ const HIGH_WATER_BYTES = 64 * 1024;
  * `[DONE]` or the `error` event says the same.
  */
 export const streamBody = (
-  call: AbortController,
+  call: CallHandle,
   idleMs: number,
 ): { body: ReadableStream<Uint8Array>; sink: StreamSink; verdict: Promise<string> } => {
   let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -49,17 +51,13 @@ export const streamBody = (
     },
     { highWaterMark: HIGH_WATER_BYTES, size: (chunk) => chunk.byteLength },
   );
-  call.signal.addEventListener(
-    'abort',
-    () => {
-      if (gone) return;
-      gone = true;
-      controller?.error(call.signal.reason);
-      resume();
-      settle('cancelled');
-    },
-    { once: true },
-  );
+  call.onAbort((reason) => {
+    if (gone) return;
+    gone = true;
+    controller?.error(reason);
+    resume();
+    settle('cancelled');
+  });
   const encoder = new TextEncoder();
   const bytesOf = (b: Uint8Array | string): Uint8Array => (typeof b === 'string' ? encoder.encode(b) : b);
   const sink: StreamSink = {

@@ -7,6 +7,7 @@ import {
 import { request as httpsRequest } from 'node:https';
 import { nullBody } from '../bytes/index.js';
 import { trailersOf } from '../verifier/index.js';
+import type { CallHandle } from './in-flight-calls.js';
 
 /** The provider's answer headers: what the relay reads of them (a web `Headers` is one). */
 export interface UpstreamHeaders {
@@ -29,12 +30,12 @@ export interface Upstream {
   trailers(): IncomingHttpHeaders | undefined;
 }
 
-/** One request to the provider: its URL, method, headers, exact body bytes and abort signal. */
+/** One request to the provider: its URL, method, headers, exact body bytes and the call that aborts it. */
 export interface ProviderCallInit {
   method: string;
   headers: Record<string, string>;
   body?: Uint8Array;
-  signal: AbortSignal;
+  call: CallHandle;
 }
 
 /** How the gateway sends one proxied request; rejects like fetch (a TypeError with the socket error as `cause`). */
@@ -57,7 +58,7 @@ export const callOverFetch =
         method: init.method,
         headers: init.headers,
         ...(init.body === undefined ? {} : { body: init.body }),
-        signal: init.signal,
+        signal: init.call.signal,
       }),
     );
 
@@ -94,7 +95,7 @@ const upstreamOfMessage = (res: IncomingMessage, method: string): Upstream => {
 /**
  * A ProviderCall over `node:http(s)` through `agent` (keep-alive: connections pooled and reused),
  * whose answers keep their trailers (Node's fetch drops them: verifier/trailer-fetch.ts). The body
- * flows as it arrives; `init.signal` aborts the request. A failure to connect rejects like Node's
+ * flows as it arrives; `init.call` aborts the request. A failure to connect rejects like Node's
  * fetch: a TypeError whose `cause` carries the socket error.
  */
 export const callOverAgent =
@@ -103,20 +104,17 @@ export const callOverAgent =
     const send =
       url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined;
     if (send === undefined) return Promise.reject(new TypeError('"url" must be http or https'));
-    const { method, signal, body } = init;
+    const { method, call, body } = init;
     const headers: Record<string, string> = { ...init.headers };
     if (body !== undefined) headers['content-length'] = String(body.byteLength);
-    try {
-      signal.throwIfAborted();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    if (call.aborted) return Promise.reject(call.reason);
     return new Promise<Upstream>((resolve, reject) => {
-      const req = send(url, { method, headers, agent, signal }, (res) =>
-        resolve(upstreamOfMessage(res, method)),
-      );
+      const req = send(url, { method, headers, agent }, (res) => resolve(upstreamOfMessage(res, method)));
+      // An abort destroys the request, and with it the answer being read (as `signal` would).
+      const stop = call.onAbort((reason) => req.destroy(reason instanceof Error ? reason : undefined));
+      req.once('close', stop);
       req.on('error', (error) =>
-        reject(signal.aborted ? error : new TypeError('fetch failed', { cause: error })),
+        reject(call.aborted ? error : new TypeError('fetch failed', { cause: error })),
       );
       req.end(body);
     });
