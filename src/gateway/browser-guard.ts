@@ -39,15 +39,26 @@ const hostForm = (address: string): string =>
  */
 export class BrowserGuard {
   private readonly origins: ReadonlySet<string>;
+  /** The served Host values, made once per listening port and address (the check runs per request). */
+  private served: { key: string; hosts: Set<string> } | undefined;
 
   constructor(private readonly options: BrowserGuardOptions) {
     this.origins = new Set((options.allowOrigins ?? []).map((o) => o.toLowerCase().replace(/\/+$/, '')));
   }
 
   /** Host header values served: `name:port` for every name, bare names too on port 80. */
-  hosts(): Set<string> {
+  hosts(): ReadonlySet<string> {
     const port = this.options.port();
-    const names = [...LOOPBACK_NAMES, hostForm(this.options.listenAddress())];
+    const address = this.options.listenAddress();
+    const key = `${address} ${port}`;
+    if (this.served?.key === key) return this.served.hosts;
+    const hosts = this.hostsFor(port, address);
+    this.served = { key, hosts };
+    return hosts;
+  }
+
+  private hostsFor(port: number, address: string): Set<string> {
+    const names = [...LOOPBACK_NAMES, hostForm(address)];
     const out = new Set<string>();
     for (const name of names) {
       out.add(`${name}:${port}`.toLowerCase());
