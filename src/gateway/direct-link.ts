@@ -5,7 +5,7 @@ import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
 import { apiRoot, notASidecar, streamingFetchKeepingTrailers } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
-import { callOverAgent, type ProviderCall } from './upstream.js';
+import { callOverAgent, callOverChannel, type ProviderCall } from './upstream.js';
 import { readAnswer } from './wire.js';
 
 export interface DirectLinkOptions {
@@ -53,6 +53,10 @@ const MAX_REPORT_BYTES = 32 * 1024 * 1024;
  * written. Trust comes from the attestation, not a CA: a self-signed certificate is accepted
  * exactly when it is the attested one, and before any attestation passed nothing is sent.
  */
+/** Nothing goes over https before an attestation pinned the provider's TLS key. */
+const notPinned = (): PeerCertificateError =>
+  new PeerCertificateError('no attested TLS key yet: nothing is sent');
+
 export class DirectLink implements ProviderLink {
   readonly requestHashComparable = true;
   readonly fetch?: typeof globalThis.fetch;
@@ -84,8 +88,12 @@ export class DirectLink implements ProviderLink {
       this.channel = channel;
       this.fetch = (input, init) =>
         channel.pinnedFingerprint === undefined
-          ? Promise.reject(new PeerCertificateError('no attested TLS key yet: nothing is sent'))
+          ? Promise.reject(notPinned())
           : channel.fetch(input as string | URL, init);
+      // Answers as node messages over the same pinned connections (issue 23: no web Response per answer).
+      const call = callOverChannel(channel);
+      this.call = (url, init) =>
+        channel.pinnedFingerprint === undefined ? Promise.reject(notPinned()) : call(url, init);
     } else if (options.fetch === undefined) {
       // Node's fetch drops trailers: answers go over node:http(s), pooled and kept alive, whose
       // messages keep the signature trailer (verifier/trailer-fetch.ts).

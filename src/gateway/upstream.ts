@@ -1,11 +1,13 @@
 import {
   type Agent,
+  type ClientRequest,
   request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { nullBody } from '../bytes/index.js';
+import type { TlsPeerChannel } from '../tls/index.js';
 import { trailersOf } from '../verifier/index.js';
 import type { CallHandle } from './in-flight-calls.js';
 
@@ -108,14 +110,38 @@ export const callOverAgent =
     const headers: Record<string, string> = { ...init.headers };
     if (body !== undefined) headers['content-length'] = String(body.byteLength);
     if (call.aborted) return Promise.reject(call.reason);
-    return new Promise<Upstream>((resolve, reject) => {
-      const req = send(url, { method, headers, agent }, (res) => resolve(upstreamOfMessage(res, method)));
-      // An abort destroys the request, and with it the answer being read (as `signal` would).
-      const stop = call.onAbort((reason) => req.destroy(reason instanceof Error ? reason : undefined));
-      req.once('close', stop);
+    let req!: ClientRequest;
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      req = send(url, { method, headers, agent }, resolve);
       req.on('error', (error) =>
         reject(call.aborted ? error : new TypeError('fetch failed', { cause: error })),
       );
       req.end(body);
     });
+    return answerOf(req, response, init);
   };
+
+/**
+ * A ProviderCall over a pinned TLS channel (attested TLS, docs/tls.md): each answer comes over a
+ * connection that showed the attested key, as node messages with their trailers. Its errors are the
+ * channel's own (a `PeerCertificateError` when the key is not the pinned one).
+ */
+export const callOverChannel =
+  (channel: TlsPeerChannel): ProviderCall =>
+  (url, init) => {
+    const { call } = init;
+    if (call.aborted) return Promise.reject(call.reason);
+    const { req, response } = channel.send(url, init);
+    return answerOf(req, response, init);
+  };
+
+/** The answer of a request under way, aborted with its call: an abort destroys the request and the answer being read. */
+const answerOf = (
+  req: ClientRequest,
+  response: Promise<IncomingMessage>,
+  init: ProviderCallInit,
+): Promise<Upstream> => {
+  const stop = init.call.onAbort((reason) => req.destroy(reason instanceof Error ? reason : undefined));
+  req.once('close', stop);
+  return response.then((res) => upstreamOfMessage(res, init.method));
+};

@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Agent, type AgentOptions, request } from 'node:https';
 import { type Duplex, Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -146,15 +146,10 @@ export class TlsPeerChannel {
         target,
         { method: init.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs },
         (res) => {
-          const peer = peerOfSocket(res.socket as TLSSocket);
-          if (peer === undefined) {
+          const peer = this.peerOf(res);
+          if (peer instanceof PeerCertificateError) {
             res.destroy();
-            reject(new PeerCertificateError('the server presented no certificate'));
-            return;
-          }
-          if (this.pinned !== undefined && peer.fingerprint !== this.pinned) {
-            res.destroy();
-            reject(new PeerCertificateError("the server's TLS certificate is not the attested one"));
+            reject(peer);
             return;
           }
           const chunks: Buffer[] = [];
@@ -186,6 +181,15 @@ export class TlsPeerChannel {
     });
   }
 
+  /** The certificate the answer's connection showed, or why it is refused (none, or not the pinned key). */
+  private peerOf(res: IncomingMessage): PeerCertificate | PeerCertificateError {
+    const peer = peerOfSocket(res.socket as TLSSocket);
+    if (peer === undefined) return new PeerCertificateError('the server presented no certificate');
+    if (this.pinned !== undefined && peer.fingerprint !== this.pinned)
+      return new PeerCertificateError("the server's TLS certificate is not the attested one");
+    return peer;
+  }
+
   /**
    * The message a response of a channel's `fetch` came from (its `trailers` are filled once its body
    * was read to the end: docs/protocol.md, "The signature in a trailer"); undefined for any other.
@@ -200,9 +204,51 @@ export class TlsPeerChannel {
   }
 
   /**
-   * A `fetch` over this channel for code written against fetch. The answer streams (a proxied SSE
-   * answer flows as it arrives); it resolves once the headers came over a connection whose
-   * certificate passed the pin, and `init.signal` aborts the request.
+   * One request over this channel as node messages: `req` at once (destroy it to abort), and the
+   * answer message once its headers came over a connection whose certificate passed the pin (a
+   * `PeerCertificateError` otherwise). The body flows as it arrives and keeps its trailers
+   * (`res.trailers` once complete): the gateway reads provider answers this way, with no web
+   * Response per answer (issue 23).
+   */
+  send(
+    target: URL,
+    init: { method: string; headers: Record<string, string>; body?: Uint8Array | undefined },
+  ): { req: ClientRequest; response: Promise<IncomingMessage> } {
+    if (target.protocol !== 'https:') throw new TypeError('"url" must be https');
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.body !== undefined) headers['content-length'] = String(init.body.byteLength);
+    let req!: ClientRequest;
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      req = request(
+        target,
+        { method: init.method, headers, agent: this.agent, timeout: this.timeoutMs },
+        (res) => {
+          const peer = this.peerOf(res);
+          if (peer instanceof PeerCertificateError) {
+            res.destroy();
+            reject(peer);
+            return;
+          }
+          // Once the headers are in, the answer may take as long as it streams.
+          req.setTimeout(0);
+          resolve(res);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(
+        init.body === undefined
+          ? undefined
+          : Buffer.from(init.body.buffer, init.body.byteOffset, init.body.byteLength),
+      );
+    });
+    return { req, response };
+  }
+
+  /**
+   * A `fetch` over this channel for code written against fetch (`send` behind it). The answer
+   * streams (a proxied SSE answer flows as it arrives); it resolves once the headers came over a
+   * connection whose certificate passed the pin, and `init.signal` aborts the request.
    */
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const target = new URL(input instanceof Request ? input.url : String(input));
@@ -219,47 +265,24 @@ export class TlsPeerChannel {
           : init.body instanceof Uint8Array
             ? init.body
             : new Uint8Array(await new Response(init.body).arrayBuffer());
-    if (body !== undefined) headers['content-length'] = String(body.byteLength);
     const signal = init?.signal ?? undefined;
     signal?.throwIfAborted();
-    return new Promise<Response>((resolve, reject) => {
-      const req = request(
-        target,
-        {
-          method: init?.method ?? 'GET',
-          headers,
-          agent: this.agent,
-          timeout: this.timeoutMs,
-          ...(signal === undefined ? {} : { signal }),
-        },
-        (res) => {
-          const peer = peerOfSocket(res.socket as TLSSocket);
-          if (peer === undefined || (this.pinned !== undefined && peer.fingerprint !== this.pinned)) {
-            res.destroy();
-            reject(
-              new PeerCertificateError(
-                peer === undefined
-                  ? 'the server presented no certificate'
-                  : "the server's TLS certificate is not the attested one",
-              ),
-            );
-            return;
-          }
-          const empty = nullBody(res.statusCode ?? 0, init?.method);
-          // Once the headers are in, the answer may take as long as it streams.
-          req.setTimeout(0);
-          const response = new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
-            status: res.statusCode ?? 0,
-            headers: toHeaders(res.headers),
-          });
-          messages.set(response, res);
-          resolve(response);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : Buffer.from(body));
+    const method = init?.method ?? 'GET';
+    const { req, response } = this.send(target, { method, headers, body });
+    const abort = (): void => {
+      req.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    signal?.addEventListener('abort', abort, { once: true });
+    req.once('close', () => signal?.removeEventListener('abort', abort));
+    const res = await response;
+    const empty = nullBody(res.statusCode ?? 0, method);
+    const answer = new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+      status: res.statusCode ?? 0,
+      headers: toHeaders(res.headers),
     });
+    if (empty) res.resume();
+    messages.set(answer, res);
+    return answer;
   };
 
   close(): void {

@@ -200,9 +200,18 @@ describe('over attested TLS', () => {
     const counter = await startConnectionCounter(new URL(tls.url));
     const direct = new DirectLink({ provider: counter.url });
     const fetched: string[] = [];
-    // The real link; only its transport's calls are noted on their way through.
+    // The real link; only its transport's calls (answers through `call`, lookups through `fetch`)
+    // are noted on their way through.
     const link = new Proxy(direct, {
       get: (target, name) => {
+        if (name === 'call') {
+          const call = target.call;
+          if (call === undefined) return undefined;
+          return (url: URL, init: Parameters<typeof call>[1]) => {
+            fetched.push(url.pathname);
+            return call(url, init);
+          };
+        }
         if (name !== 'fetch') {
           const value = Reflect.get(target, name, target) as unknown;
           return typeof value === 'function' ? value.bind(target) : value;
