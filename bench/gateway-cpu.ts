@@ -1,5 +1,6 @@
 /**
- * `npx tsx bench/gateway-cpu.ts [--against <checkout>] [--rounds N] [--seconds S] [--connections C]`:
+ * `npx tsx bench/gateway-cpu.ts [--against <checkout>] [--against-env K=V,…] [--rounds N] [--seconds S]
+ * [--connections C]`:
  * where the CPU goes when answers are verified through the gateway, process by process. Rows
  * alternate round by round (the sidecar alone, then gateway + sidecar, then with --against another
  * checkout's gateway in front of the same sidecar), autocannon with C connections (default 16) of
@@ -21,6 +22,13 @@ const against = arg('--against');
 const rounds = Number(arg('--rounds') ?? '3');
 const seconds = Number(arg('--seconds') ?? '3');
 const connections = Number(arg('--connections') ?? '16');
+/** `KEY=VALUE,…` for the --against gateway only (e.g. `--against . --against-env BENCH_LOG_LEVEL=warn`). */
+const againstEnv = Object.fromEntries(
+  (arg('--against-env') ?? '')
+    .split(',')
+    .filter((kv) => kv.includes('='))
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 const here = new URL('.', import.meta.url).pathname;
 
 execSync('npm run build --silent', { stdio: 'inherit' });
@@ -52,8 +60,12 @@ rows.push({ name: 'node pass-through + sidecar', target: relay, gateway: relay }
 const gw = await startChild(`${here}gateway-child.mjs`, gatewayEnv);
 rows.push({ name: 'gateway + sidecar (this)', target: gw, gateway: gw });
 if (against !== undefined) {
-  const other = await startChild(`${resolve(against)}/bench/gateway-child.mjs`, gatewayEnv);
-  rows.push({ name: `gateway + sidecar (${against})`, target: other, gateway: other });
+  const other = await startChild(`${resolve(against)}/bench/gateway-child.mjs`, {
+    ...gatewayEnv,
+    ...againstEnv,
+  });
+  const label = [against, arg('--against-env')].filter((x) => x !== undefined).join(' ');
+  rows.push({ name: `gateway + sidecar (${label})`, target: other, gateway: other });
 }
 
 interface Sample {

@@ -252,7 +252,9 @@ export class GatewayState {
   async verified(verdict: AnswerVerdict, a: Attestation, meta: ExchangeMeta): Promise<void> {
     const { logger } = this.options;
     this.counters.verified += 1;
-    logger.info(
+    // Debug, not info: a line per answer cost ~10% of the gateway's CPU per answer (BENCHMARKS.md);
+    // failures are warnings, and the status page, /health and the receipts count every answer.
+    logger.debug(
       { event: 'verification', ok: true, id: verdict.id, path: meta.path, stream: meta.stream },
       'answer verified',
     );
