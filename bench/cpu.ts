@@ -6,35 +6,16 @@
  * each round's rows see the same load, and the median over rounds is reported. bench/run.ts is the
  * full picture; this is for measuring one change before keeping it. Nothing here asserts a timing.
  */
-import { execSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { abOptions, arg, SMALL_CHAT } from './args.js';
 import { load } from './load.js';
 import { type Child, startChild } from './proc.js';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
-const against = arg('--against');
-const rounds = Number(arg('--rounds') ?? '3');
-const seconds = Number(arg('--seconds') ?? '3');
+const { against, againstEnv, againstLabel, rounds, seconds } = abOptions();
 const only = arg('--cases')?.split(',');
-/** `KEY=VALUE,…` for the --against sidecar only (e.g. `--against . --against-env BENCH_LOG_LEVEL=warn`). */
-const againstEnv = Object.fromEntries(
-  (arg('--against-env') ?? '')
-    .split(',')
-    .filter((kv) => kv.includes('='))
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-);
 const here = new URL('.', import.meta.url).pathname;
 
-execSync('npm run build --silent', { stdio: 'inherit' });
-if (against !== undefined) execSync('npm run build --silent', { stdio: 'inherit', cwd: resolve(against) });
-
-const body = JSON.stringify({
-  model: 'bench-model',
-  messages: [{ role: 'user', content: 'Say something short.' }],
-});
+const body = SMALL_CHAT;
 /** A 100 KB prompt (a long context), answered with the small completion. */
 const bigRequest = JSON.stringify({
   model: 'bench-model',
@@ -49,7 +30,7 @@ const rows: Array<[string, Child]> = [
 ];
 if (against !== undefined) {
   rows.push([
-    `sidecar (${[against, arg('--against-env')].filter((x) => x !== undefined).join(' ')})`,
+    `sidecar (${againstLabel})`,
     await startChild(`${resolve(against)}/bench/sidecar-child.mjs`, { ...env, ...againstEnv }),
   ]);
 }

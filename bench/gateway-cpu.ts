@@ -8,36 +8,17 @@
  * /proc. The load generator runs in this process; its CPU is what is left of the two cores. Medians
  * over rounds. Nothing here asserts a timing.
  */
-import { execSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
+import { abOptions, arg, SMALL_CHAT } from './args.js';
 import { load } from './load.js';
 import { type Child, cpuSeconds, startChild } from './proc.js';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
-const against = arg('--against');
-const rounds = Number(arg('--rounds') ?? '3');
-const seconds = Number(arg('--seconds') ?? '3');
+const { against, againstEnv, againstLabel, rounds, seconds } = abOptions();
 const connections = Number(arg('--connections') ?? '16');
-/** `KEY=VALUE,…` for the --against gateway only (e.g. `--against . --against-env BENCH_LOG_LEVEL=warn`). */
-const againstEnv = Object.fromEntries(
-  (arg('--against-env') ?? '')
-    .split(',')
-    .filter((kv) => kv.includes('='))
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-);
 const here = new URL('.', import.meta.url).pathname;
 
-execSync('npm run build --silent', { stdio: 'inherit' });
-if (against !== undefined) execSync('npm run build --silent', { stdio: 'inherit', cwd: resolve(against) });
-
-const body = JSON.stringify({
-  model: 'bench-model',
-  messages: [{ role: 'user', content: 'Say something short.' }],
-});
+const body = SMALL_CHAT;
 let seq = 0;
 const path = () =>
   `/v1/chat/completions?case=small&id=chatcmpl-gwcpu${(seq++).toString(16).padStart(20, '0')}`;
@@ -64,7 +45,7 @@ if (against !== undefined) {
     ...gatewayEnv,
     ...againstEnv,
   });
-  const label = [against, arg('--against-env')].filter((x) => x !== undefined).join(' ');
+  const label = againstLabel;
   rows.push({ name: `gateway + sidecar (${label})`, target: other, gateway: other });
 }
 

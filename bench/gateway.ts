@@ -19,17 +19,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { loadavg } from 'node:os';
+import { arg, SMALL_CHAT } from './args.js';
 import { startDelayProxy } from './delay-proxy.js';
 import { type Child, startChild } from './proc.js';
 
 const quick = process.argv.includes('--quick');
-const argOf = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
-const RTT_MS = Number(argOf('--rtt') ?? '50');
-const DELAY_N = Number(argOf('--n') ?? '15');
-const only = argOf('--only');
+const RTT_MS = Number(arg('--rtt') ?? '50');
+const DELAY_N = Number(arg('--n') ?? '15');
+const only = arg('--only');
 const SEQ = quick ? 100 : 400;
 const SECONDS = quick ? 2 : 6;
 const STREAMS = quick ? 10 : 30;
@@ -42,10 +39,7 @@ const log = (line = ''): void => {
 };
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-const SMALL = JSON.stringify({
-  model: 'bench-model',
-  messages: [{ role: 'user', content: 'Say something short.' }],
-});
+const SMALL = SMALL_CHAT;
 const STREAM = JSON.stringify({
   model: 'bench-model',
   stream: true,

@@ -10,11 +10,8 @@ import { loadavg } from 'node:os';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { createSigners, hashMessage, recoverPublicKeyNative } from '../src/keys/index.js';
 import { verifySignedText } from '../src/verifier/index.js';
+import { arg } from './args.js';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
 const seconds = Number(arg('--seconds') ?? '1');
 const rounds = Number(arg('--rounds') ?? '5');
 

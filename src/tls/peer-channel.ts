@@ -133,51 +133,43 @@ export class TlsPeerChannel {
     }
   }
 
-  request(
+  /** One whole answer (at most `maxBytes`) over this channel, with the certificate its connection showed. */
+  async request(
     url: string,
     init: { method?: string; headers?: Record<string, string>; body?: Uint8Array } = {},
   ): Promise<PeerResponse> {
     const target = new URL(url);
-    if (target.protocol !== 'https:') return Promise.reject(new TypeError('"url" must be https'));
+    const { req, response } = this.send(
+      target,
+      { method: init.method ?? 'GET', headers: init.headers ?? {}, body: init.body },
+      'whole',
+    );
+    const res = await response;
+    const peer = this.peerOf(res) as PeerCertificate;
     return new Promise<PeerResponse>((resolve, reject) => {
-      const headers: Record<string, string> = { ...init.headers };
-      if (init.body !== undefined) headers['content-length'] = String(init.body.byteLength);
-      const req = request(
-        target,
-        { method: init.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs },
-        (res) => {
-          const peer = this.peerOf(res);
-          if (peer instanceof PeerCertificateError) {
-            res.destroy();
-            reject(peer);
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > this.maxBytes) {
-              res.destroy();
-              reject(new Error(`answer from ${target.pathname} exceeds ${this.maxBytes} bytes`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: toHeaders(res.headers),
-              body: new Uint8Array(Buffer.concat(chunks, size)),
-              peer,
-              trailers: res.trailers,
-            }),
-          );
-          res.on('error', reject);
-        },
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > this.maxBytes) {
+          res.destroy();
+          reject(new Error(`answer from ${target.pathname} exceeds ${this.maxBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: toHeaders(res.headers),
+          body: new Uint8Array(Buffer.concat(chunks, size)),
+          peer,
+          trailers: res.trailers,
+        }),
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      res.on('error', reject);
+      // The channel's timeout still runs while the body comes (a whole answer): its error is the request's.
       req.on('error', reject);
-      req.end(init.body === undefined ? undefined : Buffer.from(init.body));
     });
   }
 
@@ -213,6 +205,7 @@ export class TlsPeerChannel {
   send(
     target: URL,
     init: { method: string; headers: Record<string, string>; body?: Uint8Array | undefined },
+    read: 'streaming' | 'whole' = 'streaming',
   ): { req: ClientRequest; response: Promise<IncomingMessage> } {
     if (target.protocol !== 'https:') throw new TypeError('"url" must be https');
     const headers: Record<string, string> = { ...init.headers };
@@ -229,8 +222,8 @@ export class TlsPeerChannel {
             reject(peer);
             return;
           }
-          // Once the headers are in, the answer may take as long as it streams.
-          req.setTimeout(0);
+          // Once the headers are in, a streamed answer may take as long as it streams.
+          if (read === 'streaming') req.setTimeout(0);
           resolve(res);
         },
       );
