@@ -79,18 +79,6 @@ const list =
     return undefined;
   };
 
-const record =
-  (rule: Rule): Rule =>
-  (v, path) => {
-    if (v === null) return undefined;
-    if (!isObject(v)) return path;
-    for (const [key, value] of Object.entries(v)) {
-      const refused = rule(value, `${path}.${nameOf(key)}`);
-      if (refused !== undefined) return refused;
-    }
-    return undefined;
-  };
-
 /** Numbers, booleans and fixed words both endpoints share (sampling, lengths, streaming). */
 const SHARED: Record<string, Rule> = {
   model: id,

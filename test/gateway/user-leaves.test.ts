@@ -17,7 +17,7 @@ const closed = new Map<string, number>();
 const timers = new Set<NodeJS.Timeout>();
 
 beforeAll(async () => {
-  upstream = await startUpstream((req, body, res) => {
+  upstream = await startUpstream((_req, body, res) => {
     const kase = (JSON.parse(body.toString()) as { user?: string }).user ?? '';
     res.on('close', () => closed.set(kase, Date.now()));
     if (kase === 'json') return; // the model never finishes
