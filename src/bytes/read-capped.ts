@@ -36,10 +36,10 @@ export const readCapped = async (
   let iterator: AsyncIterator<Uint8Array> | undefined;
   const refuse = (): Error => {
     if (options.rest !== 'leave' && source !== null) {
-      iterator ??= source[Symbol.asyncIterator]();
+      if (iterator === undefined) discardBody(source);
       // Not awaited: cancelling a fetch body can stall on some implementations, and nothing here
       // depends on its completion.
-      void Promise.resolve(iterator.return?.()).catch(() => undefined);
+      else void Promise.resolve(iterator.return?.()).catch(() => undefined);
     }
     return tooLarge();
   };
@@ -59,6 +59,17 @@ export const readCapped = async (
     chunks.push(value);
   }
   return Buffer.concat(chunks, total);
+};
+
+/**
+ * Stops a body nobody will read: a Node stream is destroyed (a pooled connection holding an unread
+ * answer is closed, not left taken), a web stream cancelled. An iterator that was never started
+ * cannot do it: `return()` on an unstarted async generator runs none of its code.
+ */
+export const discardBody = (source: AsyncIterable<Uint8Array> | null): void => {
+  if (source instanceof Readable) source.destroy();
+  else if (source instanceof ReadableStream) void source.cancel().catch(() => undefined);
+  else if (source !== null) void Promise.resolve(source[Symbol.asyncIterator]().return?.()).catch(() => undefined);
 };
 
 /**

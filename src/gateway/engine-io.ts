@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { nullBody } from '../bytes/index.js';
 import type { SidecarError } from '../errors/index.js';
 import { errorBody, VERIFICATION_HEADER } from './send-error.js';
 import { streamVerdicts } from './stream-verdicts.js';
@@ -52,9 +53,13 @@ export const inboundOf = (request: Request): Inbound => {
   };
 };
 
-/** The answer as a web Response; a stream's verdict stays reachable through `streamVerdicts`. */
+/**
+ * The answer as a web Response; a stream's verdict stays reachable through `streamVerdicts`. A status
+ * that carries no body (204, 205, 304) gets none, as the Fetch standard requires.
+ */
 export const responseOf = (answer: Answer): Response => {
-  const response = new Response(answer.body, { status: answer.status, headers: answer.headers });
+  const body = nullBody(answer.status) ? null : answer.body;
+  const response = new Response(body, { status: answer.status, headers: answer.headers });
   if (answer.verdict !== undefined) streamVerdicts.set(response, answer.verdict);
   return response;
 };

@@ -14,6 +14,7 @@ import { type ProxyContext, proxyToProvider } from './proxy.js';
 import { ReceiptLog, type ReceiptSink } from './receipts.js';
 import type { GatewayCounters } from './status-page.js';
 import { streamReleaseOf } from './stream-release.js';
+import { answerableError, verificationOfError } from './send-error.js';
 import { callOverFetch } from './upstream.js';
 
 /** What the engine verifies with: the provider, the policy and the limits (the gateway adds its listener's). */
@@ -121,7 +122,7 @@ export const createEngine = (options: EngineOptions): Engine => {
   const proxy = proxyContextOf(options, state, fetchFn, now, e2ee);
   let closed: Promise<void> | undefined;
   return {
-    fetch: async (request) => responseOf(await answer(proxy, inboundOf(request))),
+    fetch: async (request) => responseOfAnswer(await answer(proxy, inboundOf(request))),
     serve: (request) => answer(proxy, request),
     state,
     attestor,
@@ -175,8 +176,25 @@ const attestorOf = (
 };
 
 /**
+ * The answer as the caller's web Response; one the Fetch standard cannot carry is the gateway's own
+ * error in the OpenAI shape, never a throw (`teeml-sidecar/client` promises a Response for every call).
+ */
+const responseOfAnswer = (a: Answer): Response => {
+  try {
+    return responseOf(a);
+  } catch {
+    return responseOf(
+      errorAnswer(
+        new SidecarError('internal gateway error', { status: 500, code: 'internal_error' }),
+        'failed: gateway.internal',
+      ),
+    );
+  }
+};
+
+/**
  * One request: `/v1/*` goes to the provider (proxy.ts), anything else is 404. Whatever throws is
- * answered in the OpenAI shape: a body over the limit (413) unsigned, anything else a failure.
+ * answered in the OpenAI shape, its verification header saying why (send-error.ts verificationOfError).
  */
 const answer = async (proxy: ProxyContext, request: Inbound): Promise<Answer> => {
   const { pathname } = request.url;
@@ -191,12 +209,8 @@ const answer = async (proxy: ProxyContext, request: Inbound): Promise<Answer> =>
   try {
     return await proxyToProvider(proxy, request);
   } catch (error) {
-    const known = error instanceof SidecarError;
-    if (!known) proxy.logger.error({ err: (error as Error).message }, 'gateway error');
-    return errorAnswer(
-      known ? error : new SidecarError('internal gateway error', { status: 500, code: 'internal_error' }),
-      known && error.status === 413 ? 'unsigned' : 'failed: gateway.internal',
-    );
+    if (!(error instanceof SidecarError)) proxy.logger.error({ err: (error as Error).message }, 'gateway error');
+    return errorAnswer(answerableError(error), verificationOfError(error));
   }
 };
 

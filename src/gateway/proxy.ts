@@ -1,4 +1,4 @@
-import { jsonOf, modelOf, nullBody, readCapped } from '../bytes/index.js';
+import { discardBody, jsonOf, modelOf, nullBody, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
@@ -168,6 +168,8 @@ const relayAnswer = async (
   const sentAt = ctx.now();
   const upstream = await callProvider(ctx, call, x.controller);
   if ('reply' in upstream) return upstream.reply;
+  const status = upstream.response.status;
+  if (status < 200 || status > 599) return invalidStatus(ctx, upstream.response);
   const responseHeaders: Record<string, string> = {};
   upstream.response.headers.forEach((value, name) => {
     // The provider's CORS grants are not the user's: only the gateway decides which origin reads it.
@@ -193,6 +195,23 @@ const relayAnswer = async (
   if (!contentType.startsWith('text/event-stream')) return relayJson(ctx, exchange);
   const { answer, done } = relayStream(ctx, exchange);
   return { answer, done };
+};
+
+/**
+ * A final status HTTP does not define (RFC 9110 §15: 1xx to 5xx; Node's parser passes any three
+ * digits): the provider's failure, its body stopped unread (its connection closed).
+ */
+const invalidStatus = (ctx: ProxyContext, upstream: Upstream): Answer => {
+  discardBody(upstream.body);
+  ctx.state.counters.unsigned += 1;
+  return errorAnswer(
+    new SidecarError(`the provider answered with HTTP status ${upstream.status}, which HTTP does not define`, {
+      status: 502,
+      code: 'upstream_invalid_status',
+      type: 'upstream_error',
+    }),
+    'failed: upstream.invalid-status',
+  );
 };
 
 /**

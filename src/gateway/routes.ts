@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SidecarError } from '../errors/index.js';
 import type { BrowserGuard } from './browser-guard.js';
 import type { Engine } from './engine.js';
-import { sendError } from './send-error.js';
+import { answerableError, sendError, verificationOfError } from './send-error.js';
 import { serveEngine } from './serve-engine.js';
 import { serveStatus } from './status-routes.js';
 
@@ -24,13 +24,9 @@ export const gatewayRoutes =
   (options: RoutesOptions) =>
   (req: IncomingMessage, res: ServerResponse): void => {
     route(options, req, res).catch((error: unknown) => {
-      const known = error instanceof SidecarError;
-      if (!known) options.engine.logger.error({ err: (error as Error).message }, 'gateway error');
-      sendError(
-        res,
-        known ? error : new SidecarError('internal gateway error', { status: 500, code: 'internal_error' }),
-        known && error.status === 413 ? 'unsigned' : 'failed: gateway.internal',
-      );
+      if (!(error instanceof SidecarError))
+        options.engine.logger.error({ err: (error as Error).message }, 'gateway error');
+      sendError(res, answerableError(error), verificationOfError(error));
     });
   };
 

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { SidecarError } from '../errors/index.js';
+import { SidecarError } from '../errors/index.js';
 
 /** The header (and, for streams, the trailer) that tells the user's tools what the gateway checked. */
 export const VERIFICATION_HEADER = 'x-teeml-verification';
@@ -9,6 +9,26 @@ export const VERIFICATION_HEADER = 'x-teeml-verification';
  * verification, whose retry would only hand a man in the middle another answer (issue 21 item 4).
  */
 export const NOT_RETRYABLE = 'x-should-retry';
+
+/**
+ * What the verification header says of an answer that became an error on its way (a thrown error):
+ * a body over the gateway's limit (413) or the gateway too busy to hold it (429) were refused before
+ * any verdict; a provider that broke off, stalled or sent too much is that answer's failure
+ * (`failed: upstream.incomplete|timeout|too-large`, the circuit untouched); anything else is the
+ * gateway's own (`failed: gateway.internal`).
+ */
+export const verificationOfError = (error: unknown): string => {
+  if (!(error instanceof SidecarError)) return 'failed: gateway.internal';
+  if (error.status === 413 || error.code === 'gateway_busy') return 'unsigned';
+  if (error.code.startsWith('upstream_')) return `failed: upstream.${error.code.slice(9).replaceAll('_', '-')}`;
+  return 'failed: gateway.internal';
+};
+
+/** The error the user gets for one a route threw: its own when it is ours, else a plain 500 (never a message of Node's). */
+export const answerableError = (error: unknown): SidecarError =>
+  error instanceof SidecarError
+    ? error
+    : new SidecarError('internal gateway error', { status: 500, code: 'internal_error' });
 
 /** A SidecarError in the OpenAI error shape, as JSON text (also the data of a stream's error event). */
 export const errorBody = (error: SidecarError): string => JSON.stringify(error.toBody());
@@ -36,9 +56,11 @@ export const sendError = (res: ServerResponse, error: SidecarError, verification
     res.end();
     return;
   }
+  const body = errorBody(error);
   res.writeHead(error.status, {
     'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
     [VERIFICATION_HEADER]: verification,
   });
-  res.end(errorBody(error));
+  res.end(body);
 };

@@ -135,13 +135,21 @@ export const callOverChannel =
     return answerOf(req, response, init);
   };
 
-/** The answer of a request under way, aborted with its call: an abort destroys the request and the answer being read. */
+/**
+ * The answer of a request under way, aborted with its call: an abort destroys the request and the
+ * answer being read, and rejects at once, also while the request still waits for a pooled
+ * connection (where `req.destroy()` alone says nothing until a socket is handed out).
+ */
 const answerOf = (
   req: ClientRequest,
   response: Promise<IncomingMessage>,
   init: ProviderCallInit,
-): Promise<Upstream> => {
-  const stop = init.call.onAbort((reason) => req.destroy(reason instanceof Error ? reason : undefined));
-  req.once('close', stop);
-  return response.then((res) => upstreamOfMessage(res, init.method));
-};
+): Promise<Upstream> =>
+  new Promise<Upstream>((resolve, reject) => {
+    const stop = init.call.onAbort((reason) => {
+      req.destroy(reason instanceof Error ? reason : undefined);
+      reject(reason);
+    });
+    req.once('close', stop);
+    response.then((res) => resolve(upstreamOfMessage(res, init.method)), reject);
+  });

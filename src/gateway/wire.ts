@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { readCapped } from '../bytes/index.js';
+import { discardBody, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
 /** How one answer's body is read: its bytes counted against the shared bound, and a deadline between chunks. */
@@ -63,20 +63,34 @@ export const readAnswer = async (
   guard?: BodyGuard,
 ): Promise<Uint8Array> => {
   const body = response.body as AsyncIterable<Uint8Array> | null;
-  const options = {
-    limit: max,
-    declared: response.headers.get('content-length'),
-    tooLarge: () =>
-      new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' }),
-  };
-  // A node message (upstream.ts) is read through its events, the guard applied per chunk there.
-  if (guard !== undefined && body instanceof Readable)
-    return readCapped(body, {
-      ...options,
-      each: guard.take,
-      idle: { ms: guard.idleMs, error: () => providerTimeout(what, guard.idleMs) },
+  const tooLarge = () =>
+    new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' });
+  // Refused on its declared length before a byte is read: the body is stopped here, on the message
+  // itself (its pooled connection closed, not left holding an unread answer).
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > max) {
+    discardBody(body);
+    throw tooLarge();
+  }
+  try {
+    // A node message (upstream.ts) is read through its events, the guard applied per chunk there.
+    if (guard !== undefined && body instanceof Readable)
+      return await readCapped(body, {
+        limit: max,
+        tooLarge,
+        each: guard.take,
+        idle: { ms: guard.idleMs, error: () => providerTimeout(what, guard.idleMs) },
+      });
+    return await readCapped(guard === undefined ? body : guardedBody(body, guard, what), { limit: max, tooLarge });
+  } catch (error) {
+    if (error instanceof SidecarError) throw error;
+    // The connection broke before the answer's end: the provider's failure, not the gateway's.
+    throw new SidecarError(`the provider's ${what} broke off before its end`, {
+      status: 502,
+      code: 'upstream_incomplete',
+      type: 'upstream_error',
     });
-  return readCapped(guard === undefined ? body : guardedBody(body, guard, what), options);
+  }
 };
 
 export const concatBytes = (chunks: readonly Uint8Array[], total?: number): Uint8Array => {
