@@ -1,0 +1,93 @@
+/**
+ * `npx tsx bench/wrk.ts [--rounds N] [--seconds S]`: the sidecar's small-answer path against the
+ * minimal Node pass-through with wrk (`wrk -t1 -c32`, a C load generator that leaves the CPU to the
+ * servers, unlike autocannon), as issue 23 measured it. Rows alternate round by round over one stub
+ * upstream; req/s and server CPU µs per request (from /proc), medians over rounds. Needs `wrk` on the
+ * PATH (Debian: `apt-get install wrk`); says so and exits otherwise. Nothing here asserts a timing.
+ */
+import { execFileSync, execSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { arg, SMALL_CHAT } from './args.js';
+import { cpuSeconds, startChild } from './proc.js';
+
+try {
+  execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+} catch (error) {
+  // wrk prints its version and exits 1; only a missing binary is ENOENT.
+  if ((error as { code?: string }).code === 'ENOENT') {
+    console.log('wrk is not installed (apt-get install wrk): nothing measured');
+    process.exit(0);
+  }
+}
+const rounds = Number(arg('--rounds') ?? '3');
+const seconds = Number(arg('--seconds') ?? '4');
+const here = new URL('.', import.meta.url).pathname;
+execSync('npm run build --silent', { stdio: 'inherit' });
+
+const script = join(tmpdir(), `teeml-wrk-${process.pid}.lua`);
+writeFileSync(
+  script,
+  `wrk.method = "POST"\nwrk.body = '${SMALL_CHAT}'\nwrk.headers["Content-Type"] = "application/json"\n`,
+);
+const stub = await startChild(`${here}stub.ts`, {});
+const env = { BENCH_UPSTREAM_PORT: String(stub.port) };
+const rows = [
+  { name: 'node pass-through', child: await startChild(`${here}node-proxy.ts`, env) },
+  { name: 'sidecar', child: await startChild(`${here}sidecar-child.mjs`, env) },
+];
+const samples = new Map<string, Array<{ rps: number; cpu: number; bad: number }>>(
+  rows.map((r) => [r.name, []]),
+);
+const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+console.log(
+  `load average at start: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ')}`,
+);
+for (let round = 0; round < rounds + 1; round++) {
+  for (const { name, child } of rows) {
+    const cpu0 = cpuSeconds(child.pid);
+    const out = execFileSync('wrk', [
+      '-t1',
+      '-c32',
+      `-d${seconds}s`,
+      '-s',
+      script,
+      `http://127.0.0.1:${child.port}/v1/chat/completions`,
+    ]).toString();
+    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+    const bad = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0');
+    // Round 0 warms every process up; it is not counted.
+    if (round > 0)
+      samples.get(name)?.push({
+        rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN),
+        cpu: ((cpuSeconds(child.pid) - cpu0) * 1e6) / requests,
+        bad,
+      });
+  }
+}
+console.log(
+  `load average at the end: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ')}`,
+);
+console.log();
+console.log(
+  `| row (wrk -t1 -c32, small JSON, median of ${rounds} × ${seconds} s) | req/s | vs pass-through | server CPU µs/req | non-2xx |`,
+);
+console.log('|---|---:|---:|---:|---:|');
+const base = median((samples.get('node pass-through') ?? []).map((s) => s.rps));
+for (const { name } of rows) {
+  const s = samples.get(name) ?? [];
+  const rps = median(s.map((x) => x.rps));
+  console.log(
+    `| ${name} | ${rps.toFixed(0)} | ${((100 * rps) / base).toFixed(0)}% | ${median(s.map((x) => x.cpu)).toFixed(0)} | ${s.reduce((a, x) => a + x.bad, 0)} |`,
+  );
+}
+for (const { child } of rows) await child.stop();
+await stub.stop();
+process.exit(0);
