@@ -69,7 +69,8 @@ export const readCapped = async (
 export const discardBody = (source: AsyncIterable<Uint8Array> | null): void => {
   if (source instanceof Readable) source.destroy();
   else if (source instanceof ReadableStream) void source.cancel().catch(() => undefined);
-  else if (source !== null) void Promise.resolve(source[Symbol.asyncIterator]().return?.()).catch(() => undefined);
+  else if (source !== null)
+    void Promise.resolve(source[Symbol.asyncIterator]().return?.()).catch(() => undefined);
 };
 
 /**

@@ -12,9 +12,9 @@ import type { Policy } from './policy.js';
 import type { ProviderLink } from './provider-link.js';
 import { type ProxyContext, proxyToProvider } from './proxy.js';
 import { ReceiptLog, type ReceiptSink } from './receipts.js';
+import { answerableError, verificationOfError } from './send-error.js';
 import type { GatewayCounters } from './status-page.js';
 import { streamReleaseOf } from './stream-release.js';
-import { answerableError, verificationOfError } from './send-error.js';
 import { callOverFetch } from './upstream.js';
 
 /** What the engine verifies with: the provider, the policy and the limits (the gateway adds its listener's). */
@@ -209,7 +209,8 @@ const answer = async (proxy: ProxyContext, request: Inbound): Promise<Answer> =>
   try {
     return await proxyToProvider(proxy, request);
   } catch (error) {
-    if (!(error instanceof SidecarError)) proxy.logger.error({ err: (error as Error).message }, 'gateway error');
+    if (!(error instanceof SidecarError))
+      proxy.logger.error({ err: (error as Error).message }, 'gateway error');
     return errorAnswer(answerableError(error), verificationOfError(error));
   }
 };

@@ -205,11 +205,14 @@ const invalidStatus = (ctx: ProxyContext, upstream: Upstream): Answer => {
   discardBody(upstream.body);
   ctx.state.counters.unsigned += 1;
   return errorAnswer(
-    new SidecarError(`the provider answered with HTTP status ${upstream.status}, which HTTP does not define`, {
-      status: 502,
-      code: 'upstream_invalid_status',
-      type: 'upstream_error',
-    }),
+    new SidecarError(
+      `the provider answered with HTTP status ${upstream.status}, which HTTP does not define`,
+      {
+        status: 502,
+        code: 'upstream_invalid_status',
+        type: 'upstream_error',
+      },
+    ),
     'failed: upstream.invalid-status',
   );
 };

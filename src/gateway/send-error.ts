@@ -20,7 +20,8 @@ export const NOT_RETRYABLE = 'x-should-retry';
 export const verificationOfError = (error: unknown): string => {
   if (!(error instanceof SidecarError)) return 'failed: gateway.internal';
   if (error.status === 413 || error.code === 'gateway_busy') return 'unsigned';
-  if (error.code.startsWith('upstream_')) return `failed: upstream.${error.code.slice(9).replaceAll('_', '-')}`;
+  if (error.code.startsWith('upstream_'))
+    return `failed: upstream.${error.code.slice(9).replaceAll('_', '-')}`;
   return 'failed: gateway.internal';
 };
 

@@ -81,7 +81,10 @@ export const readAnswer = async (
         each: guard.take,
         idle: { ms: guard.idleMs, error: () => providerTimeout(what, guard.idleMs) },
       });
-    return await readCapped(guard === undefined ? body : guardedBody(body, guard, what), { limit: max, tooLarge });
+    return await readCapped(guard === undefined ? body : guardedBody(body, guard, what), {
+      limit: max,
+      tooLarge,
+    });
   } catch (error) {
     if (error instanceof SidecarError) throw error;
     // The connection broke before the answer's end: the provider's failure, not the gateway's.
