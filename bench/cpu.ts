@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { abOptions, arg, SMALL_CHAT } from './args.js';
 import { load } from './load.js';
-import { type Child, startChild } from './proc.js';
+import { type Child, median, startChild } from './proc.js';
 
 const { against, againstEnv, againstLabel, rounds, seconds } = abOptions();
 const only = arg('--cases')?.split(',');
@@ -55,7 +55,6 @@ const cases = [
   },
   { key: 'single', name: 'small, 1 conn', q: 'case=small', c: 1, b: body, unit: 1 },
 ];
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 console.log(
   `| case | target | req/s (median) | vs pass-through | CPU µs/req (median) | CPU µs/req per round |`,
 );

@@ -8,11 +8,10 @@
  * /proc. The load generator runs in this process; its CPU is what is left of the two cores. Medians
  * over rounds. Nothing here asserts a timing.
  */
-import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { abOptions, arg, SMALL_CHAT } from './args.js';
 import { load } from './load.js';
-import { type Child, cpuSeconds, startChild } from './proc.js';
+import { type Child, cpuSeconds, loadAverage, median, startChild } from './proc.js';
 
 const { against, againstEnv, againstLabel, rounds, seconds } = abOptions();
 const connections = Number(arg('--connections') ?? '16');
@@ -57,16 +56,8 @@ interface Sample {
   errors: number;
 }
 const samples = new Map<string, Sample[]>(rows.map((r) => [r.name, []]));
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
 
-console.log(
-  `load average at start: ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' / ')}`,
-);
+console.log(`load average at start: ${loadAverage()}`);
 for (let round = 0; round < rounds + 1; round++) {
   for (const row of rows) {
     const before = [stub.pid, sidecar.pid, row.gateway?.pid].map((p) =>
@@ -93,11 +84,7 @@ for (let round = 0; round < rounds + 1; round++) {
       });
   }
 }
-console.log(
-  `load average at the end: ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' / ')}`,
-);
+console.log(`load average at the end: ${loadAverage()}`);
 console.log();
 console.log(
   `| row (${connections} connections, small JSON, median of ${rounds} × ${seconds} s) | req/s | vs alone | stub µs/req | sidecar µs/req | gateway µs/req | errors |`,

@@ -11,6 +11,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { createSigners, hashMessage, recoverPublicKeyNative } from '../src/keys/index.js';
 import { verifySignedText } from '../src/verifier/index.js';
 import { arg } from './args.js';
+import { median } from './proc.js';
 
 const seconds = Number(arg('--seconds') ?? '1');
 const rounds = Number(arg('--rounds') ?? '5');
@@ -67,8 +68,6 @@ for (let r = 0; r < rounds; r++) {
   for (const [name, fn] of Object.entries(rows))
     samples.set(name, [...(samples.get(name) ?? []), cpuPerOp(fn)]);
 }
-const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 console.log(
   `load average at the end: ${loadavg()
     .map((l) => l.toFixed(2))

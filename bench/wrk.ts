@@ -7,10 +7,10 @@
  */
 import { execFileSync, execSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arg, SMALL_CHAT } from './args.js';
-import { cpuSeconds, startChild } from './proc.js';
+import { cpuSeconds, loadAverage, median, startChild } from './proc.js';
 
 try {
   execFileSync('wrk', ['--version'], { stdio: 'ignore' });
@@ -40,14 +40,8 @@ const rows = [
 const samples = new Map<string, Array<{ rps: number; cpu: number; bad: number }>>(
   rows.map((r) => [r.name, []]),
 );
-const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
-console.log(
-  `load average at start: ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' / ')}`,
-);
+console.log(`load average at start: ${loadAverage()}`);
 for (let round = 0; round < rounds + 1; round++) {
   for (const { name, child } of rows) {
     const cpu0 = cpuSeconds(child.pid);
@@ -70,11 +64,7 @@ for (let round = 0; round < rounds + 1; round++) {
       });
   }
 }
-console.log(
-  `load average at the end: ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' / ')}`,
-);
+console.log(`load average at the end: ${loadAverage()}`);
 console.log();
 console.log(
   `| row (wrk -t1 -c32, small JSON, median of ${rounds} × ${seconds} s) | req/s | vs pass-through | server CPU µs/req | non-2xx |`,

@@ -6,30 +6,14 @@
  * gateway's 500.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  json,
-  postJson,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from '../e2e/harness.js';
-import { startTestGateway, type TestGateway } from './harness.js';
-import { caseOf, chatAnswer, type Hostile, startHostile } from './hostile-provider.js';
+import { json, postJson } from '../e2e/harness.js';
+import { caseOf, chatAnswer, type HostileStack, startHostileStack } from './hostile-provider.js';
 
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
-let hostile: Hostile;
-let gateway: TestGateway;
+let stack: HostileStack;
 
 beforeAll(async () => {
-  upstream = await startUpstream((_req, _body, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(chatAnswer(`chatcmpl-${Math.random().toString(36).slice(2)}`));
-  });
-  sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url });
-  hostile = await startHostile(sidecar.url);
-  hostile.raw = (req, body, socket) => {
+  stack = await startHostileStack({ deadlines: { idleMs: 1000 } });
+  stack.hostile.raw = (req, body, socket) => {
     const kase = caseOf(body);
     if (!req.url?.startsWith('/v1/chat/completions') || (!kase.startsWith('cut-') && kase !== 'stall'))
       return false;
@@ -50,17 +34,11 @@ beforeAll(async () => {
     setTimeout(() => socket.destroy(), 100);
     return true;
   };
-  gateway = await startTestGateway(hostile.url, { deadlines: { idleMs: 1000 } });
 }, 30_000);
-afterAll(async () => {
-  await gateway.close();
-  await hostile.close();
-  await sidecar.close();
-  await upstream.close();
-});
+afterAll(() => stack.close());
 
 const chat = (user: string, stream = false) =>
-  postJson(`${gateway.url}/v1/chat/completions`, {
+  postJson(`${stack.gateway.url}/v1/chat/completions`, {
     model: 'm',
     user,
     stream,

@@ -7,21 +7,11 @@
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  json,
-  postJson,
-  rawRequest,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from '../e2e/harness.js';
-import { startTestGateway, type TestGateway } from './harness.js';
-import { caseOf, chatAnswer, type Hostile, startHostile } from './hostile-provider.js';
+import { json, postJson, rawRequest } from '../e2e/harness.js';
+import type { TestGateway } from './harness.js';
+import { caseOf, type HostileStack, startHostileStack } from './hostile-provider.js';
 
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
-let hostile: Hostile;
+let stack: HostileStack;
 let gateway: TestGateway;
 /** The connections on which the provider declared 100 MB. */
 const lied: import('node:net').Socket[] = [];
@@ -31,13 +21,9 @@ const within = async (p: Promise<{ status: number }>, ms: number): Promise<numbe
   Promise.race([p.then((r) => r.status), new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms))]);
 
 beforeAll(async () => {
-  upstream = await startUpstream((_req, _body, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(chatAnswer(`chatcmpl-${Math.random().toString(36).slice(2)}`));
-  });
-  sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url });
-  hostile = await startHostile(sidecar.url);
-  hostile.raw = (req, body, socket) => {
+  stack = await startHostileStack({ maxAnswerBytes: 1024 * 1024, deadlines: { headersMs: 3000 } });
+  gateway = stack.gateway;
+  stack.hostile.raw = (req, body, socket) => {
     if (req.url?.startsWith('/v1/chat/completions') && caseOf(body) === 'drip') {
       // A stream that never ends: one event every 100 ms keeps it alive past every idle deadline.
       socket.write(
@@ -60,17 +46,8 @@ beforeAll(async () => {
     socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{');
     return true;
   };
-  gateway = await startTestGateway(hostile.url, {
-    maxAnswerBytes: 1024 * 1024,
-    deadlines: { headersMs: 3000 },
-  });
 }, 30_000);
-afterAll(async () => {
-  await gateway.close();
-  await hostile.close();
-  await sidecar.close();
-  await upstream.close();
-});
+afterAll(() => stack.close());
 
 const chat = (user: string) =>
   postJson(`${gateway.url}/v1/chat/completions`, {

@@ -4,32 +4,15 @@
  * sendError: not found, bearer token, browser guard, a route that throws).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  rawRequest,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from '../e2e/harness.js';
-import { startTestGateway, type TestGateway } from './harness.js';
+import { rawRequest } from '../e2e/harness.js';
+import { type HostileStack, startHostileStack } from './hostile-provider.js';
 
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
-let gateway: TestGateway;
+let stack: HostileStack;
 
 beforeAll(async () => {
-  upstream = await startUpstream((_req, _body, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end('{}');
-  });
-  sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url });
-  gateway = await startTestGateway(sidecar.url, { authToken: 'tok', maxRequestBytes: 2048 });
+  stack = await startHostileStack({ authToken: 'tok', maxRequestBytes: 2048 });
 }, 30_000);
-afterAll(async () => {
-  await gateway.close();
-  await sidecar.close();
-  await upstream.close();
-});
+afterAll(() => stack.close());
 
 const auth = { authorization: 'Bearer tok' };
 
@@ -46,7 +29,10 @@ describe('error answers carry a content-length', () => {
     ['403 foreign Host (browser guard)', '/v1/models', { headers: { ...auth, host: 'evil.example' } }],
   ] as const)
     it(name, async () => {
-      const res = await rawRequest(`${gateway.url}${path}`, options as Parameters<typeof rawRequest>[1]);
+      const res = await rawRequest(
+        `${stack.gateway.url}${path}`,
+        options as Parameters<typeof rawRequest>[1],
+      );
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect((JSON.parse(res.body.toString()) as { error?: unknown }).error).toBeDefined();
       expect(res.headers['content-length']).toBe(String(res.body.length));

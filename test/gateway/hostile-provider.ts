@@ -5,6 +5,8 @@
  */
 import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { startTestSidecar, startUpstream, type TestSidecar, type TestUpstream } from '../e2e/harness.js';
+import { startTestGateway, type TestGateway } from './harness.js';
 
 export interface Hostile {
   url: string;
@@ -88,3 +90,37 @@ export const chatAnswer = (id: string): string =>
     choices: [{ index: 0, message: { role: 'assistant', content: 'hello' }, finish_reason: 'stop' }],
     usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
   });
+
+/** The hostile provider's whole test stack: a vLLM stand-in, a real sidecar over it, the hostile provider in front, a gateway to that. */
+export interface HostileStack {
+  upstream: TestUpstream;
+  sidecar: TestSidecar;
+  hostile: Hostile;
+  gateway: TestGateway;
+  close(): Promise<void>;
+}
+
+/** Starts the stack: honest chat answers unless `hostile.raw` claims the request. */
+export const startHostileStack = async (
+  gatewayOptions: Parameters<typeof startTestGateway>[1] = {},
+): Promise<HostileStack> => {
+  const upstream = await startUpstream((_req, _body, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(chatAnswer(`chatcmpl-${Math.random().toString(36).slice(2)}`));
+  });
+  const sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url });
+  const hostile = await startHostile(sidecar.url);
+  const gateway = await startTestGateway(hostile.url, gatewayOptions);
+  return {
+    upstream,
+    sidecar,
+    hostile,
+    gateway,
+    close: async () => {
+      await gateway.close();
+      await hostile.close();
+      await sidecar.close();
+      await upstream.close();
+    },
+  };
+};

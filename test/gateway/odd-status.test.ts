@@ -6,20 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifiedFetch, type VerifiedFetch } from '../../src/client/index.js';
-import {
-  postJson,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from '../e2e/harness.js';
-import { startTestGateway, type TestGateway } from './harness.js';
-import { caseOf, chatAnswer, type Hostile, startHostile } from './hostile-provider.js';
+import { postJson } from '../e2e/harness.js';
+import { caseOf, type HostileStack, startHostileStack } from './hostile-provider.js';
 
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
-let hostile: Hostile;
-let gateway: TestGateway;
+let stack: HostileStack;
 let verified: VerifiedFetch;
 /** The in-process client releasing failed answers marked failed (--on-failure warn). */
 let warned: VerifiedFetch;
@@ -27,12 +17,8 @@ let warned: VerifiedFetch;
 let forced: string | undefined;
 
 beforeAll(async () => {
-  upstream = await startUpstream((_req, _body, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(chatAnswer(`chatcmpl-${Math.random().toString(36).slice(2)}`));
-  });
-  sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url });
-  hostile = await startHostile(sidecar.url);
+  stack = await startHostileStack();
+  const { hostile } = stack;
   hostile.raw = (req, body, socket) => {
     const status = /^status-(\d+)$/.exec(forced ?? caseOf(body))?.[1];
     if (!req.url?.startsWith('/v1/chat/completions') || status === undefined) return false;
@@ -46,7 +32,6 @@ beforeAll(async () => {
     );
     return true;
   };
-  gateway = await startTestGateway(hostile.url);
   verified = await createVerifiedFetch({
     provider: hostile.url,
     policy: { offline: true },
@@ -62,10 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await verified.close();
   await warned.close();
-  await gateway.close();
-  await hostile.close();
-  await sidecar.close();
-  await upstream.close();
+  await stack.close();
 });
 
 const body = (user: string) => ({ model: 'm', user, messages: [{ role: 'user', content: 'hi' }] });
@@ -73,16 +55,17 @@ const body = (user: string) => ({ model: 'm', user, messages: [{ role: 'user', c
 describe('a status a web Response cannot carry', () => {
   for (const status of [600, 999])
     it(`${status}: the gateway answers in the OpenAI shape, not verified`, async () => {
-      const res = await postJson(`${gateway.url}/v1/chat/completions`, body(`status-${status}`));
+      const res = await postJson(`${stack.gateway.url}/v1/chat/completions`, body(`status-${status}`));
       expect(res.headers['x-teeml-verification']).toBe('failed: upstream.invalid-status');
       expect(res.status).toBe(502);
       expect(JSON.parse(res.body.toString())).toMatchObject({ error: { code: 'upstream_invalid_status' } });
     });
 
-  for (const status of [600, 999])
-    it(`${status}: createVerifiedFetch resolves with an error answer instead of throwing`, async () => {
-      forced = `status-${status}`;
-      const outcome = await verified(`${hostile.url}/v1/chat/completions`, {
+  /** One chat through an in-process client, its status line forced: what the caller got, or what it threw. */
+  const outcomeOf = async (client: VerifiedFetch, kase: string) => {
+    forced = kase;
+    try {
+      return await client(`${stack.hostile.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
@@ -94,25 +77,21 @@ describe('a status a web Response cannot carry', () => {
         }),
         (e: Error) => ({ threw: `${e.name}: ${e.message}` }),
       );
+    } finally {
       forced = undefined;
-      expect(outcome).toMatchObject({ status: 502, verification: 'failed: upstream.invalid-status' });
+    }
+  };
+
+  for (const status of [600, 999])
+    it(`${status}: createVerifiedFetch resolves with an error answer instead of throwing`, async () => {
+      expect(await outcomeOf(verified, `status-${status}`)).toMatchObject({
+        status: 502,
+        verification: 'failed: upstream.invalid-status',
+      });
     });
 
   it('204 to a chat POST, --on-failure warn: createVerifiedFetch resolves (marked failed) instead of throwing', async () => {
-    forced = 'status-204';
-    const outcome = await warned(`${hostile.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
-    }).then(
-      async (r) => ({
-        status: r.status,
-        verification: r.headers.get('x-teeml-verification'),
-        body: (await r.text()).slice(0, 200),
-      }),
-      (e: Error) => ({ threw: `${e.name}: ${e.message}` }),
-    );
-    forced = undefined;
+    const outcome = await outcomeOf(warned, 'status-204');
     expect(outcome).not.toHaveProperty('threw');
     expect((outcome as { verification?: string }).verification).not.toBe('verified');
   });
