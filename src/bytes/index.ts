@@ -2,4 +2,10 @@ export { assertBytes, equalBytes, parseHex, toHex } from './hex.js';
 export { jsonOf } from './json-of.js';
 export { modelOf } from './model-of.js';
 export { nullBody } from './null-body.js';
-export { discardBody, type ReadCappedOptions, readCapped } from './read-capped.js';
+export {
+  type ChunkReader,
+  chunkReader,
+  discardBody,
+  type ReadCappedOptions,
+  readCapped,
+} from './read-capped.js';

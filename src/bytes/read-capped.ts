@@ -15,7 +15,7 @@ export interface ReadCappedOptions {
   rest?: 'cancel' | 'leave';
   /** Called with each chunk's length before it is kept; may throw to refuse it (the read stops). */
   each?: (length: number) => void;
-  /** The longest gap between two chunks, and the error when it passes (the read stops). */
+  /** The longest gap between two chunks (and before the first), and the error when it passes (the read stops). */
   idle?: { ms: number; error: () => Error };
 }
 
@@ -33,32 +33,74 @@ export const readCapped = async (
   options: ReadCappedOptions,
 ): Promise<Buffer> => {
   const { limit, tooLarge } = options;
-  let iterator: AsyncIterator<Uint8Array> | undefined;
-  const refuse = (): Error => {
-    if (options.rest !== 'leave' && source !== null) {
-      if (iterator === undefined) discardBody(source);
-      // Not awaited: cancelling a fetch body can stall on some implementations, and nothing here
-      // depends on its completion.
-      else void Promise.resolve(iterator.return?.()).catch(() => undefined);
-    }
-    return tooLarge();
-  };
   const declared = Number(options.declared ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > limit) throw refuse();
+  if (Number.isFinite(declared) && declared > limit) {
+    // Refused before a byte is read: the body is stopped on the source itself.
+    if (options.rest !== 'leave') discardBody(source);
+    throw tooLarge();
+  }
   if (source === null) return Buffer.alloc(0);
   if (source instanceof Readable) return readNodeStream(source, options);
-  iterator = source[Symbol.asyncIterator]();
+  const iterator = chunkReader(source, options.idle);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
-    const { done, value } = await iterator.next();
-    if (done) break;
-    total += value.length;
-    if (total > limit) throw refuse();
-    options.each?.(value.length);
-    chunks.push(value);
+  try {
+    for (;;) {
+      const { done, value } = await iterator.next();
+      if (done) break;
+      total += value.length;
+      if (total > limit) throw tooLarge();
+      options.each?.(value.length);
+      chunks.push(value);
+    }
+  } catch (error) {
+    // Whatever stopped the read (the limit, `each`, a stall, the source's own error) stops the
+    // source too, unless its owner keeps the rest.
+    if (options.rest !== 'leave') iterator.stop();
+    throw error;
   }
   return Buffer.concat(chunks, total);
+};
+
+/** A source read chunk by chunk, and how to stop it. */
+export interface ChunkReader {
+  /** The next chunk, or `idle.error()` when none comes within `idle.ms`. */
+  next(): Promise<IteratorResult<Uint8Array>>;
+  /** Stops the source (not awaited: cancelling a fetch body can stall, nothing depends on it). */
+  stop(): void;
+}
+
+/**
+ * Reads any byte source chunk by chunk, each chunk due within `idle.ms` of the last. A web stream is
+ * read through its own reader, whose `cancel()` stops it even while a read is pending (a stalled
+ * provider); an async iterator's `return()` waits for that read first (WHATWG Streams, the async
+ * iterator's return steps), so it would never cancel a stream that stalled.
+ */
+export const chunkReader = (
+  source: AsyncIterable<Uint8Array>,
+  idle?: ReadCappedOptions['idle'],
+): ChunkReader => {
+  let read: () => Promise<IteratorResult<Uint8Array>>;
+  let stop: () => void;
+  if (source instanceof ReadableStream) {
+    const reader = (source as ReadableStream<Uint8Array>).getReader();
+    read = () => reader.read() as Promise<IteratorResult<Uint8Array>>;
+    stop = () => void reader.cancel().catch(() => undefined);
+  } else {
+    const iterator = source[Symbol.asyncIterator]();
+    read = () => iterator.next();
+    stop = () => void Promise.resolve(iterator.return?.()).catch(() => undefined);
+  }
+  return { next: idle === undefined ? read : () => within(read(), idle), stop };
+};
+
+/** `next`, or `idle.error()` when it has not settled within `idle.ms`. */
+const within = <T>(next: Promise<T>, idle: { ms: number; error: () => Error }): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(idle.error()), idle.ms);
+  });
+  return Promise.race([next, stalled]).finally(() => clearTimeout(timer));
 };
 
 /**

@@ -1,5 +1,4 @@
-import { Readable } from 'node:stream';
-import { discardBody, readCapped } from '../bytes/index.js';
+import { chunkReader, readCapped } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 
 /** How one answer's body is read: its bytes counted against the shared bound, and a deadline between chunks. */
@@ -28,26 +27,17 @@ export async function* guardedBody(
   what: string,
 ): AsyncGenerator<Uint8Array> {
   if (body === null) return;
-  const iterator = body[Symbol.asyncIterator]();
+  // bytes/chunkReader: a stalled web stream is cancelled too (its reader's cancel, not return()).
+  const chunks = chunkReader(body, { ms: guard.idleMs, error: () => providerTimeout(what, guard.idleMs) });
   try {
     for (;;) {
-      let timer: NodeJS.Timeout | undefined;
-      const stalled = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(providerTimeout(what, guard.idleMs)), guard.idleMs);
-      });
-      let next: IteratorResult<Uint8Array>;
-      try {
-        next = await Promise.race([iterator.next(), stalled]);
-      } finally {
-        clearTimeout(timer);
-      }
+      const next = await chunks.next();
       if (next.done === true) return;
       guard.take(next.value.length);
       yield next.value;
     }
   } finally {
-    // Not awaited: cancelling a fetch body can stall, and nothing here depends on it.
-    void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    chunks.stop();
   }
 }
 
@@ -63,27 +53,16 @@ export const readAnswer = async (
   guard?: BodyGuard,
 ): Promise<Uint8Array> => {
   const body = response.body as AsyncIterable<Uint8Array> | null;
-  const tooLarge = () =>
-    new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' });
-  // Refused on its declared length before a byte is read: the body is stopped here, on the message
-  // itself (its pooled connection closed, not left holding an unread answer).
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    discardBody(body);
-    throw tooLarge();
-  }
   try {
-    // A node message (upstream.ts) is read through its events, the guard applied per chunk there.
-    if (guard !== undefined && body instanceof Readable)
-      return await readCapped(body, {
-        limit: max,
-        tooLarge,
-        each: guard.take,
-        idle: { ms: guard.idleMs, error: () => providerTimeout(what, guard.idleMs) },
-      });
-    return await readCapped(guard === undefined ? body : guardedBody(body, guard, what), {
+    // A body refused on its declared length is stopped unread (its pooled connection closed).
+    return await readCapped(body, {
       limit: max,
-      tooLarge,
+      declared: response.headers.get('content-length'),
+      tooLarge: () =>
+        new SidecarError(`${what} exceeds ${max} bytes`, { status: 502, code: 'upstream_too_large' }),
+      ...(guard === undefined
+        ? {}
+        : { each: guard.take, idle: { ms: guard.idleMs, error: () => providerTimeout(what, guard.idleMs) } }),
     });
   } catch (error) {
     if (error instanceof SidecarError) throw error;

@@ -167,4 +167,34 @@ describe('readCapped', () => {
     gone.destroy();
     await expect(readCapped(gone, { limit: 100, tooLarge })).rejects.toThrow('closed before its end');
   });
+
+  it('a web stream too: a stall gives `idle.error()` and a refusal by `each` stops it, both cancelling the source', async () => {
+    let cancelled = 0;
+    const stalls = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new TextEncoder().encode('a')),
+      cancel: () => {
+        cancelled += 1;
+      },
+    });
+    const stalled = new Error('stalled');
+    await expect(
+      readCapped(stalls, { limit: 10, tooLarge, idle: { ms: 50, error: () => stalled } }),
+    ).rejects.toBe(stalled);
+    const { stream, seen } = webStream(bytes('ab', 'cd'));
+    const busy = new Error('busy');
+    await expect(
+      readCapped(stream, {
+        limit: 10,
+        tooLarge,
+        each: () => {
+          throw busy;
+        },
+      }),
+    ).rejects.toBe(busy);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect({ stalledCancelled: cancelled, refusedCancelled: seen.cancelled }).toEqual({
+      stalledCancelled: 1,
+      refusedCancelled: true,
+    });
+  });
 });

@@ -5,6 +5,7 @@ import { AcceptedIds } from '../../src/gateway/accepted-ids.js';
 import { HeldBytes } from '../../src/gateway/held-bytes.js';
 import { PolicyError, parsePolicy, SseEventSplitter } from '../../src/gateway/index.js';
 import { framingError } from '../../src/gateway/sse-events.js';
+import { guardedBody } from '../../src/gateway/wire.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -149,5 +150,25 @@ describe('HeldBytes', () => {
     b.take(60);
     b.release();
     expect(held.current).toBe(0);
+  });
+});
+
+describe('guardedBody', () => {
+  it('a web stream (a 0G or caller fetch body) that stalls mid-answer: 504 upstream_timeout, and the stream is cancelled', async () => {
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(enc('data: {}\n\n')),
+      cancel: () => {
+        cancelled = true;
+      },
+    });
+    const seen: string[] = [];
+    const read = async () => {
+      for await (const chunk of guardedBody(body, { take: () => undefined, idleMs: 50 }, 'stream'))
+        seen.push(dec(chunk));
+    };
+    await expect(read()).rejects.toMatchObject({ code: 'upstream_timeout' });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect({ seen, cancelled }).toEqual({ seen: ['data: {}\n\n'], cancelled: true });
   });
 });
