@@ -1,7 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { nullBody } from '../bytes/index.js';
-import type { SidecarError } from '../errors/index.js';
-import { errorBody, VERIFICATION_HEADER } from './send-error.js';
 import { streamVerdicts } from './stream-verdicts.js';
 
 /**
@@ -63,17 +61,3 @@ export const responseOf = (answer: Answer): Response => {
   if (answer.verdict !== undefined) streamVerdicts.set(response, answer.verdict);
   return response;
 };
-
-/**
- * An error in the OpenAI shape with the verification header, as the engine's answer (the openai SDK
- * raises APIError on it); `headers` adds more (e.g. NOT_RETRYABLE).
- */
-export const errorAnswer = (
-  error: SidecarError,
-  verification: string,
-  headers: Record<string, string> = {},
-): Answer => ({
-  status: error.status,
-  headers: { ...headers, 'content-type': 'application/json', [VERIFICATION_HEADER]: verification },
-  body: errorBody(error),
-});

@@ -4,7 +4,7 @@ import { AttestationLoop, type AttestationTimers, nodeTimers } from './attestati
 import { type Attestation, Attestor } from './attestor.js';
 import type { E2eeClient } from './e2ee.js';
 import { E2eeChoice } from './e2ee-choice.js';
-import { type Answer, errorAnswer, type Inbound, inboundOf, responseOf } from './engine-io.js';
+import { type Answer, type Inbound, inboundOf, responseOf } from './engine-io.js';
 import { type Circuit, GatewayState } from './gateway-state.js';
 import { HeldBytes } from './held-bytes.js';
 import { InFlightCalls } from './in-flight-calls.js';
@@ -12,7 +12,7 @@ import type { Policy } from './policy.js';
 import type { ProviderLink } from './provider-link.js';
 import { type ProxyContext, proxyToProvider } from './proxy.js';
 import { ReceiptLog, type ReceiptSink } from './receipts.js';
-import { answerableError, verificationOfError } from './send-error.js';
+import { answerableError, errorAnswer, verificationOfError } from './send-error.js';
 import type { GatewayCounters } from './status-page.js';
 import { streamReleaseOf } from './stream-release.js';
 import { callOverFetch } from './upstream.js';
@@ -182,13 +182,8 @@ const attestorOf = (
 const responseOfAnswer = (a: Answer): Response => {
   try {
     return responseOf(a);
-  } catch {
-    return responseOf(
-      errorAnswer(
-        new SidecarError('internal gateway error', { status: 500, code: 'internal_error' }),
-        'failed: gateway.internal',
-      ),
-    );
+  } catch (error) {
+    return responseOf(errorAnswer(answerableError(error), verificationOfError(error)));
   }
 };
 

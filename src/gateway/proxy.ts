@@ -2,7 +2,7 @@ import { discardBody, jsonOf, modelOf, nullBody, readCapped } from '../bytes/ind
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import type { E2eeChoice } from './e2ee-choice.js';
-import { type Answer, errorAnswer, type Inbound } from './engine-io.js';
+import type { Answer, Inbound } from './engine-io.js';
 import type { HeldBytes } from './held-bytes.js';
 import type { CallHandle, InFlightCalls } from './in-flight-calls.js';
 import { modelRefusal } from './model-refusal.js';
@@ -10,7 +10,7 @@ import { providerRequest } from './provider-request.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
 import { relayJson } from './relay-json.js';
 import { relayStream } from './relay-stream.js';
-import { VERIFICATION_HEADER } from './send-error.js';
+import { errorAnswer, VERIFICATION_HEADER } from './send-error.js';
 import type { ProviderCall, Upstream } from './upstream.js';
 import { askForSignatureTrailer, failedVerdict } from './verify-answer.js';
 import { type BodyGuard, providerTimeout, readAnswer } from './wire.js';

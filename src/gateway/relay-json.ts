@@ -1,7 +1,7 @@
 import { jsonOf } from '../bytes/index.js';
-import { type Answer, errorAnswer } from './engine-io.js';
+import type { Answer } from './engine-io.js';
 import type { RelayContext, SignedExchange } from './relay-context.js';
-import { NOT_RETRYABLE, VERIFICATION_HEADER } from './send-error.js';
+import { errorAnswer, NOT_RETRYABLE, VERIFICATION_HEADER } from './send-error.js';
 import { type AnswerVerdict, failedVerdict, verifyAnswer } from './verify-answer.js';
 import { readAnswer } from './wire.js';
 

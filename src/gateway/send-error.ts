@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { SidecarError } from '../errors/index.js';
+import type { Answer } from './engine-io.js';
 
 /** The header (and, for streams, the trailer) that tells the user's tools what the gateway checked. */
 export const VERIFICATION_HEADER = 'x-teeml-verification';
@@ -38,15 +39,25 @@ export const errorBody = (error: SidecarError): string => JSON.stringify(error.t
  * An error in the OpenAI shape with the verification header, as the engine's answer (the openai SDK
  * raises APIError on it); `headers` adds more (e.g. NOT_RETRYABLE).
  */
+export const errorAnswer = (
+  error: SidecarError,
+  verification: string,
+  headers: Record<string, string> = {},
+): Answer => ({
+  status: error.status,
+  headers: { ...headers, 'content-type': 'application/json', [VERIFICATION_HEADER]: verification },
+  body: errorBody(error),
+});
+
+/** The same as a web Response (the in-process client's own refusals). */
 export const errorResponse = (
   error: SidecarError,
   verification: string,
   headers: Record<string, string> = {},
-): Response =>
-  new Response(errorBody(error), {
-    status: error.status,
-    headers: { ...headers, 'content-type': 'application/json', [VERIFICATION_HEADER]: verification },
-  });
+): Response => {
+  const answer = errorAnswer(error, verification, headers);
+  return new Response(answer.body, { status: answer.status, headers: answer.headers });
+};
 
 /**
  * Answers the user with an error in the OpenAI shape and the verification header. Once the headers

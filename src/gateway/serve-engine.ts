@@ -10,7 +10,7 @@ import { sendError, VERIFICATION_HEADER } from './send-error.js';
  * they are, no web Request per request; the provider call is aborted when the user hangs up before
  * the answer ended.
  */
-const inboundOf = (req: IncomingMessage, res: ServerResponse): Inbound => {
+const inboundOfNode = (req: IncomingMessage, res: ServerResponse): Inbound => {
   const method = req.method ?? 'GET';
   return {
     method,
@@ -38,7 +38,7 @@ export const serveEngine = async (
 ): Promise<void> => {
   let request: Inbound;
   try {
-    request = inboundOf(req, res);
+    request = inboundOfNode(req, res);
   } catch {
     sendError(
       res,
