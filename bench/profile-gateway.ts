@@ -5,10 +5,9 @@ import { execSync } from 'node:child_process';
  * 6 s, written to .bench-out/, with the top self-time functions printed and the gateway's CPU per
  * verified answer. For finding where the gateway's time goes (issue 23 item 3).
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { printTopSelfTime, profilesIn } from './cpuprofile.js';
 import { load } from './load.js';
-import { startChild } from './proc.js';
+import { loadAverage, startChild } from './proc.js';
 
 const kase = process.argv[2] ?? 'small';
 const dir = new URL('../.bench-out/', import.meta.url).pathname;
@@ -24,35 +23,12 @@ const body = JSON.stringify({ model: 'bench-model', stream: kase === 'stream', m
 const url = `http://127.0.0.1:${gateway.port}/v1/chat/completions?case=${kase}&chunks=20`;
 const r = await load({ url, connections: 16, duration: 6, body, pid: gateway.pid });
 console.log(
-  `${kase} through the gateway: ${Math.round(r.rps)} req/s, gateway ${Math.round(r.cpuUsPerReq)} µs CPU/answer, load ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ')}`,
+  `${kase} through the gateway: ${Math.round(r.rps)} req/s, gateway ${Math.round(r.cpuUsPerReq)} µs CPU/answer, load ${loadAverage()}`,
 );
-const before = new Set(readdirSync(dir));
+const before = profilesIn(dir);
 gateway.proc.disconnect();
 await new Promise((resolve) => gateway.proc.once('exit', resolve));
 sidecar.proc.disconnect();
 await stub.stop();
-const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && !before.has(f));
-if (file !== undefined) {
-  const prof = JSON.parse(readFileSync(`${dir}${file}`, 'utf8')) as {
-    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-    samples: number[];
-  };
-  const counts = new Map<number, number>();
-  for (const s of prof.samples) counts.set(s, (counts.get(s) ?? 0) + 1);
-  const byFn = new Map<string, number>();
-  for (const n of prof.nodes) {
-    const c = counts.get(n.id) ?? 0;
-    const where = n.callFrame.url
-      .replace(/^.*node_modules\//, '')
-      .replace(/^file:\/\/.*\/(dist|bench)\//, '$1/');
-    const key = `${n.callFrame.functionName || '(anon)'} ${where}:${n.callFrame.lineNumber}`;
-    byFn.set(key, (byFn.get(key) ?? 0) + c);
-  }
-  const total = prof.samples.length;
-  for (const [k, c] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
-    console.log(`${((c / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
-  }
-}
+printTopSelfTime(dir, before, 25);
 process.exit(0);
