@@ -25,6 +25,17 @@ const webStream = (chunks: Uint8Array[]) => {
   return { stream, seen };
 };
 
+const busy = new Error('busy');
+/** A read whose per-chunk hook refuses the first chunk. */
+const refusedByEach = (source: AsyncIterable<Uint8Array>) =>
+  readCapped(source, {
+    limit: 10,
+    tooLarge,
+    each: () => {
+      throw busy;
+    },
+  });
+
 describe('readCapped', () => {
   it('returns the exact bytes of a Node stream and of a web stream, up to and at the limit', async () => {
     const node = await readCapped(Readable.from(bytes('ab', 'cd', 'e')), { limit: 5, tooLarge });
@@ -129,16 +140,7 @@ describe('readCapped', () => {
     }
     const node = new PassThrough();
     node.write('abc');
-    const busy = new Error('busy');
-    await expect(
-      readCapped(node, {
-        limit: 10,
-        tooLarge,
-        each: () => {
-          throw busy;
-        },
-      }),
-    ).rejects.toBe(busy);
+    await expect(refusedByEach(node)).rejects.toBe(busy);
     await new Promise((resolve) => setImmediate(resolve));
     expect(node.destroyed).toBe(true);
   });
@@ -181,16 +183,7 @@ describe('readCapped', () => {
       readCapped(stalls, { limit: 10, tooLarge, idle: { ms: 50, error: () => stalled } }),
     ).rejects.toBe(stalled);
     const { stream, seen } = webStream(bytes('ab', 'cd'));
-    const busy = new Error('busy');
-    await expect(
-      readCapped(stream, {
-        limit: 10,
-        tooLarge,
-        each: () => {
-          throw busy;
-        },
-      }),
-    ).rejects.toBe(busy);
+    await expect(refusedByEach(stream)).rejects.toBe(busy);
     await new Promise((resolve) => setImmediate(resolve));
     expect({ stalledCancelled: cancelled, refusedCancelled: seen.cancelled }).toEqual({
       stalledCancelled: 1,
