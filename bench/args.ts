@@ -18,11 +18,11 @@ export const envArg = (name: string): Record<string, string> =>
   );
 
 /**
- * The A/B benches' common options (bench/cpu.ts, bench/gateway-cpu.ts): `--against <checkout>`,
+ * The A/B benches' common options (bench/cpu.ts, bench/gateway-cpu.ts, bench/wrk.ts): `--against <checkout>`,
  * `--against-env K=V,…` for its process only, `--rounds`, `--seconds`; builds this checkout's dist/
  * and the other one's.
  */
-export const abOptions = () => {
+export const abOptions = (defaults: { seconds?: number } = {}) => {
   const against = arg('--against');
   execSync('npm run build --silent', { stdio: 'inherit' });
   if (against !== undefined) execSync('npm run build --silent', { stdio: 'inherit', cwd: resolve(against) });
@@ -32,7 +32,7 @@ export const abOptions = () => {
     /** How the other row is named: the checkout and its environment. */
     againstLabel: [against, arg('--against-env')].filter((x) => x !== undefined).join(' '),
     rounds: Number(arg('--rounds') ?? '3'),
-    seconds: Number(arg('--seconds') ?? '3'),
+    seconds: Number(arg('--seconds') ?? String(defaults.seconds ?? 3)),
   };
 };
 

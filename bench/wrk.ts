@@ -1,15 +1,17 @@
 /**
- * `npx tsx bench/wrk.ts [--rounds N] [--seconds S]`: the sidecar's small-answer path against the
+ * `npx tsx bench/wrk.ts [--against <checkout>] [--against-env K=V,…] [--rounds N] [--seconds S]`:
+ * the sidecar's small-answer path against the
  * minimal Node pass-through with wrk (`wrk -t1 -c32`, a C load generator that leaves the CPU to the
  * servers, unlike autocannon), as issue 23 measured it. Rows alternate round by round over one stub
- * upstream; req/s and server CPU µs per request (from /proc), medians over rounds. Needs `wrk` on the
+ * upstream; req/s and server CPU µs per request (from /proc), medians over rounds. `--against` adds
+ * another checkout's sidecar (or this one's with `--against-env`) as a third row. Needs `wrk` on the
  * PATH (Debian: `apt-get install wrk`); says so and exits otherwise. Nothing here asserts a timing.
  */
-import { execFileSync, execSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { arg, SMALL_CHAT } from './args.js';
+import { join, resolve } from 'node:path';
+import { abOptions, SMALL_CHAT } from './args.js';
 import { cpuSeconds, loadAverage, median, startChild } from './proc.js';
 
 try {
@@ -21,10 +23,8 @@ try {
     process.exit(0);
   }
 }
-const rounds = Number(arg('--rounds') ?? '3');
-const seconds = Number(arg('--seconds') ?? '4');
+const { against, againstEnv, againstLabel, rounds, seconds } = abOptions({ seconds: 4 });
 const here = new URL('.', import.meta.url).pathname;
-execSync('npm run build --silent', { stdio: 'inherit' });
 
 const script = join(tmpdir(), `teeml-wrk-${process.pid}.lua`);
 writeFileSync(
@@ -37,6 +37,11 @@ const rows = [
   { name: 'node pass-through', child: await startChild(`${here}node-proxy.ts`, env) },
   { name: 'sidecar', child: await startChild(`${here}sidecar-child.mjs`, env) },
 ];
+if (against !== undefined)
+  rows.push({
+    name: `sidecar (${againstLabel})`,
+    child: await startChild(`${resolve(against)}/bench/sidecar-child.mjs`, { ...env, ...againstEnv }),
+  });
 const samples = new Map<string, Array<{ rps: number; cpu: number; bad: number }>>(
   rows.map((r) => [r.name, []]),
 );
