@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Hono } from 'hono';
 import { SidecarError, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -6,7 +7,7 @@ import type { InFlight } from './in-flight.js';
 import { type AttestationRouteDeps, attestationRoutes } from './routes/attestation.js';
 import { notFoundRoute, type ServerEnv } from './routes/env.js';
 import { type HealthDeps, healthRoutes } from './routes/health.js';
-import { type ProxyRouteDeps, proxyRoutes } from './routes/proxy.js';
+import { type ProxyRouteDeps, proxyCall, proxyRoutes, rawProxyPath } from './routes/proxy.js';
 import { type SignatureRouteDeps, signatureRoutes } from './routes/signatures.js';
 
 /** Each feature's routes with only its own dependencies (docs/architecture.md, server). */
@@ -21,6 +22,45 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The client's `X-Request-Id` when it is a plain token, else a fresh one. */
+const requestIdOf = (given: string | undefined): string =>
+  given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+
+const shuttingDown = () => unavailable('shutting down; retry on another instance', 'shutting_down');
+
+/** An error answer: its status, the headers it adds, its OpenAI-shaped body. */
+interface ErrorReply {
+  status: number;
+  headers: Record<string, string>;
+  body: object;
+}
+
+/**
+ * What any failure is answered with, logged once: a SidecarError as itself (a 413 closes the
+ * connection, a retry delay becomes Retry-After), anything else as a generic 500 whose log line has
+ * the error's class and message, never request content.
+ */
+const errorReply = (err: unknown, requestId: string | undefined, logger: Logger): ErrorReply => {
+  if (err instanceof SidecarError) {
+    const log = err.status >= 500 ? logger.warn.bind(logger) : logger.info.bind(logger);
+    log({ reqId: requestId, status: err.status, code: err.code, ...err.details }, err.message);
+    const headers: Record<string, string> = {};
+    if (err.status === 413) headers.connection = 'close';
+    const retryAfter = err.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter);
+    return { status: err.status, headers, body: err.toBody() };
+  }
+  logger.error(
+    { reqId: requestId, err: { name: (err as Error).name, message: (err as Error).message } },
+    'unhandled error',
+  );
+  return {
+    status: 500,
+    headers: {},
+    body: { error: { message: 'internal error', type: 'server_error', param: null, code: 'internal_error' } },
+  };
+};
 
 /**
  * Routes still served during a SIGTERM drain: a stream that finishes in the grace period is signed,
@@ -37,14 +77,13 @@ export const createApp = (deps: AppDeps): Hono<ServerEnv> => {
   const app = new Hono<ServerEnv>();
 
   app.use(async (c, next) => {
-    const given = c.req.header('x-request-id');
-    const id = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+    const id = requestIdOf(c.req.header('x-request-id'));
     c.set('requestId', id);
     c.header('x-request-id', id);
     c.env?.outgoing?.setHeader('x-request-id', id);
     if (deps.inFlight.draining && !OPEN_WHILE_DRAINING.test(c.req.path)) {
       c.header('connection', 'close');
-      throw unavailable('shutting down; retry on another instance', 'shutting_down');
+      throw shuttingDown();
     }
     // No global cap here: each kind of work has its own budget (proxy: uploads and upstream slots;
     // lookups; fresh reports: the attestation queue), so /health and the cached report always answer.
@@ -57,24 +96,9 @@ export const createApp = (deps: AppDeps): Hono<ServerEnv> => {
   });
 
   app.onError((err, c) => {
-    const requestId = c.get('requestId');
-    if (err instanceof SidecarError) {
-      const log = err.status >= 500 ? deps.logger.warn.bind(deps.logger) : deps.logger.info.bind(deps.logger);
-      log({ reqId: requestId, status: err.status, code: err.code, ...err.details }, err.message);
-      if (err.status === 413) c.header('connection', 'close');
-      const retryAfter = err.details?.retryAfterSeconds;
-      if (typeof retryAfter === 'number') c.header('retry-after', String(retryAfter));
-      return c.json(err.toBody(), err.status as 400);
-    }
-    // Unknown errors: log the class and message (never request content), answer a generic 500.
-    deps.logger.error(
-      { reqId: requestId, err: { name: (err as Error).name, message: (err as Error).message } },
-      'unhandled error',
-    );
-    return c.json(
-      { error: { message: 'internal error', type: 'server_error', param: null, code: 'internal_error' } },
-      500,
-    );
+    const reply = errorReply(err, c.get('requestId'), deps.logger);
+    for (const [name, value] of Object.entries(reply.headers)) c.header(name, value);
+    return c.json(reply.body, reply.status as 400);
   });
 
   app.notFound(() => {
@@ -88,3 +112,48 @@ export const createApp = (deps: AppDeps): Hono<ServerEnv> => {
   app.route('/', proxyRoutes(deps.proxy));
   return app;
 };
+
+/**
+ * The proxied OpenAI routes without the router: a `POST` to one of their exact paths (the root and
+ * `/v1` forms of routes/proxy.ts's list) is served straight from Node's request, with the same
+ * request id, drain refusal, in-flight count, authentication, rate limit and error answers as the
+ * app above gives it; anything else (another path or method, a target or Host the adapter would
+ * rewrite or refuse) returns false and goes through the app. The router and its per-request context
+ * cost more than a small completion's signing (BENCHMARKS.md, issue 23).
+ */
+export const proxyFastPath =
+  (deps: AppDeps) =>
+  (incoming: IncomingMessage, outgoing: ServerResponse): boolean => {
+    const route = rawProxyPath(incoming);
+    if (route === undefined) return false;
+    const id = requestIdOf(incoming.headers['x-request-id'] as string | undefined);
+    outgoing.setHeader('x-request-id', id);
+    void (async () => {
+      deps.inFlight.enter();
+      try {
+        if (deps.inFlight.draining) {
+          outgoing.setHeader('connection', 'close');
+          throw shuttingDown();
+        }
+        await proxyCall(deps.proxy, incoming, outgoing, {
+          ...route,
+          method: 'POST',
+          sign: true,
+          requestId: id,
+        });
+      } catch (err) {
+        const reply = errorReply(err, id, deps.logger);
+        if (outgoing.headersSent) return;
+        const body = JSON.stringify(reply.body);
+        outgoing.writeHead(reply.status, {
+          ...reply.headers,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        });
+        outgoing.end(body);
+      } finally {
+        deps.inFlight.leave();
+      }
+    })();
+    return true;
+  };

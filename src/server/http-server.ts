@@ -1,4 +1,10 @@
-import { createServer, type Server, STATUS_CODES } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -39,16 +45,18 @@ const answerClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => 
 
 /**
  * The Node server for the app: HTTPS when the sidecar terminates TLS itself, else HTTP; header and
- * request deadlines (slowloris); parser-level refusals in the OpenAI shape.
+ * request deadlines (slowloris); parser-level refusals in the OpenAI shape. `fast` may serve a
+ * request itself (it returns true) before the app sees it (app.ts, proxyFastPath).
  */
 export const createHttpServer = (
   app: Hono<ServerEnv>,
   config: Config,
   tls: TlsRuntime | undefined,
+  fast?: (incoming: IncomingMessage, outgoing: ServerResponse) => boolean,
 ): Server => {
   // Requests Hono's adapter cannot turn into a URL (`POST *`, a backslash in the path, a bad Host)
   // get the OpenAI error shape too, not an empty 400.
-  const listener = getRequestListener(app.fetch, {
+  const appListener = getRequestListener(app.fetch, {
     errorHandler: (err) => {
       const [status, type, code, message] =
         err instanceof RequestError
@@ -60,6 +68,12 @@ export const createHttpServer = (
       });
     },
   });
+  const listener =
+    fast === undefined
+      ? appListener
+      : (incoming: IncomingMessage, outgoing: ServerResponse): void => {
+          if (!fast(incoming, outgoing)) void appListener(incoming, outgoing);
+        };
   const server = (
     tls?.terminates === true
       ? createHttpsServer({ ...tls.serverOptions(), maxHeaderSize: config.MAX_HEADER_BYTES }, listener)

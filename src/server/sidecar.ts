@@ -8,7 +8,7 @@ import { Metrics } from '../metrics/index.js';
 import { Upstream } from '../proxy/index.js';
 import { PendingSignatures, type SignatureStore } from '../signatures/index.js';
 import { startTls, type TlsSource } from '../tls/index.js';
-import { createApp } from './app.js';
+import { createApp, proxyFastPath } from './app.js';
 import { appDeps } from './app-deps.js';
 import { createHttpServer, drain, listen, serverUrl } from './http-server.js';
 import { InFlight } from './in-flight.js';
@@ -91,29 +91,27 @@ export const startSidecar = async (
     metrics,
   });
   const inFlight = new InFlight();
-  const app = createApp(
-    appDeps(config, {
-      logger,
-      metrics,
-      signers,
-      inFlight,
-      attestation,
-      store,
-      pending,
-      upstream,
-      tls,
-      sharedStore: selected.shared,
-      cacheSalter,
-      status: {
-        simulated,
-        demoUpstream: demo !== undefined,
-        platform: providers.quotes.platform,
-        gpu: providers.gpus.kind,
-        version: VERSION,
-      },
-    }),
-  );
-  const server = createHttpServer(app, config, tls);
+  const deps = appDeps(config, {
+    logger,
+    metrics,
+    signers,
+    inFlight,
+    attestation,
+    store,
+    pending,
+    upstream,
+    tls,
+    sharedStore: selected.shared,
+    cacheSalter,
+    status: {
+      simulated,
+      demoUpstream: demo !== undefined,
+      platform: providers.quotes.platform,
+      gpu: providers.gpus.kind,
+      version: VERSION,
+    },
+  });
+  const server = createHttpServer(createApp(deps), config, tls, proxyFastPath(deps));
   /** Everything started so far, stopped in reverse order (on close, and when start-up fails). */
   const release = async (): Promise<void> => {
     tls?.close();

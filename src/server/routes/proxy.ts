@@ -1,7 +1,8 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
 import { SidecarError } from '../../errors/index.js';
-import { type ProxyContext, proxyRequest, tokenMatches } from '../../proxy/index.js';
+import { type ProxyContext, type ProxyRoute, proxyRequest, tokenMatches } from '../../proxy/index.js';
 import type { ClientLimit } from '../client-limits.js';
 import { notFoundRoute, type ServerEnv } from './env.js';
 
@@ -37,28 +38,67 @@ const OWN_GET_ROUTES = /^\/(attestation|signature|health|models|metrics)(\/|$)/;
 /** Encoded separators in a raw path: never part of an OpenAI route, refused before proxying. */
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
-/** The proxied OpenAI routes. They write to Node's raw response, so they need the Node bindings. */
-export const proxyRoutes = (deps: ProxyRouteDeps): Hono<ServerEnv> => {
-  const routes = new Hono<ServerEnv>();
-  const requireAuth = (c: Context<ServerEnv>): void => {
-    if (deps.authToken === undefined) return;
-    const header = c.req.header('authorization');
+/** `POST <path>` and `POST /v1<path>` for each root path: the OpenAI path each serves. */
+const EXACT_PROXY_PATHS = new Map(
+  ROOT_PROXY_PATHS.flatMap((p) => [[p, p] as const, [`/v1${p}`, p] as const]),
+);
+
+/**
+ * The request targets and Host values Hono's Node adapter takes as they are (its `buildUrl`: no
+ * normalization, no refusal), so a route served from the raw target sees what the app would.
+ */
+const PLAIN_TARGET = /^\/[!#$&-;=?-[\]_a-z~]*$/;
+const DOT_SEGMENT = /\/\.\.?(?:[/?#]|$)/;
+const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
+
+/**
+ * The proxied route a plain `POST` to one of the exact proxy paths is for, read from the raw request
+ * target (app.ts, proxyFastPath); undefined for anything the router must see.
+ */
+export const rawProxyPath = (
+  incoming: IncomingMessage,
+): Pick<ProxyRoute, 'openAiPath' | 'search'> | undefined => {
+  if (incoming.method !== 'POST') return undefined;
+  const target = incoming.url ?? '';
+  const q = target.indexOf('?');
+  const openAiPath = EXACT_PROXY_PATHS.get(q === -1 ? target : target.slice(0, q));
+  if (openAiPath === undefined) return undefined;
+  const host = incoming.headers.host;
+  if (host === undefined || !PLAIN_HOST.test(host) || !PLAIN_TARGET.test(target) || DOT_SEGMENT.test(target))
+    return undefined;
+  return { openAiPath, search: q === -1 ? '' : target.slice(q) };
+};
+
+/** Authentication, the client's rate limit, then the proxy: one proxied request, router or not. */
+export const proxyCall = async (
+  deps: ProxyRouteDeps,
+  incoming: IncomingMessage,
+  outgoing: ServerResponse,
+  route: ProxyRoute,
+): Promise<void> => {
+  if (deps.authToken !== undefined) {
+    const header = incoming.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
     if (!tokenMatches(token, deps.authToken)) {
       throw new SidecarError('missing or invalid bearer token', { status: 401, code: 'invalid_api_key' });
     }
-  };
+  }
+  deps.limit.take(incoming);
+  await proxyRequest(deps.proxy, incoming, outgoing, route);
+};
+
+/** The proxied OpenAI routes. They write to Node's raw response, so they need the Node bindings. */
+export const proxyRoutes = (deps: ProxyRouteDeps): Hono<ServerEnv> => {
+  const routes = new Hono<ServerEnv>();
   const proxyTo = async (
     method: 'GET' | 'POST',
     openAiPath: string,
     sign: boolean,
     c: Context<ServerEnv>,
   ) => {
-    requireAuth(c);
-    deps.limit.take(c.env.incoming);
     const url = c.req.url;
     const q = url.indexOf('?');
-    await proxyRequest(deps.proxy, c.env.incoming, c.env.outgoing, {
+    await proxyCall(deps, c.env.incoming, c.env.outgoing, {
       method,
       openAiPath,
       search: q === -1 ? '' : url.slice(q),
