@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { parseHex, toHex } from '../bytes/index.js';
+import { parseHex, readCapped, toHex } from '../bytes/index.js';
 import type { Budget } from '../concurrency/index.js';
 import {
   type E2eeSession,
@@ -170,6 +170,31 @@ async function* upstreamChunks(res: IncomingMessage, timer: NodeJS.Timeout): Asy
   // A body cut short without an error event (the socket closed early): never complete.
   if (!res.complete) throw badUpstream('upstream response ended early');
 }
+
+/**
+ * The upstream's whole body (a JSON answer), up to `limit` bytes: the same rules as `upstreamChunks`,
+ * read through the stream's events (bytes/readCapped) rather than an async iterator, which costs a
+ * promise and an end-of-stream watcher per answer. Past the limit the upstream's connection is closed.
+ */
+const upstreamBody = async (res: IncomingMessage, timer: NodeJS.Timeout, limit: number): Promise<Buffer> => {
+  let raw: Buffer;
+  try {
+    raw = await readCapped(decoded(res), {
+      limit,
+      tooLarge: () =>
+        new SidecarError('upstream response exceeds the size limit', {
+          status: 502,
+          code: 'upstream_too_large',
+        }),
+      each: () => timer.refresh(),
+    });
+  } catch (err) {
+    if (err instanceof SidecarError || err instanceof ClientGone) throw err;
+    throw badUpstream('upstream response could not be read', err);
+  }
+  if (!res.complete) throw badUpstream('upstream response ended early');
+  return raw;
+};
 
 const waitWritable = (out: ServerResponse): Promise<void> =>
   new Promise((resolve, reject) => {
@@ -546,21 +571,8 @@ const proxyJson = async (
   model?: ModelCheck,
   trailer?: SigningAlgo,
 ): Promise<string | undefined> => {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of upstreamChunks(res, timer)) {
-    total += chunk.length;
-    if (total > ctx.maxUpstreamBodyBytes) {
-      res.destroy();
-      throw new SidecarError('upstream response exceeds the size limit', {
-        status: 502,
-        code: 'upstream_too_large',
-      });
-    }
-    chunks.push(chunk);
-  }
+  const raw = await upstreamBody(res, timer, ctx.maxUpstreamBodyBytes);
   clearTimeout(timer);
-  const raw = Buffer.concat(chunks, total);
   const status = res.statusCode ?? 200;
   const headers = forwardResponseHeaders(res.headers);
   const answer = parseJsonAnswer(raw);

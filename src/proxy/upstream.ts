@@ -3,9 +3,11 @@ import {
   request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
+  type RequestOptions,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { urlToHttpOptions } from 'node:url';
 import { SidecarError } from '../errors/index.js';
 
 /**
@@ -115,6 +117,9 @@ export const forwardRequestHeaders = (headers: IncomingHttpHeaders): Record<stri
 export const forwardResponseHeaders = (headers: IncomingHttpHeaders): Record<string, string | string[]> =>
   filterHeaders(headers, RESPONSE_DROP);
 
+/** Path segments of letters, digits, `_` and `-`: what `URL` would leave exactly as it is. */
+const PLAIN_PATH = /^(?:\/[\w-]+)+$/;
+
 export interface UpstreamOptions {
   /** Base URL; OpenAI paths are appended after `/v1` (added when the base does not end in it). */
   baseUrl: string;
@@ -133,6 +138,7 @@ export interface UpstreamCall {
  */
 export class Upstream {
   private readonly base: URL;
+  private readonly baseOptions: RequestOptions;
   private readonly agent: HttpAgent;
 
   constructor(private readonly options: UpstreamOptions) {
@@ -140,6 +146,7 @@ export class Upstream {
     const path = base.pathname.replace(/\/+$/, '');
     base.pathname = path.endsWith('/v1') ? path : `${path}/v1`;
     this.base = base;
+    this.baseOptions = urlToHttpOptions(base);
     const agentOptions = {
       keepAlive: true,
       maxSockets: Number.POSITIVE_INFINITY,
@@ -156,6 +163,17 @@ export class Upstream {
     return url;
   }
 
+  /**
+   * The request options for a call: the base's, with the path the URL above would give. A path of
+   * plain segments and no query needs none of the URL parser's escaping or dot-segment rules, so it
+   * is joined as it is (every proxied OpenAI route, per request); anything else goes through it.
+   */
+  private target(openAiPath: string, search: string): RequestOptions {
+    if (search === '' && PLAIN_PATH.test(openAiPath))
+      return { ...this.baseOptions, path: `${this.base.pathname}${openAiPath}` };
+    return urlToHttpOptions(this.url(openAiPath, search));
+  }
+
   call(
     method: string,
     openAiPath: string,
@@ -163,12 +181,12 @@ export class Upstream {
     headers: Record<string, string | string[]>,
     body: Uint8Array | undefined,
   ): UpstreamCall {
-    const url = this.url(openAiPath, search);
+    const target = this.target(openAiPath, search);
     const outHeaders: Record<string, string | string[]> = { ...headers, 'accept-encoding': 'identity' };
     if (this.options.apiKey !== undefined) outHeaders.authorization = `Bearer ${this.options.apiKey}`;
     if (body !== undefined) outHeaders['content-length'] = String(body.length);
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(url, { method, headers: outHeaders, agent: this.agent });
+    const send = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send({ ...target, method, headers: outHeaders, agent: this.agent });
     // When we abort (client gone, timeout), the request fails with our reason: keep it as it is
     // rather than reporting the upstream as unreachable.
     let abortedWith: Error | undefined;
