@@ -210,45 +210,12 @@ const waitWritable = (out: ServerResponse): Promise<void> =>
     out.once('close', onClose);
   });
 
-/** The write callback of the last part written: true once it was handed to the socket. */
-interface Delivery {
-  last: Promise<boolean>;
-}
-
-const write = async (out: ServerResponse, parts: Uint8Array[], delivery?: Delivery): Promise<void> => {
+const write = async (out: ServerResponse, parts: Uint8Array[]): Promise<void> => {
   for (const part of parts) {
     if (out.destroyed) throw new ClientGone('client disconnected');
-    let ok = true;
-    if (delivery === undefined) ok = out.write(part);
-    else
-      delivery.last = new Promise<boolean>((resolve) => {
-        ok = out.write(part, (err) => resolve(err === null || err === undefined));
-      });
-    if (!ok) await waitWritable(out);
+    if (!out.write(part)) await waitWritable(out);
   }
 };
-
-const socketErrored = (out: ServerResponse): boolean =>
-  out.socket?.errored !== null && out.socket?.errored !== undefined;
-
-/**
- * Resolves true once every body byte written with `delivery` was handed to the socket, false if
- * the client left first: the same rule as `finish` below, for an answer whose end (the trailer)
- * is sent only after its record is made.
- */
-const handedOver = (out: ServerResponse, delivery: Delivery): Promise<boolean> =>
-  new Promise((resolve) => {
-    if (out.destroyed) {
-      resolve(false);
-      return;
-    }
-    const onClose = (): void => resolve(false);
-    out.once('close', onClose);
-    void delivery.last.then((ok) => {
-      out.off('close', onClose);
-      resolve(ok && !out.destroyed && !socketErrored(out));
-    });
-  });
 
 /**
  * Whether the client asked for the signature in a trailer, and for which algorithm (docs/protocol.md,
@@ -269,22 +236,6 @@ const trailerAsked = (incoming: IncomingMessage): SigningAlgo | undefined => {
   const http11 =
     incoming.httpVersionMajor > 1 || (incoming.httpVersionMajor === 1 && incoming.httpVersionMinor >= 1);
   return http11 ? algo : undefined;
-};
-
-/**
- * Ends an answer whose body was handed to the socket: with the record in the trailer when one was
- * stored (the bytes `GET /signature/{id}` serves for `algo`), else with no trailer, and the client
- * falls back to the lookup, which answers 404 as it would without a trailer. A client that leaves
- * before the trailer keeps its record: every body byte reached the socket, as for any answer.
- */
-const endWithTrailer = async (
-  out: ServerResponse,
-  record: SignatureRecord | undefined,
-  algo: SigningAlgo,
-): Promise<void> => {
-  if (record !== undefined && !out.destroyed)
-    out.addTrailers({ [SIGNATURE_TRAILER]: encodeSignatureTrailer(record, algo) });
-  await finish(out);
 };
 
 /**
@@ -528,22 +479,31 @@ const claimResponseId = async (
 };
 
 /**
- * Signs over the bytes the client received and fills the claim. Runs only after delivery. Returns
- * the record when it was stored (what a lookup will serve), else undefined.
+ * The record for a pair: both signatures made on their first read where this process alone serves
+ * lookups (lazy-record.ts), both at once otherwise.
  */
-const store = async (
+const recordOf = (
   ctx: ProxyContext,
-  claim: SignatureClaim,
   requestHash: string,
   responseHash: string,
   model?: ModelCheck,
-): Promise<SignatureRecord | undefined> => {
+): SignatureRecord => {
   // SIGNED_TEXT_FORMAT=model: the model the request asked for, which every answer chunk named.
   const signedModel = model?.signed === true ? model.expected : undefined;
-  const record =
-    ctx.lazySigning === true
-      ? lazyRecord(ctx.signers, signedText(requestHash, responseHash, signedModel))
-      : signPair(ctx.signers, requestHash, responseHash, signedModel);
+  return ctx.lazySigning === true
+    ? lazyRecord(ctx.signers, signedText(requestHash, responseHash, signedModel))
+    : signPair(ctx.signers, requestHash, responseHash, signedModel);
+};
+
+/**
+ * Fills the claim with the record of an answer every byte of which was handed to the socket. Returns
+ * the record when it was stored (what a lookup will serve), else undefined.
+ */
+const storeRecord = async (
+  ctx: ProxyContext,
+  claim: SignatureClaim,
+  record: SignatureRecord,
+): Promise<SignatureRecord | undefined> => {
   try {
     if (await ctx.store.put(claim, record)) {
       ctx.metrics.signatures.inc({ kind: 'stored' });
@@ -560,6 +520,16 @@ const store = async (
   }
   return undefined;
 };
+
+/** Signs over the bytes the client received and fills the claim. Runs only after delivery. */
+const store = (
+  ctx: ProxyContext,
+  claim: SignatureClaim,
+  requestHash: string,
+  responseHash: string,
+  model?: ModelCheck,
+): Promise<SignatureRecord | undefined> =>
+  storeRecord(ctx, claim, recordOf(ctx, requestHash, responseHash, model));
 
 const proxyJson = async (
   ctx: ProxyContext,
@@ -619,9 +589,11 @@ const proxyJson = async (
 
 /**
  * A JSON answer with its signature in a trailer: chunked instead of Content-Length (a trailer needs
- * chunked encoding, RFC 9112 §7.1.2), the body handed to the socket, then the record made and stored
- * exactly as for any answer, then sent after the body. A client that left before its last body byte
- * gets no record.
+ * chunked encoding, RFC 9112 §7.1.2). The answer is complete, so its record is made first; the body
+ * and the trailer then go to the socket in one write, and the record is stored only once that write
+ * was handed over. A client that left before gets no stored record, and the signature made for its
+ * trailer is dropped unsent: bytes on a connection arrive in order, so no one reads the trailer
+ * without every byte of the body before it.
  */
 const jsonWithTrailer = async (
   ctx: ProxyContext,
@@ -636,16 +608,14 @@ const jsonWithTrailer = async (
     model: ModelCheck | undefined;
   },
 ): Promise<void> => {
+  const record = recordOf(ctx, a.requestHash, sha256Hex(a.body), a.model);
   outgoing.writeHead(a.status, { ...a.head, trailer: SIGNATURE_TRAILER });
-  const delivery: Delivery = { last: Promise.resolve(true) };
-  await write(outgoing, [a.body], delivery);
-  if (!(await handedOver(outgoing, delivery))) {
+  outgoing.addTrailers({ [SIGNATURE_TRAILER]: encodeSignatureTrailer(record, a.algo) });
+  if (!(await finish(outgoing, a.body))) {
     ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
-    outgoing.destroy();
     throw new ClientGone('client disconnected');
   }
-  const record = await store(ctx, a.claim, a.requestHash, sha256Hex(a.body), a.model);
-  await endWithTrailer(outgoing, record, a.algo);
+  await storeRecord(ctx, a.claim, record);
 };
 
 const proxyStream = async (
@@ -659,9 +629,6 @@ const proxyStream = async (
   trailer?: SigningAlgo,
 ): Promise<string | undefined> => {
   const limit = ctx.maxSseLineBytes;
-  // Asked for the signature in a trailer: every write's hand-over is tracked, and the answer ends
-  // only once its record is made (streamEnd).
-  const delivery: Delivery | undefined = trailer === undefined ? undefined : { last: Promise.resolve(true) };
   const tap = new SseTap(limit === undefined ? {} : { maxLineBytes: limit, maxHeldBytes: limit });
   const status = res.statusCode ?? 200;
   const headers = forwardResponseHeaders(res.headers);
@@ -686,7 +653,7 @@ const proxyStream = async (
       const chunks = model === undefined ? raw : modelCheckedStream(raw, model, limit);
       for await (const chunk of e2ee === undefined ? chunks : e2ee.sseEncryptor(limit).transform(chunks)) {
         const out = tap.push(chunk);
-        await write(outgoing, tap.proposed ? await start() : out, delivery);
+        await write(outgoing, tap.proposed ? await start() : out);
       }
     } catch (err) {
       if (err instanceof SseLimitError) {
@@ -703,28 +670,23 @@ const proxyStream = async (
     }
     clearTimeout(timer);
     tap.endOfInput();
-    if (tap.proposed) await write(outgoing, await start(), delivery);
+    if (tap.proposed) await write(outgoing, await start());
     const outcome = tap.end();
-    if (trailer !== undefined && delivery !== undefined && outcome.complete && claim !== undefined) {
-      if (!(await handedOver(outgoing, delivery))) {
-        ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
-        outgoing.destroy();
-        return undefined;
-      }
-      await endWithTrailer(
-        outgoing,
-        await store(ctx, claim, requestHash, outcome.responseHash, model),
-        trailer,
-      );
-      return claim.id;
-    }
+    // Asked for the trailer: the record of a complete stream is made now and its trailer ends the
+    // answer (as for JSON, jsonWithTrailer); it is stored only if the whole answer reaches the socket.
+    const early =
+      trailer !== undefined && outcome.complete && claim !== undefined
+        ? recordOf(ctx, requestHash, outcome.responseHash, model)
+        : undefined;
+    if (early !== undefined && trailer !== undefined)
+      outgoing.addTrailers({ [SIGNATURE_TRAILER]: encodeSignatureTrailer(early, trailer) });
     const delivered = await finish(outgoing);
     if (!outcome.complete || !delivered || claim === undefined) {
       ctx.metrics.unsigned.inc({ reason: delivered ? 'stream_incomplete' : 'client_disconnected' });
       return undefined;
     }
     // Every byte is with the socket: sign over exactly what was sent.
-    await store(ctx, claim, requestHash, outcome.responseHash, model);
+    await storeRecord(ctx, claim, early ?? recordOf(ctx, requestHash, outcome.responseHash, model));
     return claim.id;
   } catch (err) {
     ctx.metrics.unsigned.inc({

@@ -16,8 +16,8 @@ export interface TrailerSignature {
  * `Response` of `fetchKeepingTrailers` (Node's own fetch drops trailers: see trailer-fetch.ts).
  * Read it only once the body was read whole: trailers come after the last byte.
  *
- * Undefined when no trailer came (a proxy on the path dropped it, an older sidecar, a 0G broker, an
- * answer whose record could not be stored): the caller falls back to `GET /signature/{id}`. Throws
+ * Undefined when no trailer came (a proxy on the path dropped it, an older sidecar, a 0G broker): the
+ * caller falls back to `GET /signature/{id}`. Throws
  * a TypeError, naming the field and never echoing it, for a trailer that is not a record for `algo`.
  */
 export const signatureFromTrailer = (

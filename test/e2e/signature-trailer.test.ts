@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { hashMessage, recoverAddress } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemorySignatureStore } from '../../src/signatures/index.js';
 import { signatureFromTrailer } from '../../src/verifier/index.js';
 import { SECRET_MARKERS } from '../secrets.js';
 import {
@@ -98,10 +99,10 @@ interface Received {
   trailers: Record<string, string | undefined>;
 }
 
-const post = (body: string, headers: Record<string, string>): Promise<Received> =>
+const post = (body: string, headers: Record<string, string>, base = sidecar.url): Promise<Received> =>
   new Promise((resolve, reject) => {
     const req = request(
-      `${sidecar.url}/v1/chat/completions`,
+      `${base}/v1/chat/completions`,
       { method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
       (res) => {
         const chunks: Buffer[] = [];
@@ -245,5 +246,38 @@ describe('a client that asks for the signature in a trailer', () => {
     });
     await upstreamClosed;
     expect((await lookup('chatcmpl-trailer5', 'ecdsa')).status).toBe(404);
+  });
+});
+
+describe('a record the store refuses after the answer was sent', () => {
+  it('the answer keeps the trailer it was sent with (a valid signature over what the client got); the lookup answers 404', async () => {
+    const memory = new MemorySignatureStore({ ttlMs: 60_000, capacity: 100 });
+    const failing = {
+      claim: (id: string) => memory.claim(id),
+      get: (id: string) => memory.get(id),
+      put: async () => {
+        throw new Error('store unreachable');
+      },
+    };
+    const s = await startTestSidecar({ UPSTREAM_URL: upstream.url }, { store: failing });
+    try {
+      for (const [tag, stream] of [
+        ['refused1', false],
+        ['refused2', true],
+      ] as const) {
+        const sent = bodyOf(tag, stream);
+        const res = await post(sent, { 'x-teeml-signature-trailer': 'ecdsa' }, s.url);
+        expect(res.status).toBe(200);
+        const got = signatureFromTrailer(res, 'ecdsa');
+        expect(got?.record.text).toBe(`${sha(sent)}:${sha(res.body)}`);
+        expect(recoverAddress(hashMessage(got?.record.text ?? ''), got?.record.signature ?? '')).toBe(
+          s.signingAddress,
+        );
+        expect((await rawRequest(`${s.url}/v1/signature/chatcmpl-${tag}`)).status).toBe(404);
+      }
+      expect(s.logs.filter((l) => l.includes('signature store write failed'))).toHaveLength(2);
+    } finally {
+      await s.close();
+    }
   });
 });
