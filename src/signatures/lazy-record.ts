@@ -15,7 +15,8 @@ const states = new WeakMap<SignatureRecord, LazySignatures>();
  * lookups ask for one algorithm, and signing both for every response was a third of the CPU a small
  * completion cost). Both signatures are deterministic (RFC 6979, RFC 8032), so a signature made at
  * lookup time is byte-identical to one made at delivery: the text is fixed when the record is made,
- * after the last byte reached the client, and nothing else is ever signed.
+ * once the answer is complete, and a record is stored only for an answer whose every byte reached the
+ * socket (proxy.ts), so no other text is ever served signed.
  *
  * Only for a store that this process alone reads (memory): a record written to a store shared with
  * other replicas must carry both signatures already, since the replica that serves the lookup may not
