@@ -3,11 +3,11 @@
  * its own process, in front of the sidecar at BENCH_PROVIDER_PORT, so its costs are its own.
  * Simulation is allowed and NRAS is not consulted: the bench measures the per-answer work.
  */
-import { Writable } from 'node:stream';
 import { DirectLink, parsePolicy, startGateway } from '../dist/gateway/index.js';
-import { createLogger } from '../dist/log/index.js';
+import { createLogger, logDestination } from '../dist/log/index.js';
 
-const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+// Lines go where production writes them (an fd, asynchronously: log/logger.ts), here /dev/null.
+const sink = logDestination('/dev/null');
 const gateway = await startGateway({
   // BENCH_PROVIDER_URL: an https sidecar (attested TLS: the gateway pins its key), e.g. behind the
   // bench's delay proxy.

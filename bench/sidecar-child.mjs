@@ -6,9 +6,8 @@
  * bench/run.ts builds dist/ before starting it.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
 import { loadConfig } from '../dist/config/index.js';
-import { createLogger } from '../dist/log/index.js';
+import { createLogger, logDestination } from '../dist/log/index.js';
 import { startSidecar } from '../dist/server/index.js';
 
 const config = loadConfig({
@@ -24,12 +23,13 @@ const config = loadConfig({
   ATTESTATION_MAX_QUEUE: '10000',
   MAX_CONCURRENT_REQUESTS: '100000',
   SIGNATURE_CAPACITY: '200000',
-  // The info line per request is part of what a provider runs; it goes to a sink, not a terminal.
+  // The info line per request is part of what a provider runs.
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
   // BENCH_TLS=1: the same sidecar serving HTTPS itself (attested TLS, an in-memory key).
   ...(process.env.BENCH_TLS === '1' ? { TLS_KEY_SOURCE: 'generate', TLS_HOSTNAMES: '127.0.0.1' } : {}),
 });
-const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+// Lines go where production writes them (an fd, asynchronously: log/logger.ts), here /dev/null.
+const sink = logDestination('/dev/null');
 const sidecar = await startSidecar(config, createLogger(config.LOG_LEVEL, sink));
 
 const delay = monitorEventLoopDelay({ resolution: 1 });
