@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { parseHex, readCapped, toHex } from '../bytes/index.js';
@@ -198,8 +199,13 @@ const upstreamBody = async (res: IncomingMessage, timer: NodeJS.Timeout, limit: 
 
 const waitWritable = (out: ServerResponse): Promise<void> =>
   new Promise((resolve, reject) => {
+    const socket = connectionOf(out);
+    if (socket === null || socket.destroyed) {
+      reject(new ClientGone('client disconnected'));
+      return;
+    }
     const onDrain = (): void => {
-      out.off('close', onClose);
+      socket.off('close', onClose);
       resolve();
     };
     const onClose = (): void => {
@@ -207,7 +213,7 @@ const waitWritable = (out: ServerResponse): Promise<void> =>
       reject(new ClientGone('client disconnected'));
     };
     out.once('drain', onDrain);
-    out.once('close', onClose);
+    socket.once('close', onClose);
   });
 
 const write = async (out: ServerResponse, parts: Uint8Array[]): Promise<void> => {
@@ -239,28 +245,38 @@ const trailerAsked = (incoming: IncomingMessage): SigningAlgo | undefined => {
 };
 
 /**
+ * The connection a response goes out on. A response to a pipelined request waits for the answers
+ * before it and has no socket of its own yet (`out.socket` is null, its bytes are queued): its
+ * request's socket is the same connection.
+ */
+const connectionOf = (out: ServerResponse): Socket | null => out.socket ?? out.req?.socket ?? null;
+
+/**
  * Ends the response; resolves true once every byte was handed to the socket, false if the client
  * left. Node emits 'finish' on a response even when the last write failed because the client reset
  * the connection (the write callback runs with the error); the socket then carries that error, so
- * it is checked too: only a write that really reached the kernel counts as delivered.
+ * it is checked too: only a write that really reached the kernel counts as delivered. A response
+ * still queued behind a pipelined one ends when its turn comes; the connection closing first means
+ * the client left.
  */
 const finish = (out: ServerResponse, last?: Uint8Array): Promise<boolean> =>
   new Promise((resolve) => {
-    const socket = out.socket;
-    if (out.destroyed || socket === null) {
+    const socket = connectionOf(out);
+    if (out.destroyed || socket === null || socket.destroyed) {
       resolve(false);
       return;
     }
+    const clean = (): boolean => socket.errored === null || socket.errored === undefined;
     const onFinish = (): void => {
-      out.off('close', onClose);
-      resolve(socket.errored === null || socket.errored === undefined);
+      socket.off('close', onClose);
+      resolve(clean());
     };
     const onClose = (): void => {
       out.off('finish', onFinish);
-      resolve(out.writableFinished && (socket.errored === null || socket.errored === undefined));
+      resolve(out.writableFinished && clean());
     };
     out.once('finish', onFinish);
-    out.once('close', onClose);
+    socket.once('close', onClose);
     if (last === undefined) out.end();
     else out.end(last);
   });

@@ -113,6 +113,24 @@ export const createApp = (deps: AppDeps): Hono<ServerEnv> => {
   return app;
 };
 
+/** How long a request refused before its body was read may go on sending it. */
+const UNREAD_BODY_GRACE_MS = 500;
+
+/**
+ * A request answered before its body arrived whole (refused for its token or rate limit): the rest
+ * is read and dropped for at most UNREAD_BODY_GRACE_MS, then the connection closes. Node alone would
+ * take all of it, however much is declared, until the request deadline; the router's adapter bounds
+ * it the same way.
+ */
+const closeIfUnread = (incoming: IncomingMessage): void => {
+  if (incoming.complete) return;
+  const timer = setTimeout(() => {
+    if (!incoming.complete) incoming.socket?.destroy();
+  }, UNREAD_BODY_GRACE_MS);
+  timer.unref();
+  incoming.once('close', () => clearTimeout(timer));
+};
+
 /**
  * The proxied OpenAI routes without the router: a `POST` to one of their exact paths (the root and
  * `/v1` forms of routes/proxy.ts's list) is served straight from Node's request, with the same
@@ -148,9 +166,11 @@ export const proxyFastPath =
         outgoing.writeHead(reply.status, {
           ...reply.headers,
           'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
+          // Named as the router's adapter writes it, so both send the same bytes.
+          'Content-Length': Buffer.byteLength(body),
         });
         outgoing.end(body);
+        closeIfUnread(incoming);
       } finally {
         deps.inFlight.leave();
       }
