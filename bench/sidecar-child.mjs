@@ -25,6 +25,8 @@ const config = loadConfig({
   SIGNATURE_CAPACITY: '200000',
   // The info line per request is part of what a provider runs.
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+  // BENCH_MODEL_NAME: the served model's name checked on every request and answer (MODEL_NAME).
+  ...(process.env.BENCH_MODEL_NAME === undefined ? {} : { MODEL_NAME: process.env.BENCH_MODEL_NAME }),
   // BENCH_TLS=1: the same sidecar serving HTTPS itself (attested TLS, an in-memory key).
   ...(process.env.BENCH_TLS === '1' ? { TLS_KEY_SOURCE: 'generate', TLS_HOSTNAMES: '127.0.0.1' } : {}),
 });

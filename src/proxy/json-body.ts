@@ -49,8 +49,11 @@ export const jsonDepthExceeds = (bytes: Uint8Array, limit: number): boolean => {
   return false;
 };
 
-/** Refuses a request body that is not JSON (UTF-8, at most MAX_JSON_DEPTH deep) with a 400. */
-export const assertJsonRequest = (body: Uint8Array): void => {
+/**
+ * Refuses a request body that is not JSON (UTF-8, at most MAX_JSON_DEPTH deep) with a 400; returns
+ * the parsed value, so that nothing parses the same bytes twice.
+ */
+export const assertJsonRequest = (body: Uint8Array): unknown => {
   if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
     throw new SidecarError(`request body nests deeper than ${MAX_JSON_DEPTH} levels`, {
       status: 400,
@@ -58,7 +61,7 @@ export const assertJsonRequest = (body: Uint8Array): void => {
     });
   }
   try {
-    JSON.parse(decoder.decode(body));
+    return JSON.parse(decoder.decode(body));
   } catch {
     throw new SidecarError('request body is not valid JSON', { status: 400, code: 'invalid_json' });
   }

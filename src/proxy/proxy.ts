@@ -312,8 +312,10 @@ export const proxyRequest = async (
       }
     }
     let requestHash: string | undefined;
+    /** The body as parsed when it was checked as JSON, for whatever reads it next. */
+    let parsed: { value: unknown } | undefined;
     if (body !== undefined && route.sign) {
-      if (declaresJson(incoming)) assertJsonRequest(body);
+      if (declaresJson(incoming)) parsed = { value: assertJsonRequest(body) };
       requestHash = requestHashOf(ctx, incoming, body);
     }
     // E2EE (NEAR AI protocol): the hash above is over the ciphertext as received; the model gets the
@@ -324,7 +326,16 @@ export const proxyRequest = async (
       ctx.signers,
     );
     const decrypted = e2ee !== undefined && body !== undefined ? e2ee.decryptRequest(body) : body;
-    const { forwarded, model } = beforeUpstream(ctx, incoming, route, decrypted);
+    const { forwarded, model } = beforeUpstream(
+      ctx,
+      incoming,
+      route,
+      decrypted,
+      decrypted === body ? parsed : undefined,
+    );
+    // Not kept across the model server's answer: a large prompt's objects would outlive the young
+    // generation and cost the collector more than parsing them twice.
+    parsed = undefined;
     releaseSlot = ctx.budgets.upstream.tryTake();
     if (releaseSlot === undefined) throw refused(ctx, 'upstream');
     const call = ctx.upstream.call(
@@ -400,14 +411,16 @@ export const proxyRequest = async (
 
 const jsonDecoder = new TextDecoder('utf-8', { fatal: true });
 
+const objectOf = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+
 /** The body as a JSON object; undefined for anything else (not JSON, an array, a multipart upload). */
 const jsonObjectOf = (incoming: IncomingMessage, body: Uint8Array): Record<string, unknown> | undefined => {
   if (!declaresJson(incoming)) return undefined;
   try {
-    const value: unknown = JSON.parse(jsonDecoder.decode(body));
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
+    return objectOf(JSON.parse(jsonDecoder.decode(body)));
   } catch {
     return undefined;
   }
@@ -417,18 +430,20 @@ const jsonObjectOf = (incoming: IncomingMessage, body: Uint8Array): Record<strin
  * MODEL_NAME and CACHE_SALT on the way to the model server (docs/protocol.md): a request for a model
  * not served is refused here (404, the model server is never called), and the body the model server
  * gets carries this caller's `cache_salt`. The signed request hash was taken before, over the bytes
- * the client sent. Without either setting the body is not even parsed.
+ * the client sent. Without either setting the body is not read again; `parsed` is `body` as already
+ * parsed, when it was.
  */
 const beforeUpstream = (
   ctx: ProxyContext,
   incoming: IncomingMessage,
   route: ProxyRoute,
   body: Uint8Array | undefined,
+  parsed: { value: unknown } | undefined,
 ): { forwarded: Uint8Array | undefined; model: ModelCheck | undefined } => {
   if (body === undefined || !route.sign || (ctx.models === undefined && ctx.cacheSalter === undefined)) {
     return { forwarded: body, model: undefined };
   }
-  const value = jsonObjectOf(incoming, body);
+  const value = parsed === undefined ? jsonObjectOf(incoming, body) : objectOf(parsed.value);
   const model = ctx.models === undefined ? undefined : checkRequestModel(ctx.models, value);
   const salted =
     ctx.cacheSalter !== undefined && value !== undefined && SALTED_PATHS.has(route.openAiPath)
