@@ -351,7 +351,10 @@ export const proxyRequest = async (
     const onClientClose = (): void => {
       if (!outgoing.writableFinished) call.abort(new ClientGone('client disconnected'));
     };
-    outgoing.once('close', onClientClose);
+    // The connection, not the response: a response queued behind a pipelined one has no socket yet
+    // and hears nothing when the client leaves.
+    const connection = connectionOf(outgoing);
+    connection?.once('close', onClientClose);
     try {
       const res = await call.response;
       status = res.statusCode ?? 502;
@@ -375,7 +378,7 @@ export const proxyRequest = async (
       }
     } finally {
       clearTimeout(timer);
-      outgoing.off('close', onClientClose);
+      connection?.off('close', onClientClose);
     }
   } catch (err) {
     // The client left (before or during the answer): nothing to send, nothing signed; 499 in logs.

@@ -108,3 +108,52 @@ describe('pipelined requests through the router (Host the adapter rewrites)', ()
     expect(got).toContain('{"id":"chatcmpl-r-fast-1"');
   });
 });
+
+describe('a client that leaves while its pipelined request waits its turn', () => {
+  it('has the model server call of the waiting request closed too', async () => {
+    let heldClosed: () => void = () => undefined;
+    const closed = new Promise<boolean>((resolve) => {
+      heldClosed = () => resolve(true);
+      setTimeout(() => resolve(false), 2500);
+    });
+    const held = await startUpstream((_req, body, res) => {
+      const p = JSON.parse(body.toString()) as { tag: string; hold?: boolean };
+      if (p.hold !== true) {
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(`{"id":"chatcmpl-${p.tag}","object":"chat.completion","choices":[]}`);
+        }, 400);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: {"id":"chatcmpl-${p.tag}","object":"chat.completion.chunk","choices":[]}\n\n`);
+      const timer = setInterval(() => res.write(': keep-alive\n\n'), 10);
+      res.on('close', () => {
+        clearInterval(timer);
+        heldClosed();
+      });
+    });
+    const s = await startTestSidecar({ UPSTREAM_URL: held.url });
+    try {
+      const { port } = new URL(s.url);
+      const socket = connect(Number(port), '127.0.0.1', () =>
+        socket.write(
+          req(port, JSON.stringify({ model: 'm', messages: [], tag: 'leave-slow' })) +
+            req(
+              port,
+              JSON.stringify({ model: 'm', messages: [], tag: 'leave-held', stream: true, hold: true }),
+            ),
+        ),
+      );
+      socket.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 150));
+      socket.destroy();
+      // The held stream's answer waits behind the first; its client is gone, so its call must end
+      // now, not when the model server finishes (here: never).
+      expect(await closed).toBe(true);
+    } finally {
+      await s.close();
+      await held.close();
+    }
+  });
+});
