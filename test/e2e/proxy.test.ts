@@ -161,6 +161,31 @@ describe('signed proxy, non-streaming', () => {
     ).toBe(sidecar.signingAddress);
   });
 
+  it('ends each proxied request with one access line: its id, route, status, duration, the id it was signed under', async () => {
+    const res = await postJson(
+      `${sidecar.url}/v1/chat/completions`,
+      { ...chatBody, scenario: 'noid' },
+      { 'x-request-id': 'access-line-1', authorization: 'Bearer client-key' },
+    );
+    expect(res.status).toBe(200);
+    const lines = sidecar.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l['reqId'] === 'access-line-1');
+    expect(lines).toHaveLength(1);
+    const [line] = lines;
+    expect(Object.keys(line ?? {}).sort()).toEqual(
+      ['level', 'time', 'service', 'reqId', 'route', 'status', 'ms', 'responseId', 'signed', 'msg'].sort(),
+    );
+    expect(line).toMatchObject({
+      level: 30,
+      msg: 'proxied',
+      route: '/chat/completions',
+      status: 200,
+      responseId: res.headers['zg-res-key'],
+      signed: true,
+    });
+  });
+
   it('finds the record with any id case, at /signature and /v1/signature, and serves ed25519', async () => {
     const lower = json<SignatureBody>(await rawRequest(`${sidecar.url}/signature/chatcmpl-nonstream1`));
     const upper = json<SignatureBody>(await fetchSignature('CHATCMPL-NONSTREAM1'));
