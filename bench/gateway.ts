@@ -6,7 +6,8 @@
  *   and the hashing before it releases the answer);
  * - requests per second with 16 concurrent clients;
  * - one 500-chunk stream at a time: time to [DONE] and chunk throughput;
- * - the 16-client ratio: the gateway's verified answers per second against the sidecar alone's;
+ * - the 16-client ratio: the gateway's verified answers per second against the sidecar alone's, from
+ *   the rows, and as the median over rounds where the two alternate (the figure to compare);
  * - the wide-area rows (issue 23): a TCP delay proxy (bench/delay-proxy.ts) adds RTT/2 each way
  *   between the client and a sidecar serving attested TLS (`TLS_KEY_SOURCE=generate`), and a
  *   gateway pinned to that key sits on the client's side of it. p50 of N sequential requests, direct
@@ -21,7 +22,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { loadavg } from 'node:os';
 import { arg, SMALL_CHAT } from './args.js';
 import { startDelayProxy } from './delay-proxy.js';
-import { type Child, startChild } from './proc.js';
+import { type Child, median, startChild } from './proc.js';
 
 const quick = process.argv.includes('--quick');
 const RTT_MS = Number(arg('--rtt') ?? '50');
@@ -29,6 +30,9 @@ const DELAY_N = Number(arg('--n') ?? '15');
 const only = arg('--only');
 const SEQ = quick ? 100 : 400;
 const SECONDS = quick ? 2 : 6;
+/** The alternating rounds the 16-client ratio is also taken over (see loopbackSection). */
+const RATIO_ROUNDS = quick ? 3 : 8;
+const RATIO_SECONDS = 2;
 const STREAMS = quick ? 10 : 30;
 const CHUNKS = 500;
 const here = new URL('.', import.meta.url).pathname;
@@ -106,8 +110,8 @@ const latency = async (port: number) => {
   };
 };
 
-const throughput = async (port: number) => {
-  const end = performance.now() + SECONDS * 1000;
+const throughput = async (port: number, seconds = SECONDS) => {
+  const end = performance.now() + seconds * 1000;
   let done = 0;
   let verified = 0;
   let bad = 0;
@@ -121,7 +125,7 @@ const throughput = async (port: number) => {
       }
     }),
   );
-  return { rps: done / SECONDS, verifiedPerS: verified / SECONDS, bad };
+  return { rps: done / seconds, verifiedPerS: verified / seconds, bad };
 };
 
 const streaming = async (port: number) => {
@@ -289,6 +293,19 @@ const loopbackSection = async (stub: Child, children: Child[]): Promise<void> =>
   log();
   log(
     `16 clients, loopback: the gateway verified ${f(verified, 0)} answers/s, the sidecar alone served ${f(alone, 0)} (${f((100 * verified) / alone, 0)}%)`,
+  );
+  // The rows above run one after the other, minutes apart; on a shared machine whose speed drifts
+  // that moves their ratio by tens of points. Here the two alternate in short rounds, each ratio
+  // taken from one round's pair, and the median of those is the figure to compare.
+  const ratios: number[] = [];
+  for (let round = 0; round < RATIO_ROUNDS; round++) {
+    const a = await throughput(sidecar.port, RATIO_SECONDS);
+    const g = await throughput(gateway.port, RATIO_SECONDS);
+    ratios.push(g.verifiedPerS / a.rps);
+  }
+  const sorted = [...ratios].sort((x, y) => x - y);
+  log(
+    `16 clients, loopback, ${RATIO_ROUNDS} alternating rounds of ${RATIO_SECONDS} s: verified / alone, median ${f(100 * median(ratios), 0)}% (range ${f(100 * (sorted[0] ?? Number.NaN), 0)}–${f(100 * (sorted.at(-1) ?? Number.NaN), 0)}%)`,
   );
   const stats = await gateway.ask<Record<string, unknown>>({ cmd: 'stats' });
   log();
