@@ -2,28 +2,27 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Bytes of lines held before a write, and the longest a line waits for one. */
+/** Bytes of lines held before a write, the longest a line waits for one, and the most ever held. */
 const LOG_BATCH_BYTES = 4096;
 const LOG_FLUSH_MS = 1000;
+const LOG_MAX_HELD_BYTES = 16 * 1024 * 1024;
 
 /**
  * Where a process's lines go unless it says otherwise: standard output, in batches (pino's
- * SonicBoom, `sync: false`, `minLength`): lines are written together once 4 KiB are held, and at
- * least every second, so a busy sidecar makes one write per few dozen requests instead of a
- * blocking write per request line, and a quiet one shows each line within a second. pino flushes
- * what is held when the process exits.
+ * SonicBoom, `sync: false`, `minLength`, `periodicFlush`): lines are written together once 4 KiB
+ * are held, and at least every second, so a busy sidecar makes one write per few dozen requests
+ * instead of a blocking write per request line, and a quiet one shows each line within a second.
+ * pino flushes what is held when the process exits. A reader of standard output that stops reading
+ * makes lines wait, never the requests: past 16 MiB held, new lines are dropped.
  */
-export const logDestination = (dest: number | string = 1): DestinationStream => {
-  const stream = pino.destination({ dest, sync: false, minLength: LOG_BATCH_BYTES });
-  setInterval(() => {
-    try {
-      stream.flush();
-    } catch {
-      // Not open yet, or already closed: the next tick or the exit flush writes it.
-    }
-  }, LOG_FLUSH_MS).unref();
-  return stream;
-};
+export const logDestination = (dest: number | string = 1): DestinationStream =>
+  pino.destination({
+    dest,
+    sync: false,
+    minLength: LOG_BATCH_BYTES,
+    periodicFlush: LOG_FLUSH_MS,
+    maxLength: LOG_MAX_HELD_BYTES,
+  });
 
 /**
  * Structured JSON logs (pino). Call sites log ids, sizes, statuses and durations, never bodies,

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { logDestination } from '../../src/log/index.js';
 
 /**
  * The default destination (log/logger.ts) batches lines: a busy process writes them together, a quiet
@@ -46,5 +47,15 @@ describe('the default log destination', () => {
     );
     expect(code).toBe(3);
     expect(lines.map((l) => l.msg)).toEqual([...Array.from({ length: 500 }, (_, i) => `line ${i}`), 'last']);
+  });
+
+  it('holds at most 16 MiB for a reader that stops reading (then drops lines, never blocks or grows)', () => {
+    const d = logDestination('/dev/null') as unknown as { maxLength: number; minLength: number; end(): void };
+    try {
+      expect(d.maxLength).toBe(16 * 1024 * 1024);
+      expect(d.minLength).toBe(4096);
+    } finally {
+      d.end();
+    }
   });
 });
