@@ -221,15 +221,14 @@ const waitWritable = (out: ServerResponse): Promise<void> =>
       return;
     }
     const onDrain = (): void => {
-      socket.off('close', onClose);
+      stopWatching();
       resolve();
     };
-    const onClose = (): void => {
+    const stopWatching = whenClosed(socket, () => {
       out.off('drain', onDrain);
       reject(new ClientGone('client disconnected'));
-    };
+    });
     out.once('drain', onDrain);
-    socket.once('close', onClose);
   });
 
 const write = async (out: ServerResponse, parts: Uint8Array[]): Promise<void> => {
@@ -267,6 +266,37 @@ const trailerAsked = (incoming: IncomingMessage): SigningAlgo | undefined => {
  */
 const connectionOf = (out: ServerResponse): Socket | null => out.socket ?? out.req?.socket ?? null;
 
+/** What waits on each connection's close: one listener per socket, however many requests wait. */
+const closeWatchers = new WeakMap<Socket, { waiting: Set<() => void>; fire: () => void }>();
+
+/**
+ * Calls `fn` once `socket` closes; returns what stops watching. Requests pipelined on one connection
+ * all wait on its close: one 'close' listener fans out to them, rather than one each (past ten Node
+ * warns of a leak, a warning any client could make the sidecar print per connection).
+ */
+const whenClosed = (socket: Socket, fn: () => void): (() => void) => {
+  let watch = closeWatchers.get(socket);
+  if (watch === undefined) {
+    const waiting = new Set<() => void>();
+    const fire = (): void => {
+      closeWatchers.delete(socket);
+      for (const f of waiting) f();
+    };
+    watch = { waiting, fire };
+    closeWatchers.set(socket, watch);
+    socket.once('close', fire);
+  }
+  const { waiting, fire } = watch;
+  waiting.add(fn);
+  return () => {
+    waiting.delete(fn);
+    if (waiting.size === 0 && closeWatchers.get(socket) === watch) {
+      closeWatchers.delete(socket);
+      socket.off('close', fire);
+    }
+  };
+};
+
 /**
  * Ends the response; resolves true once every byte was handed to the socket, false if the client
  * left. Node emits 'finish' on a response even when the last write failed because the client reset
@@ -284,15 +314,14 @@ const finish = (out: ServerResponse, last?: Uint8Array): Promise<boolean> =>
     }
     const clean = (): boolean => socket.errored === null || socket.errored === undefined;
     const onFinish = (): void => {
-      socket.off('close', onClose);
+      stopWatching();
       resolve(clean());
     };
-    const onClose = (): void => {
+    const stopWatching = whenClosed(socket, () => {
       out.off('finish', onFinish);
       resolve(out.writableFinished && clean());
-    };
+    });
     out.once('finish', onFinish);
-    socket.once('close', onClose);
     if (last === undefined) out.end();
     else out.end(last);
   });
@@ -370,7 +399,7 @@ export const proxyRequest = async (
     // The connection, not the response: a response queued behind a pipelined one has no socket yet
     // and hears nothing when the client leaves.
     const connection = connectionOf(outgoing);
-    connection?.once('close', onClientClose);
+    const stopWatching = connection === null ? undefined : whenClosed(connection, onClientClose);
     try {
       const res = await call.response;
       status = res.statusCode ?? 502;
@@ -394,7 +423,7 @@ export const proxyRequest = async (
       }
     } finally {
       clearTimeout(timer);
-      connection?.off('close', onClientClose);
+      stopWatching?.();
     }
   } catch (err) {
     // The client left (before or during the answer): nothing to send, nothing signed; 499 in logs.

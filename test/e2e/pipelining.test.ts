@@ -109,6 +109,41 @@ describe('pipelined requests through the router (Host the adapter rewrites)', ()
   });
 });
 
+describe('many pipelined requests on one connection', () => {
+  it('are all answered with their trailers, in order, and the sidecar warns of no listener leak', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w.name);
+    };
+    process.on('warning', onWarning);
+    try {
+      const { port } = new URL(sidecar.url);
+      const bodies = Array.from({ length: 30 }, (_, i) =>
+        JSON.stringify({ model: 'm', messages: [], tag: `many-${i}`, delay: i === 0 ? 200 : 0 }),
+      );
+      const got = await new Promise<string>((resolve) => {
+        const chunks: Buffer[] = [];
+        const s = connect(Number(port), '127.0.0.1', () =>
+          s.write(bodies.map((b) => req(port, b, 'x-teeml-signature-trailer: ecdsa\r\n')).join('')),
+        );
+        s.on('data', (c: Buffer) => chunks.push(c));
+        s.on('error', () => undefined);
+        setTimeout(() => {
+          s.destroy();
+          resolve(Buffer.concat(chunks).toString('latin1'));
+        }, 1500);
+      });
+      const ids = [...got.matchAll(/\{"id":"chatcmpl-(many-\d+)"/g)].map((m) => m[1]);
+      expect(ids).toEqual(bodies.map((_, i) => `many-${i}`));
+      expect(got.match(/x-teeml-signature: /gi)?.length).toBe(30);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('a client that leaves while its pipelined request waits its turn', () => {
   it('has the model server call of the waiting request closed too', async () => {
     let heldClosed: () => void = () => undefined;
