@@ -80,6 +80,11 @@ export const envSchema = z.object({
   UPSTREAM_URL: url.optional(),
   UPSTREAM_API_KEY: optionalString,
   UPSTREAM_TIMEOUT_MS: int(100, 3_600_000).default(600_000),
+  /**
+   * Longest a client may take none of the answer bytes waiting for it (a reader that stopped); then
+   * its connection closes and its slot at the model server is freed.
+   */
+  CLIENT_STALL_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   MAX_BODY_BYTES: int(1024, 512 * 1024 * 1024).default(10 * 1024 * 1024),
   /** Largest non-streaming upstream answer the sidecar buffers to sign. */
   MAX_UPSTREAM_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(64 * 1024 * 1024),

@@ -58,6 +58,8 @@ export interface ProxyContext {
   maxSseLineBytes?: number;
   /** Longest silence allowed from the upstream: before its headers, and between two chunks. */
   upstreamTimeoutMs: number;
+  /** Longest a client may take none of the answer bytes waiting for it; then its connection closes. */
+  clientStallMs?: number;
   adminToken?: string | undefined;
   /** MODEL_NAME (and SIGNED_TEXT_FORMAT): undefined without MODEL_NAME, when no model is checked. */
   models?: ModelPolicy | undefined;
@@ -110,6 +112,12 @@ const digestOf = (token: string): Buffer => createHash('sha256').update(token).d
 /** Constant-time token comparison (hashing first makes the lengths equal). */
 export const tokenMatches = (given: string | undefined, expected: string | undefined): boolean =>
   given !== undefined && expected !== undefined && timingSafeEqual(digestOf(given), digestOf(expected));
+
+/** The largest single write of an answer's body (finish). */
+const WRITE_SLICE_BYTES = 1024 * 1024;
+
+/** CLIENT_STALL_TIMEOUT_MS's default, for a context built without it (tests). */
+const DEFAULT_CLIENT_STALL_MS = 60_000;
 
 const upstreamTimeout = (): SidecarError =>
   new SidecarError('upstream model server timed out', { status: 504, code: 'upstream_timeout' });
@@ -266,6 +274,33 @@ const trailerAsked = (incoming: IncomingMessage): SigningAlgo | undefined => {
  */
 const connectionOf = (out: ServerResponse): Socket | null => out.socket ?? out.req?.socket ?? null;
 
+/**
+ * Closes a connection whose client takes none of the bytes waiting for it for `ms` (checked every
+ * `ms`: unsent bytes, and none sent since the last check); returns what stops watching. Without it a
+ * client that stops reading held its request, and its slot at the model server, as long as it kept
+ * the connection open: the writes waited for a drain that never came. A connection with nothing to
+ * send (the model still thinking, a pipelined answer waiting its turn) is never cut.
+ */
+const stallGuard = (out: ServerResponse, ms: number): (() => void) => {
+  let last = -1;
+  let lastAt = performance.now();
+  const timer = setInterval(() => {
+    const socket = connectionOf(out);
+    if (socket === null) return;
+    const waiting = socket.writableLength;
+    const sent = socket.bytesWritten - waiting;
+    // A late check means this process was busy (writes are sent from its own event loop): no bytes
+    // could go out meanwhile, so the next check decides.
+    const now = performance.now();
+    const late = now - lastAt > 1.5 * ms;
+    if (!late && waiting > 0 && sent === last) socket.destroy();
+    last = sent;
+    lastAt = now;
+  }, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+};
+
 /** What waits on each connection's close: one listener per socket, however many requests wait. */
 const closeWatchers = new WeakMap<Socket, { waiting: Set<() => void>; fire: () => void }>();
 
@@ -305,7 +340,28 @@ const whenClosed = (socket: Socket, fn: () => void): (() => void) => {
  * still queued behind a pipelined one ends when its turn comes; the connection closing first means
  * the client left.
  */
-const finish = (out: ServerResponse, last?: Uint8Array): Promise<boolean> =>
+const finish = async (out: ServerResponse, last?: Uint8Array): Promise<boolean> => {
+  let rest = last;
+  if (rest !== undefined && rest.length > WRITE_SLICE_BYTES) {
+    // A large answer goes out a slice at a time, each once the one before has drained: a client
+    // that reads it slowly shows progress slice by slice (stallGuard), where one write of the whole
+    // answer would show none until its last byte.
+    const slices: Uint8Array[] = [];
+    let at = 0;
+    for (; rest.length - at > WRITE_SLICE_BYTES; at += WRITE_SLICE_BYTES)
+      slices.push(rest.subarray(at, at + WRITE_SLICE_BYTES));
+    try {
+      await write(out, slices);
+    } catch {
+      return false;
+    }
+    rest = rest.subarray(at);
+  }
+  return end(out, rest);
+};
+
+/** Ends the response with `last`; true once every byte was handed to the socket (see finish). */
+const end = (out: ServerResponse, last: Uint8Array | undefined): Promise<boolean> =>
   new Promise((resolve) => {
     const socket = connectionOf(out);
     if (out.destroyed || socket === null || socket.destroyed) {
@@ -393,6 +449,7 @@ export const proxyRequest = async (
       forwarded,
     );
     const timer = setTimeout(() => call.abort(upstreamTimeout()), ctx.upstreamTimeoutMs);
+    const stopGuard = stallGuard(outgoing, ctx.clientStallMs ?? DEFAULT_CLIENT_STALL_MS);
     const onClientClose = (): void => {
       if (!outgoing.writableFinished) call.abort(new ClientGone('client disconnected'));
     };
@@ -423,6 +480,7 @@ export const proxyRequest = async (
       }
     } finally {
       clearTimeout(timer);
+      stopGuard();
       stopWatching?.();
     }
   } catch (err) {
@@ -669,8 +727,8 @@ const proxyJson = async (
 /**
  * A JSON answer with its signature in a trailer: chunked instead of Content-Length (a trailer needs
  * chunked encoding, RFC 9112 §7.1.2). The answer is complete, so its record is made first; the body
- * and the trailer then go to the socket in one write, and the record is stored only once that write
- * was handed over. A client that left before gets no stored record, and the signature made for its
+ * then goes out with the trailer in its last write (a small answer: one write), and the record is
+ * stored only once every byte was handed over. A client that left before gets no stored record, and the signature made for its
  * trailer is dropped unsent: bytes on a connection arrive in order, so no one reads the trailer
  * without every byte of the body before it.
  */

@@ -94,6 +94,7 @@ export const appDeps = (config: Config, parts: SidecarParts): AppDeps => {
         maxUpstreamBodyBytes: config.MAX_UPSTREAM_BODY_BYTES,
         maxSseLineBytes: config.MAX_SSE_LINE_BYTES,
         upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+        clientStallMs: config.CLIENT_STALL_TIMEOUT_MS,
         adminToken: config.ADMIN_TOKEN,
         models: modelPolicyOf(config),
         cacheSalter: parts.cacheSalter,
