@@ -522,9 +522,12 @@ const objectOf = (value: unknown): Record<string, unknown> | undefined =>
     ? (value as Record<string, unknown>)
     : undefined;
 
-/** The body as a JSON object; undefined for anything else (not JSON, an array, a multipart upload). */
-const jsonObjectOf = (incoming: IncomingMessage, body: Uint8Array): Record<string, unknown> | undefined => {
-  if (!declaresJson(incoming)) return undefined;
+/**
+ * The body as a JSON object, whatever content type it declares (a model server may read JSON under
+ * any label, so MODEL_NAME and CACHE_SALT must too); undefined for anything else (not JSON, an
+ * array, a multipart upload).
+ */
+const jsonObjectOf = (body: Uint8Array): Record<string, unknown> | undefined => {
   try {
     return objectOf(JSON.parse(jsonDecoder.decode(body)));
   } catch {
@@ -549,7 +552,7 @@ const beforeUpstream = (
   if (body === undefined || !route.sign || (ctx.models === undefined && ctx.cacheSalter === undefined)) {
     return { forwarded: body, model: undefined };
   }
-  const value = parsed === undefined ? jsonObjectOf(incoming, body) : objectOf(parsed.value);
+  const value = parsed === undefined ? jsonObjectOf(body) : objectOf(parsed.value);
   const model = ctx.models === undefined ? undefined : checkRequestModel(ctx.models, value);
   const salted =
     ctx.cacheSalter !== undefined && value !== undefined && SALTED_PATHS.has(route.openAiPath)

@@ -68,6 +68,7 @@ describe('parsed once: the forwarded body and model check agree with what upstre
     ['string', '"cheap"'],
     ['text/plain', '{"model":"cheap"}', 'text/plain'],
     ['json with charset', '{"model":"cheap"}', 'application/json; charset=utf-16'],
+    ['form content type', '{"model":"cheap","messages":[]}', 'application/x-www-form-urlencoded'],
     ['trailing ws after brace', '{"model":"served-a"}   \n'],
     ['huge number', '{"model":"served-a","seed":18446744073709551615}'],
   ];
