@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { parseHex, readCapped, toHex } from '../bytes/index.js';
+import { jsonOf, parseHex, readCapped, toHex } from '../bytes/index.js';
 import type { Budget } from '../concurrency/index.js';
 import {
   type E2eeSession,
@@ -59,7 +59,7 @@ export interface ProxyContext {
   /** Longest silence allowed from the upstream: before its headers, and between two chunks. */
   upstreamTimeoutMs: number;
   /** Longest a client may take none of the answer bytes waiting for it; then its connection closes. */
-  clientStallMs?: number;
+  clientStallMs: number;
   adminToken?: string | undefined;
   /** MODEL_NAME (and SIGNED_TEXT_FORMAT): undefined without MODEL_NAME, when no model is checked. */
   models?: ModelPolicy | undefined;
@@ -115,9 +115,6 @@ export const tokenMatches = (given: string | undefined, expected: string | undef
 
 /** The largest single write of an answer's body (finish). */
 const WRITE_SLICE_BYTES = 1024 * 1024;
-
-/** CLIENT_STALL_TIMEOUT_MS's default, for a context built without it (tests). */
-const DEFAULT_CLIENT_STALL_MS = 60_000;
 
 const upstreamTimeout = (): SidecarError =>
   new SidecarError('upstream model server timed out', { status: 504, code: 'upstream_timeout' });
@@ -189,12 +186,21 @@ async function* upstreamChunks(res: IncomingMessage, timer: NodeJS.Timeout): Asy
       yield chunk as Buffer;
     }
   } catch (err) {
-    if (err instanceof SidecarError || err instanceof ClientGone) throw err;
-    throw badUpstream('upstream response could not be read', err);
+    throw readFailure(err);
   }
-  // A body cut short without an error event (the socket closed early): never complete.
-  if (!res.complete) throw badUpstream('upstream response ended early');
+  assertComplete(res);
 }
+
+/** A failed read of the upstream's body as the client sees it: ours as they are, the upstream's a 502. */
+const readFailure = (err: unknown): unknown =>
+  err instanceof SidecarError || err instanceof ClientGone
+    ? err
+    : badUpstream('upstream response could not be read', err);
+
+/** A body cut short without an error event (the socket closed early) is never complete. */
+const assertComplete = (res: IncomingMessage): void => {
+  if (!res.complete) throw badUpstream('upstream response ended early');
+};
 
 /**
  * The upstream's whole body (a JSON answer), up to `limit` bytes: the same rules as `upstreamChunks`,
@@ -214,10 +220,9 @@ const upstreamBody = async (res: IncomingMessage, timer: NodeJS.Timeout, limit: 
       each: () => timer.refresh(),
     });
   } catch (err) {
-    if (err instanceof SidecarError || err instanceof ClientGone) throw err;
-    throw badUpstream('upstream response could not be read', err);
+    throw readFailure(err);
   }
-  if (!res.complete) throw badUpstream('upstream response ended early');
+  assertComplete(res);
   return raw;
 };
 
@@ -449,7 +454,7 @@ export const proxyRequest = async (
       forwarded,
     );
     const timer = setTimeout(() => call.abort(upstreamTimeout()), ctx.upstreamTimeoutMs);
-    const stopGuard = stallGuard(outgoing, ctx.clientStallMs ?? DEFAULT_CLIENT_STALL_MS);
+    const stopGuard = stallGuard(outgoing, ctx.clientStallMs);
     const onClientClose = (): void => {
       if (!outgoing.writableFinished) call.abort(new ClientGone('client disconnected'));
     };
@@ -515,8 +520,6 @@ export const proxyRequest = async (
   }
 };
 
-const jsonDecoder = new TextDecoder('utf-8', { fatal: true });
-
 const objectOf = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
@@ -527,13 +530,7 @@ const objectOf = (value: unknown): Record<string, unknown> | undefined =>
  * any label, so MODEL_NAME and CACHE_SALT must too); undefined for anything else (not JSON, an
  * array, a multipart upload).
  */
-const jsonObjectOf = (body: Uint8Array): Record<string, unknown> | undefined => {
-  try {
-    return objectOf(JSON.parse(jsonDecoder.decode(body)));
-  } catch {
-    return undefined;
-  }
-};
+const jsonObjectOf = (body: Uint8Array): Record<string, unknown> | undefined => objectOf(jsonOf(body));
 
 /**
  * MODEL_NAME and CACHE_SALT on the way to the model server (docs/protocol.md): a request for a model
@@ -661,16 +658,6 @@ const storeRecord = async (
   return undefined;
 };
 
-/** Signs over the bytes the client received and fills the claim. Runs only after delivery. */
-const store = (
-  ctx: ProxyContext,
-  claim: SignatureClaim,
-  requestHash: string,
-  responseHash: string,
-  model?: ModelCheck,
-): Promise<SignatureRecord | undefined> =>
-  storeRecord(ctx, claim, recordOf(ctx, requestHash, responseHash, model));
-
 const proxyJson = async (
   ctx: ProxyContext,
   res: IncomingMessage,
@@ -720,7 +707,8 @@ const proxyJson = async (
       ctx.metrics.unsigned.inc({ reason: 'client_disconnected' });
       throw new ClientGone('client disconnected');
     }
-    await store(ctx, claim, requestHash, sha256Hex(body), model);
+    // Every byte is with the socket: signed over exactly what was sent.
+    await storeRecord(ctx, claim, recordOf(ctx, requestHash, sha256Hex(body), model));
     return claim.id;
   } finally {
     ctx.pending.settle(claim.id);
