@@ -2,6 +2,7 @@ import { appendFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { type Sidecar, type SidecarOverrides, startSidecar } from '../../src/server/index.js';
@@ -148,4 +149,24 @@ export const writeSse = (res: ServerResponse, events: string[], end = true): voi
   res.writeHead(200, { 'content-type': 'text/event-stream' });
   for (const e of events) res.write(e);
   if (end) res.end();
+};
+
+/**
+ * A real sidecar in front of a scriptable upstream for a whole test file: both started before its
+ * tests and closed after them. `env` is added to the sidecar's (UPSTREAM_URL is the upstream's).
+ */
+export const sidecarOverUpstream = (
+  handler: Handler,
+  env: Record<string, string> = {},
+): { readonly sidecar: TestSidecar; readonly upstream: TestUpstream } => {
+  const stack = {} as { sidecar: TestSidecar; upstream: TestUpstream };
+  beforeAll(async () => {
+    stack.upstream = await startUpstream(handler);
+    stack.sidecar = await startTestSidecar({ UPSTREAM_URL: stack.upstream.url, ...env });
+  });
+  afterAll(async () => {
+    await stack.sidecar?.close();
+    await stack.upstream?.close();
+  });
+  return stack;
 };

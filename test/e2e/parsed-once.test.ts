@@ -1,21 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  rawRequest,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, sidecarOverUpstream } from './harness.js';
 
 /**
  * A signed JSON request is parsed once, and what MODEL_NAME and CACHE_SALT read is that parse: for
  * awkward bodies (duplicate keys, `__proto__`, a BOM, escaped keys, non-objects, other content
  * types) the model the model server got is the one checked and signed, and the salt is the sidecar's.
  */
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
-beforeAll(async () => {
-  upstream = await startUpstream((_req, body, res) => {
+const stack = sidecarOverUpstream(
+  (_req, body, res) => {
     let model = 'served-a';
     try {
       const t = body.toString('utf8').replace(/^\uFEFF/, '');
@@ -25,27 +17,18 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(
       JSON.stringify({
-        id: `chatcmpl-po-${upstream.requests.length}`,
+        id: `chatcmpl-po-${stack.upstream.requests.length}`,
         object: 'chat.completion',
         model,
         choices: [],
       }),
     );
-  });
-  sidecar = await startTestSidecar({
-    UPSTREAM_URL: upstream.url,
-    MODEL_NAME: 'served-a, served-b',
-    SIGNED_TEXT_FORMAT: 'model',
-    CACHE_SALT: 'per-user',
-  });
-});
-afterAll(async () => {
-  await sidecar.close();
-  await upstream.close();
-});
+  },
+  { MODEL_NAME: 'served-a, served-b', SIGNED_TEXT_FORMAT: 'model', CACHE_SALT: 'per-user' },
+);
 
 const post = (body: string | Buffer, ct = 'application/json') =>
-  rawRequest(`${sidecar.url}/v1/chat/completions`, {
+  rawRequest(`${stack.sidecar.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': ct, authorization: 'Bearer caller-x' },
     body,
@@ -74,9 +57,9 @@ describe('parsed once: the forwarded body and model check agree with what upstre
   ];
   for (const [name, body, ct] of cases) {
     it(name, async () => {
-      const n = upstream.requests.length;
+      const n = stack.upstream.requests.length;
       const res = await post(body, ct);
-      const fwd = upstream.requests.length > n ? upstream.requests.at(-1)!.body : undefined;
+      const fwd = stack.upstream.requests.length > n ? stack.upstream.requests.at(-1)!.body : undefined;
       let upModel: unknown;
       let upSalt: unknown;
       if (fwd !== undefined) {
@@ -88,7 +71,9 @@ describe('parsed once: the forwarded body and model check agree with what upstre
       }
       const text =
         res.status === 200
-          ? (await rawRequest(`${sidecar.url}/v1/signature/${res.headers['zg-res-key']}`)).body.toString()
+          ? (
+              await rawRequest(`${stack.sidecar.url}/v1/signature/${res.headers['zg-res-key']}`)
+            ).body.toString()
           : '';
       console.log(
         name,

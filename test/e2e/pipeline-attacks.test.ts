@@ -1,24 +1,16 @@
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  rawRequest,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from './harness.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { rawRequest, sidecarOverUpstream } from './harness.js';
 
 /**
  * Pipelined requests and resets against the rule that a record is stored only for an answer handed
  * whole to the socket: resets mid-answer with answers queued behind, a broken stream mid-pipeline,
  * a 413 in a pipeline, and hundreds of keep-alive requests on one socket (one close listener).
  */
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
 const serverSockets: Socket[] = [];
 const upstreamClosed = new Set<string>();
-beforeAll(async () => {
-  upstream = await startUpstream((_req, body, res) => {
+const stack = sidecarOverUpstream(
+  (_req, body, res) => {
     const p = JSON.parse(body.toString()) as {
       tag: string;
       delay?: number;
@@ -51,21 +43,19 @@ beforeAll(async () => {
         `{"id":"chatcmpl-${p.tag}","object":"chat.completion","pad":"${'y'.repeat(p.big ?? 0)}","choices":[]}`,
       );
     }, p.delay ?? 0);
-  });
-  sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url, MAX_BODY_BYTES: '2048' });
-  sidecar.server.on('connection', (s: Socket) => serverSockets.push(s));
-});
-afterAll(async () => {
-  await sidecar.close();
-  await upstream.close();
+  },
+  { MAX_BODY_BYTES: '2048' },
+);
+beforeAll(() => {
+  stack.sidecar.server.on('connection', (s: Socket) => serverSockets.push(s));
 });
 
 const req = (port: string, body: string, extra = '', version = '1.1') =>
   `POST /v1/chat/completions HTTP/${version}\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\n${extra}` +
   `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-const port = () => new URL(sidecar.url).port;
+const port = () => new URL(stack.sidecar.url).port;
 const lookup = async (tag: string) =>
-  (await rawRequest(`${sidecar.url}/v1/signature/chatcmpl-${tag}`)).status;
+  (await rawRequest(`${stack.sidecar.url}/v1/signature/chatcmpl-${tag}`)).status;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('pipelined: client resets', () => {
@@ -164,7 +154,7 @@ describe('pipelined: client resets', () => {
     expect(await lookup('x-c')).toBe(404);
     console.log(
       'x-c reached upstream',
-      upstream.requests.some((r) => r.body.toString().includes('x-c')),
+      stack.upstream.requests.some((r) => r.body.toString().includes('x-c')),
       'lookup',
       await lookup('x-c'),
       'x-c in reply',

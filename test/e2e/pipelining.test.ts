@@ -1,12 +1,6 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  rawRequest,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, sidecarOverUpstream, startTestSidecar, startUpstream } from './harness.js';
 
 /**
  * Two requests pipelined on one connection, the first answer slow and the second fast: Node holds
@@ -14,27 +8,18 @@ import {
  * whole, with its trailer when asked, and be stored (proxy.ts `finish` waits for its turn on the
  * connection; it used to give up at once and leave the answer unended).
  */
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
-beforeAll(async () => {
-  upstream = await startUpstream((_req, body, res) => {
-    const p = JSON.parse(body.toString()) as { tag: string; delay?: number; stream?: boolean };
-    setTimeout(() => {
-      if (p.stream === true) {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write(`data: {"id":"chatcmpl-${p.tag}","object":"chat.completion.chunk","choices":[]}\n\n`);
-        res.end('data: [DONE]\n\n');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(`{"id":"chatcmpl-${p.tag}","object":"chat.completion","choices":[]}`);
-    }, p.delay ?? 0);
-  });
-  sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url });
-});
-afterAll(async () => {
-  await sidecar.close();
-  await upstream.close();
+const stack = sidecarOverUpstream((_req, body, res) => {
+  const p = JSON.parse(body.toString()) as { tag: string; delay?: number; stream?: boolean };
+  setTimeout(() => {
+    if (p.stream === true) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: {"id":"chatcmpl-${p.tag}","object":"chat.completion.chunk","choices":[]}\n\n`);
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(`{"id":"chatcmpl-${p.tag}","object":"chat.completion","choices":[]}`);
+  }, p.delay ?? 0);
 });
 
 let hostOf = (port: string) => `127.0.0.1:${port}`;
@@ -45,7 +30,7 @@ const req = (port: string, body: string, extra = '') =>
 /** Sends both requests in one write, reads for `ms`, returns what came back. */
 const pipelined = (a: string, b: string, ms: number, extra = ''): Promise<string> =>
   new Promise((resolve) => {
-    const { port } = new URL(sidecar.url);
+    const { port } = new URL(stack.sidecar.url);
     const chunks: Buffer[] = [];
     const s = connect(Number(port), '127.0.0.1', () => s.write(req(port, a, extra) + req(port, b, extra)));
     s.on('data', (c: Buffer) => chunks.push(c));
@@ -66,7 +51,7 @@ describe('pipelined requests', () => {
     expect(got).toContain('chatcmpl-p-slow-1');
     // Second answer's body (and its signature lookup) should be there.
     expect(got).toContain('{"id":"chatcmpl-p-fast-1"');
-    expect((await rawRequest(`${sidecar.url}/v1/signature/chatcmpl-p-fast-1`)).status).toBe(200);
+    expect((await rawRequest(`${stack.sidecar.url}/v1/signature/chatcmpl-p-fast-1`)).status).toBe(200);
   });
 
   it('JSON + trailer: the second pipelined answer ends with its trailer and is stored', async () => {
@@ -79,7 +64,7 @@ describe('pipelined requests', () => {
     expect(got).toContain('chatcmpl-p-slow-2');
     expect(got).toContain('{"id":"chatcmpl-p-fast-2"');
     expect(got.match(/x-teeml-signature: /gi)?.length).toBe(2);
-    expect((await rawRequest(`${sidecar.url}/v1/signature/chatcmpl-p-fast-2`)).status).toBe(200);
+    expect((await rawRequest(`${stack.sidecar.url}/v1/signature/chatcmpl-p-fast-2`)).status).toBe(200);
   });
 
   it('stream + trailer: the second pipelined stream is terminated and signed', async () => {
@@ -91,7 +76,7 @@ describe('pipelined requests', () => {
     );
     expect(got).toContain('chatcmpl-p-fast-3');
     expect(got.match(/x-teeml-signature: /gi)?.length).toBe(2);
-    expect((await rawRequest(`${sidecar.url}/v1/signature/chatcmpl-p-fast-3`)).status).toBe(200);
+    expect((await rawRequest(`${stack.sidecar.url}/v1/signature/chatcmpl-p-fast-3`)).status).toBe(200);
   });
 });
 
@@ -117,7 +102,7 @@ describe('many pipelined requests on one connection', () => {
     };
     process.on('warning', onWarning);
     try {
-      const { port } = new URL(sidecar.url);
+      const { port } = new URL(stack.sidecar.url);
       const bodies = Array.from({ length: 30 }, (_, i) =>
         JSON.stringify({ model: 'm', messages: [], tag: `many-${i}`, delay: i === 0 ? 200 : 0 }),
       );

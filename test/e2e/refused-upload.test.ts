@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestSidecar, startUpstream, type TestSidecar, type TestUpstream } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { sidecarOverUpstream } from './harness.js';
 
 /**
  * A request refused before its body is read (401 wrong token, 429 rate limit) while the client is
@@ -8,24 +8,18 @@ import { startTestSidecar, startUpstream, type TestSidecar, type TestUpstream } 
  * at most 500 ms / 64 MiB, then closes the socket; the fast path (app.ts, closeIfUnread) must cut it
  * off too, not take the whole declared body until REQUEST_TIMEOUT_MS as Node alone would.
  */
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
-beforeAll(async () => {
-  upstream = await startUpstream((_req, _b, res) => {
+const stack = sidecarOverUpstream(
+  (_req, _b, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"id":"chatcmpl-x","object":"chat.completion","choices":[]}');
-  });
-  sidecar = await startTestSidecar({ UPSTREAM_URL: upstream.url, AUTH_TOKEN: 'client-token-0123456789' });
-});
-afterAll(async () => {
-  await sidecar.close();
-  await upstream.close();
-});
+  },
+  { AUTH_TOKEN: 'client-token-0123456789' },
+);
 
 /** Uploads 64 KiB every 10 ms for `ms` after a 401; returns whether the server closed and bytes it took. */
 const slowUpload = (host: (port: string) => string, ms: number) =>
   new Promise<{ status: string; closedAfterMs: number | undefined; sent: number }>((resolve) => {
-    const { port } = new URL(sidecar.url);
+    const { port } = new URL(stack.sidecar.url);
     const started = Date.now();
     let closedAt: number | undefined;
     let sent = 0;

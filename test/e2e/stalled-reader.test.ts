@@ -1,12 +1,6 @@
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  rawRequest,
-  startTestSidecar,
-  startUpstream,
-  type TestSidecar,
-  type TestUpstream,
-} from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, sidecarOverUpstream } from './harness.js';
 
 /**
  * A client that sends its request and then never reads (its connection stays open): the answer's
@@ -14,13 +8,11 @@ import {
  * held for as long as the client liked. CLIENT_STALL_TIMEOUT_MS closes such a connection and frees
  * the slot; nothing is signed for it.
  */
-let upstream: TestUpstream;
-let sidecar: TestSidecar;
 let upstreamClosed = 0;
 /** Larger than loopback's socket buffers on both ends can hold (Linux grows a receiver's to 32 MiB), so the writes really back up. */
 const BIG = 96 * 1024 * 1024;
-beforeAll(async () => {
-  upstream = await startUpstream((_req, body, res) => {
+const stack = sidecarOverUpstream(
+  (_req, body, res) => {
     const p = JSON.parse(body.toString()) as { tag: string; stream?: boolean };
     res.on('close', () => {
       upstreamClosed++;
@@ -45,22 +37,17 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' });
     const pad = p.tag.startsWith('stall') ? 'y'.repeat(BIG) : '';
     res.end(`{"id":"chatcmpl-${p.tag}","object":"chat.completion","pad":"${pad}"}`);
-  });
-  sidecar = await startTestSidecar({
-    UPSTREAM_URL: upstream.url,
+  },
+  {
     CLIENT_STALL_TIMEOUT_MS: '300',
     MAX_UPSTREAM_BODY_BYTES: String(128 * 1024 * 1024),
     MAX_CONCURRENT_REQUESTS: '1',
-  });
-});
-afterAll(async () => {
-  await sidecar.close();
-  await upstream.close();
-});
+  },
+);
 
 /** Sends one request and never reads its answer; the connection stays open until destroyed. */
 const nonReader = (body: string): Socket => {
-  const { port } = new URL(sidecar.url);
+  const { port } = new URL(stack.sidecar.url);
   const s = connect(Number(port), '127.0.0.1', () => {
     s.write(
       `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\n` +
@@ -74,7 +61,7 @@ const nonReader = (body: string): Socket => {
 
 /** The access lines of requests whose client left before the end (status 499, nothing signed). */
 const gone = (): number =>
-  sidecar.logs
+  stack.sidecar.logs
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((l) => l['msg'] === 'proxied' && l['status'] === 499 && l['signed'] === false).length;
 
@@ -87,14 +74,14 @@ describe('a client that stops reading', () => {
       // two checks 300 ms apart with nothing sent, the connection closes.
       for (let waited = 0; gone() === goneBefore && waited < 10_000; waited += 100)
         await new Promise((r) => setTimeout(r, 100));
-      const next = await rawRequest(`${sidecar.url}/v1/chat/completions`, {
+      const next = await rawRequest(`${stack.sidecar.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ model: 'm', tag: 'after-json' }),
       });
       expect(next.status).toBe(200);
       expect(gone()).toBe(goneBefore + 1);
-      expect((await rawRequest(`${sidecar.url}/v1/signature/chatcmpl-stall-json`)).status).toBe(404);
+      expect((await rawRequest(`${stack.sidecar.url}/v1/signature/chatcmpl-stall-json`)).status).toBe(404);
     } finally {
       a.destroy();
     }
@@ -105,10 +92,10 @@ describe('a client that stops reading', () => {
     const a = nonReader(JSON.stringify({ model: 'm', tag: 'stall-sse', stream: true }));
     try {
       await new Promise((r) => setTimeout(r, 1500));
-      const metrics = (await rawRequest(`${sidecar.url}/metrics`)).body.toString();
+      const metrics = (await rawRequest(`${stack.sidecar.url}/metrics`)).body.toString();
       expect(Number(/teeml_proxy_in_flight (\d+)/.exec(metrics)?.[1])).toBe(0);
       expect(upstreamClosed).toBeGreaterThan(closedBefore);
-      expect((await rawRequest(`${sidecar.url}/v1/signature/chatcmpl-stall-sse`)).status).toBe(404);
+      expect((await rawRequest(`${stack.sidecar.url}/v1/signature/chatcmpl-stall-sse`)).status).toBe(404);
     } finally {
       a.destroy();
     }
