@@ -31,6 +31,7 @@ import {
   signPair,
 } from '../signatures/index.js';
 import { cacheSaltFor, SALTED_PATHS, withCacheSalt } from './cache-salt.js';
+import type { UpstreamResponse } from './dispatch.js';
 import { assertJsonRequest, parseJsonAnswer, withResponseId } from './json-body.js';
 import {
   assertAnswerModel,
@@ -161,7 +162,7 @@ const declaresJson = (incoming: IncomingMessage): boolean => {
 };
 
 /** Undo a content-encoding the upstream applied despite `Accept-Encoding: identity`. */
-const decoded = (res: IncomingMessage): Readable => {
+const decoded = (res: UpstreamResponse): Readable => {
   const encoding = headerValue(res.headers['content-encoding'])?.trim().toLowerCase();
   const decoder =
     encoding === 'gzip' || encoding === 'x-gzip'
@@ -179,7 +180,7 @@ const decoded = (res: IncomingMessage): Readable => {
  * The upstream's body, chunk by chunk, with every failure of the upstream (a reset or truncated body,
  * a body that does not decode) turned into a 502: the fault is the upstream's, not the sidecar's.
  */
-async function* upstreamChunks(res: IncomingMessage, timer: NodeJS.Timeout): AsyncGenerator<Buffer> {
+async function* upstreamChunks(res: UpstreamResponse, timer: NodeJS.Timeout): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of decoded(res)) {
       timer.refresh();
@@ -198,7 +199,7 @@ const readFailure = (err: unknown): unknown =>
     : badUpstream('upstream response could not be read', err);
 
 /** A body cut short without an error event (the socket closed early) is never complete. */
-const assertComplete = (res: IncomingMessage): void => {
+const assertComplete = (res: UpstreamResponse): void => {
   if (!res.complete) throw badUpstream('upstream response ended early');
 };
 
@@ -207,7 +208,7 @@ const assertComplete = (res: IncomingMessage): void => {
  * read through the stream's events (bytes/readCapped) rather than an async iterator, which costs a
  * promise and an end-of-stream watcher per answer. Past the limit the upstream's connection is closed.
  */
-const upstreamBody = async (res: IncomingMessage, timer: NodeJS.Timeout, limit: number): Promise<Buffer> => {
+const upstreamBody = async (res: UpstreamResponse, timer: NodeJS.Timeout, limit: number): Promise<Buffer> => {
   let raw: Buffer;
   try {
     raw = await readCapped(decoded(res), {
@@ -566,14 +567,14 @@ const SIGNED_STATUS = (status: number): boolean =>
   status >= 200 && status < 300 && status !== 204 && status !== 205 && status !== 206;
 
 /** An E2EE request's answer that cannot be sealed (an error, no body) is not relayed: see e2eeUpstreamError. */
-const withholdUnsealable = (ctx: ProxyContext, res: IncomingMessage, status: number): never => {
+const withholdUnsealable = (ctx: ProxyContext, res: UpstreamResponse, status: number): never => {
   res.destroy();
   ctx.metrics.unsigned.inc({ reason: status >= 400 ? 'upstream_error' : 'not_signed_route' });
   throw e2eeUpstreamError(status);
 };
 
 const passThrough = async (
-  res: IncomingMessage,
+  res: UpstreamResponse,
   outgoing: ServerResponse,
   timer: NodeJS.Timeout,
   status: number,
@@ -660,7 +661,7 @@ const storeRecord = async (
 
 const proxyJson = async (
   ctx: ProxyContext,
-  res: IncomingMessage,
+  res: UpstreamResponse,
   outgoing: ServerResponse,
   timer: NodeJS.Timeout,
   requestHash: string,
@@ -748,7 +749,7 @@ const jsonWithTrailer = async (
 
 const proxyStream = async (
   ctx: ProxyContext,
-  res: IncomingMessage,
+  res: UpstreamResponse,
   outgoing: ServerResponse,
   timer: NodeJS.Timeout,
   requestHash: string,
@@ -837,7 +838,7 @@ const isModelMismatch = (err: unknown): err is SidecarError =>
  */
 const endWithError = async (
   ctx: ProxyContext,
-  res: IncomingMessage,
+  res: UpstreamResponse,
   outgoing: ServerResponse,
   err: SidecarError,
 ): Promise<void> => {
