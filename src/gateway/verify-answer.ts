@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { jsonOf } from '../bytes/index.js';
-import { SIGNATURE_TRAILER_REQUEST_HEADER } from '../signatures/index.js';
+import { SIGNATURE_TRAILER_REQUEST_HEADER, sha256Hex } from '../signatures/index.js';
 import { PeerCertificateError } from '../tls/index.js';
 import {
   CheckList,
@@ -119,9 +118,6 @@ export const verifyAnswer = async (input: AnswerInput): Promise<AnswerVerdict> =
   if (list.ok) await checkLink(list, input, id);
   return done({ id, record });
 };
-
-/** SHA-256 in hex with node's (native) hash: the gateway hashes every request and answer. */
-const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** A parsed JSON answer as answerObjects reads it: the object, or nothing for anything else. */
 const objectsOf = (parsed: unknown): Record<string, unknown>[] =>

@@ -73,11 +73,19 @@ const RESPONSE_DROP = new Set([
   'public-key-pins',
 ]);
 
-const connectionListed = (headers: IncomingHttpHeaders): Set<string> => {
+const NONE_LISTED: ReadonlySet<string> = new Set();
+
+const connectionListed = (headers: IncomingHttpHeaders): ReadonlySet<string> => {
   const value = headers.connection;
+  if (typeof value !== 'string') return NONE_LISTED;
   const out = new Set<string>();
-  if (typeof value === 'string') for (const name of value.split(',')) out.add(name.trim().toLowerCase());
+  for (const name of value.split(',')) out.add(name.trim().toLowerCase());
   return out;
+};
+
+const startsWithAny = (name: string, prefixes: readonly string[]): boolean => {
+  for (const prefix of prefixes) if (name.startsWith(prefix)) return true;
+  return false;
 };
 
 /** Copies a header map without hop-by-hop fields, those named in Connection, and `drop`. */
@@ -88,13 +96,14 @@ const filterHeaders = (
 ): Record<string, string | string[]> => {
   const listed = connectionListed(headers);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (
       value === undefined ||
       HOP_BY_HOP.has(name) ||
       drop.has(name) ||
       listed.has(name) ||
-      prefixes.some((p) => name.startsWith(p))
+      startsWithAny(name, prefixes)
     ) {
       continue;
     }

@@ -1,4 +1,4 @@
-import { SIGNING_ALGOS, type Signers, type SigningAlgo } from '../keys/index.js';
+import type { Signers, SigningAlgo } from '../keys/index.js';
 import type { SignatureRecord } from './signature-store.js';
 
 /** The signatures of a lazily signed record made so far, and the signers that make the rest. */
@@ -32,7 +32,6 @@ export const lazyRecord = (
   onSign?: (record: SignatureRecord) => void,
 ): SignatureRecord => {
   const state: LazySignatures = { signers, ecdsa: made.ecdsa, ed25519: made.ed25519 };
-  const record = { text } as SignatureRecord;
   const read = (algo: SigningAlgo): { signature: string; address: string } => {
     let signature = state[algo];
     if (signature === undefined) {
@@ -42,16 +41,30 @@ export const lazyRecord = (
     }
     return { signature, address: signers[algo].address };
   };
-  for (const algo of SIGNING_ALGOS) {
-    Object.defineProperty(record, algo, { enumerable: true, get: () => read(algo) });
-  }
-  // A serializer (a shared store) gets both signatures: never a record another replica cannot serve.
-  Object.defineProperty(record, 'toJSON', {
-    enumerable: false,
-    value: () => ({ text, ecdsa: read('ecdsa'), ed25519: read('ed25519') }),
-  });
+  // A literal with getters, inheriting `toJSON`: per record this costs a fraction of three
+  // `Object.defineProperty` calls (BENCHMARKS.md, issue 23).
+  const record = {
+    __proto__: LAZY_RECORD,
+    text,
+    get ecdsa() {
+      return read('ecdsa');
+    },
+    get ed25519() {
+      return read('ed25519');
+    },
+  } as unknown as SignatureRecord;
   states.set(record, state);
   return record;
+};
+
+/**
+ * What every lazy record inherits, so it is no own property (the record compares like a plain one):
+ * a serializer (a shared store) gets both signatures, never a record another replica cannot serve.
+ */
+const LAZY_RECORD = {
+  toJSON(this: SignatureRecord): SignatureRecord {
+    return { text: this.text, ecdsa: this.ecdsa, ed25519: this.ed25519 };
+  },
 };
 
 /** The signatures made so far when `record` is lazy; undefined for a plain record. */

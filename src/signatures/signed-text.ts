@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -26,7 +26,7 @@ export const ECDSA_SIGNATURE_PATTERN = /^0x[0-9a-f]{130}$/;
 export const ED25519_SIGNATURE_PATTERN = /^[0-9a-f]{128}$/;
 
 /** sha256 of exact bytes, as lowercase hex: each half of the signed text. */
-export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+export const sha256Hex = (bytes: Uint8Array): string => hash('sha256', bytes, 'hex');
 
 /**
  * The signed text for a pair of digests, in the `model` format when a model is given; throws for
