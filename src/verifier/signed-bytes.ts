@@ -73,7 +73,11 @@ export const checkSignedBytes = (list: CheckList, input: SignedBytesInput): void
       'signed text is not two lowercase sha256 hex digests joined by ":", optionally after a model name',
     );
   } else {
-    const requested = input.model ?? (compareRequest ? modelOf(input.request) : undefined);
+    // Only a `model`-format text names a model to compare; the request is not parsed for any other.
+    const requested =
+      parsed.model === undefined
+        ? undefined
+        : (input.model ?? (compareRequest ? modelOf(input.request) : undefined));
     const problems = [
       modelProblem(parsed.model, requested),
       compareRequest && req !== requestHash ? 'request hash differs from our request bytes' : undefined,
