@@ -62,6 +62,11 @@ export class UpstreamResponse extends Readable {
     private readonly controller: Dispatcher.DispatchController,
   ) {
     super();
+    // A body that fails while nobody reads it (a 204 or 304 whose Content-Length undici holds
+    // against it, an answer left unread) must not become an uncaught exception that ends the
+    // process: node:http's message drops such an error. Here it is kept (`errored`, and every
+    // reader's own 'error' listener gets it) and this listener makes it never unhandled.
+    this.on('error', ignore);
   }
 
   override _read(): void {
@@ -73,6 +78,8 @@ export class UpstreamResponse extends Readable {
     callback(error);
   }
 }
+
+const ignore = (): void => undefined;
 
 export interface UpstreamCall {
   response: Promise<UpstreamResponse>;

@@ -126,6 +126,13 @@ export interface UpstreamOptions {
   /** Base URL; OpenAI paths are appended after `/v1` (added when the base does not end in it). */
   baseUrl: string;
   apiKey?: string | undefined;
+  /**
+   * The most connections to the model server, open or opening (MAX_CONCURRENT_REQUESTS). A call
+   * aborted while its connection is still being opened frees its slot at once, but undici keeps the
+   * attempt until it connects or times out: without this bound, clients that send and leave while
+   * the model server is slow to accept would pile up connection attempts.
+   */
+  connections?: number | undefined;
 }
 
 /**
@@ -149,7 +156,12 @@ export class Upstream {
       base.username === '' && base.password === ''
         ? undefined
         : `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
-    this.pool = new Pool(base.origin, { pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
+    this.pool = new Pool(base.origin, {
+      pipelining: 1,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      ...(options.connections === undefined ? {} : { connections: options.connections }),
+    });
   }
 
   /** `openAiPath` is the path after `/v1` (e.g. `/chat/completions`); `search` includes its `?`. */

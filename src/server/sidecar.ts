@@ -76,6 +76,7 @@ export const startSidecar = async (
   const upstream = new Upstream({
     baseUrl: demo?.url ?? (config.UPSTREAM_URL as string),
     apiKey: config.UPSTREAM_API_KEY,
+    connections: config.MAX_CONCURRENT_REQUESTS,
   });
   const attestation = new AttestationService({
     quotes: providers.quotes,
