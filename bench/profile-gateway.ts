@@ -1,4 +1,5 @@
 import { execSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 /**
  * `npx tsx bench/profile-gateway.ts [small|stream]`: a V8 CPU profile of the gateway (from dist/, in
  * its own process, in front of a sidecar over the stub upstream) under 16 concurrent clients for
@@ -11,6 +12,8 @@ import { loadAverage, startChild } from './proc.js';
 
 const kase = process.argv[2] ?? 'small';
 const dir = new URL('../.bench-out/', import.meta.url).pathname;
+// The profiles already there are listed before the child writes its own: the folder must exist.
+mkdirSync(dir, { recursive: true });
 const here = new URL('.', import.meta.url).pathname;
 execSync('npm run build --silent', { stdio: 'inherit' });
 const stub = await startChild(`${here}stub.ts`, {});

@@ -1,4 +1,5 @@
 import { execSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { printTopSelfTime, profilesIn } from './cpuprofile.js';
 /**
  * `npx tsx bench/profile.ts [small|large|stream] [--trailer]`: a V8 CPU profile of the sidecar under one
@@ -10,6 +11,8 @@ import { startChild } from './proc.js';
 
 const kase = process.argv[2] ?? 'small';
 const dir = new URL('../.bench-out/', import.meta.url).pathname;
+// The profiles already there are listed before the child writes its own: the folder must exist.
+mkdirSync(dir, { recursive: true });
 const here = new URL('.', import.meta.url).pathname;
 execSync('npm run build --silent', { stdio: 'inherit' });
 const stub = await startChild(`${here}stub.ts`, {});
