@@ -118,7 +118,8 @@ export const dispatchCall = (
         if (abortedWith !== undefined) c.abort(abortedWith);
       },
       onResponseStart: (c, statusCode, fields) => {
-        // 1xx informational answers come before the real one; Node's client skips them too.
+        // 1xx informational answers come before the real one; Node's client skips them too (an
+        // unexpected 100 Continue undici itself refuses: the call fails, docs/protocol.md Limits).
         if (statusCode < 200) return;
         answer = new UpstreamResponse(statusCode, nodeHeaders(fields), c);
         settle.resolve(answer);
