@@ -4,55 +4,25 @@
  * exactly the test's.
  */
 import { get } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dispatchCall, Upstream, type UpstreamResponse } from '../../src/proxy/index.js';
+import { type RawServer, startRawServer, waitFor } from '../upstream-pool/raw-server.js';
 
-interface RawServer {
-  server: Server;
-  port: number;
-  /** Every request head received, in order. */
-  heads: string[];
-  /** Resolves when a connection closes. */
-  closed: Promise<void>;
-}
-
-const servers: Server[] = [];
+const servers: RawServer[] = [];
 const pools: Pool[] = [];
 
 afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => p.destroy()));
-  for (const s of servers.splice(0)) s.close();
+  await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-/** A TCP server that answers each request head with `answer(socket, head)`. */
-const rawServer = async (answer: (socket: Socket, head: string) => void): Promise<RawServer> => {
-  const heads: string[] = [];
-  let onClose: () => void = () => undefined;
-  const closed = new Promise<void>((resolve) => {
-    onClose = resolve;
-  });
-  const server = createServer((socket) => {
-    let buffered = '';
-    socket.on('close', onClose);
-    socket.on('error', () => undefined);
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end);
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buffered.length < end + 4 + length) return;
-        buffered = buffered.slice(end + 4 + length);
-        heads.push(head);
-        answer(socket, head);
-      }
-    });
-  });
+/** A raw TCP server that answers each request with `answer(socket)`: the bytes are the test's. */
+const rawServer = async (answer: (socket: Socket) => void): Promise<RawServer> => {
+  const server = await startRawServer((_req, socket) => answer(socket));
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  return { server, port: typeof address === 'object' && address !== null ? address.port : 0, heads, closed };
+  return server;
 };
 
 const poolFor = (port: number, connections?: number): Pool => {
@@ -151,12 +121,12 @@ describe('dispatchCall', () => {
 
   it('an abort while the call waits for a pooled connection rejects at once and sends nothing', async () => {
     let hold: Socket | undefined;
-    const { port, heads } = await rawServer((socket) => {
+    const { port, requests } = await rawServer((socket) => {
       hold = socket; // the first request is never answered: its connection stays busy
     });
     const pool = poolFor(port, 1);
     const first = call(pool, port, '/first');
-    await expect.poll(() => heads.length).toBe(1);
+    await expect.poll(() => requests.length).toBe(1);
     const second = call(pool, port, '/second');
     second.abort(new Error('client gone'));
     await expect(second.response).rejects.toThrow('client gone');
@@ -164,17 +134,18 @@ describe('dispatchCall', () => {
     await expect(first.response).rejects.toThrow('done');
     hold?.destroy();
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(heads.map((h) => h.split(' ')[1])).toEqual(['/first']);
+    expect(requests.map((r) => r.path)).toEqual(['/first']);
   });
 
   it('destroying the answer before its end closes its connection', async () => {
-    const { port, closed } = await rawServer((socket) => {
+    const { port, open } = await rawServer((socket) => {
       // A body that never ends: only closing the connection stops it.
       socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n');
     });
     const res = await call(poolFor(port), port).response;
+    await waitFor(() => open.size === 1);
     res.destroy();
-    await closed;
+    await waitFor(() => open.size === 0);
     expect(res.complete).toBe(false);
   });
 
@@ -194,21 +165,19 @@ describe('Upstream: the credentials it sends the model server', () => {
   const answerOk = (socket: Socket): void => {
     socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}');
   };
-  const authorizationOf = (head: string | undefined): string | undefined =>
-    /\r\nauthorization: *([^\r]*)/i.exec(head ?? '')?.[1];
 
   it('sends user:password from UPSTREAM_URL as Basic credentials, as node:http did', async () => {
-    const { port, heads } = await rawServer(answerOk);
+    const { port, requests } = await rawServer(answerOk);
     const upstream = new Upstream({ baseUrl: `http://vllm:p%40ss@127.0.0.1:${port}/v1` });
     const res = await upstream.call('POST', '/chat/completions', '', {}, Buffer.from('{}')).response;
     await bodyOf(res);
     upstream.close();
-    expect(authorizationOf(heads[0])).toBe(`Basic ${Buffer.from('vllm:p@ss').toString('base64')}`);
-    expect(heads[0]?.split('\r\n')[0]).toBe('POST /v1/chat/completions HTTP/1.1');
+    expect(requests[0]?.headers.authorization).toBe(`Basic ${Buffer.from('vllm:p@ss').toString('base64')}`);
+    expect(`${requests[0]?.method} ${requests[0]?.path}`).toBe('POST /v1/chat/completions');
   });
 
   it('UPSTREAM_API_KEY wins over URL credentials; a plain URL sends none', async () => {
-    const { port, heads } = await rawServer(answerOk);
+    const { port, requests } = await rawServer(answerOk);
     for (const upstream of [
       new Upstream({ baseUrl: `http://vllm:secret@127.0.0.1:${port}`, apiKey: 'k-1' }),
       new Upstream({ baseUrl: `http://127.0.0.1:${port}` }),
@@ -216,8 +185,8 @@ describe('Upstream: the credentials it sends the model server', () => {
       await bodyOf(await upstream.call('POST', '/completions', '?a=1', {}, Buffer.from('{}')).response);
       upstream.close();
     }
-    expect(authorizationOf(heads[0])).toBe('Bearer k-1');
-    expect(authorizationOf(heads[1])).toBeUndefined();
-    expect(heads[1]?.split('\r\n')[0]).toBe('POST /v1/completions?a=1 HTTP/1.1');
+    expect(requests[0]?.headers.authorization).toBe('Bearer k-1');
+    expect(requests[1]?.headers.authorization).toBeUndefined();
+    expect(`${requests[1]?.method} ${requests[1]?.path}`).toBe('POST /v1/completions?a=1');
   });
 });
