@@ -1,8 +1,9 @@
 import { Agent as HttpAgent } from 'node:http';
 import { type AgentOptions, Agent as HttpsAgent } from 'node:https';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { jsonOf, toHex } from '../bytes/index.js';
 import { SidecarError } from '../errors/index.js';
+import { callPool } from '../proxy/index.js';
 import { PeerCertificateError, TlsPeerChannel } from '../tls/index.js';
 import { apiRoot, notASidecar, streamingFetchKeepingTrailers } from '../verifier/index.js';
 import type { FetchedAttestation, ProviderLink } from './provider-link.js';
@@ -105,13 +106,7 @@ export class DirectLink implements ProviderLink {
       this.fetch = streamingFetchKeepingTrailers(this.agent);
       // Answers over undici's pool, as node streams with their trailers (issue 23: no web Response
       // per answer, and ~20 µs less per call than node:http's agent).
-      this.pool = new Pool(url.origin, {
-        connections: POOL.maxSockets,
-        pipelining: 1,
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        keepAliveMaxTimeout: POOL.timeout,
-      });
+      this.pool = callPool(url.origin, { connections: POOL.maxSockets, keepAliveMaxTimeout: POOL.timeout });
       this.call = callOverPool(this.pool);
     }
     // A fetch given by the caller may drop trailers: then the lookup only.

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 
 /**
  * Fields whose repeats Node's own HTTP client discards (its `message.headers`): the first one counts.
@@ -80,6 +80,13 @@ export class UpstreamResponse extends Readable {
 }
 
 const ignore = (): void => undefined;
+
+/**
+ * A keep-alive pool to `origin` for dispatchCall: one request per connection at a time, and no
+ * timeouts of undici's own (the caller's decide: UPSTREAM_TIMEOUT_MS, the gateway's deadlines).
+ */
+export const callPool = (origin: string, options: Pool.Options = {}): Pool =>
+  new Pool(origin, { pipelining: 1, headersTimeout: 0, bodyTimeout: 0, ...options });
 
 export interface UpstreamCall {
   response: Promise<UpstreamResponse>;

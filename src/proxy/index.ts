@@ -1,6 +1,6 @@
 export { callerIdentity, SALTED_PATHS, withCacheSalt } from './cache-salt.js';
 export type { UpstreamCall } from './dispatch.js';
-export { dispatchCall, UpstreamResponse } from './dispatch.js';
+export { callPool, dispatchCall, UpstreamResponse } from './dispatch.js';
 export type { JsonAnswer } from './json-body.js';
 export {
   assertJsonRequest,

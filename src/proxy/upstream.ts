@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { type Dispatcher, Pool } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { SidecarError } from '../errors/index.js';
-import { dispatchCall, type UpstreamCall } from './dispatch.js';
+import { callPool, dispatchCall, type UpstreamCall } from './dispatch.js';
 
 /**
  * RFC 9110 §7.6.1: hop-by-hop fields are meaningful only for one connection and must not be
@@ -139,7 +139,6 @@ export interface UpstreamOptions {
  * The model server, through undici's connection pool (keep-alive, one request per connection at a
  * time): it gives the proxy the raw byte stream and backpressure without web-stream conversions on
  * the hot path, and costs ~20 µs less per call than `node:http`'s agent (BENCHMARKS.md, issue 23).
- * No timeouts of undici's own: the proxy's (UPSTREAM_TIMEOUT_MS) decide.
  */
 export class Upstream {
   private readonly base: URL;
@@ -156,12 +155,10 @@ export class Upstream {
       base.username === '' && base.password === ''
         ? undefined
         : `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
-    this.pool = new Pool(base.origin, {
-      pipelining: 1,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      ...(options.connections === undefined ? {} : { connections: options.connections }),
-    });
+    this.pool = callPool(
+      base.origin,
+      options.connections === undefined ? {} : { connections: options.connections },
+    );
   }
 
   /** `openAiPath` is the path after `/v1` (e.g. `/chat/completions`); `search` includes its `?`. */

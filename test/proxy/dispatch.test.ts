@@ -5,9 +5,9 @@
  */
 import { get } from 'node:http';
 import type { Socket } from 'node:net';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dispatchCall, Upstream, type UpstreamResponse } from '../../src/proxy/index.js';
+import { callPool, dispatchCall, Upstream, type UpstreamResponse } from '../../src/proxy/index.js';
 import { type RawServer, startRawServer, waitFor } from '../upstream-pool/raw-server.js';
 
 const servers: RawServer[] = [];
@@ -26,12 +26,7 @@ const rawServer = async (answer: (socket: Socket) => void): Promise<RawServer> =
 };
 
 const poolFor = (port: number, connections?: number): Pool => {
-  const pool = new Pool(`http://127.0.0.1:${port}`, {
-    pipelining: 1,
-    headersTimeout: 0,
-    bodyTimeout: 0,
-    ...(connections === undefined ? {} : { connections }),
-  });
+  const pool = callPool(`http://127.0.0.1:${port}`, connections === undefined ? {} : { connections });
   pools.push(pool);
   return pool;
 };

@@ -6,9 +6,9 @@
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dispatchCall } from '../../src/proxy/dispatch.js';
+import { callPool, dispatchCall } from '../../src/proxy/dispatch.js';
 import { type RawServer, sleep, startRawServer } from './raw-server.js';
 
 interface Outcome {
@@ -108,7 +108,7 @@ let server: RawServer;
 let pool: Pool;
 beforeAll(async () => {
   server = await startRawServer();
-  pool = new Pool(server.url, { pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
+  pool = callPool(server.url);
 });
 afterAll(async () => {
   await pool.destroy();
