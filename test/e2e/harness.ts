@@ -141,6 +141,30 @@ export const postJson = (
   });
 };
 
+/**
+ * POSTs `body` as JSON and leaves (destroys the request) once the first answer bytes arrived: a
+ * client that goes away mid-answer. Rejects when no byte comes within 5 s or the request fails first.
+ */
+export const leaveAfterFirstChunk = (url: string, body: unknown): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      res.once('data', () => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve();
+      });
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error('no answer bytes within 5 s'));
+    }, 5000);
+    req.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end(JSON.stringify(body));
+  });
+
 export const json = <T = Record<string, unknown>>(res: RawResponse): T =>
   JSON.parse(res.body.toString('utf8')) as T;
 

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { hashMessage, recoverAddress } from 'ethers';
 import { recoverMessageAddress } from 'viem';
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_MARKERS } from '../secrets.js';
 import {
   json,
+  leaveAfterFirstChunk,
   postJson,
   rawRequest,
   startTestSidecar,
@@ -326,20 +326,10 @@ describe('signed proxy, streaming', () => {
     const upstreamClosed = new Promise<void>((resolve) => {
       upstream.server.once('request', (_req, res) => res.on('close', () => resolve()));
     });
-    await new Promise<void>((resolve, reject) => {
-      const req = request(
-        `${sidecar.url}/v1/chat/completions`,
-        { method: 'POST', headers: { 'content-type': 'application/json' } },
-        (res) => {
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => undefined);
-      req.end(JSON.stringify({ ...chatBody, stream: true, scenario: 'slowstream' }));
-      setTimeout(() => reject(new Error('no data')), 5000);
+    await leaveAfterFirstChunk(`${sidecar.url}/v1/chat/completions`, {
+      ...chatBody,
+      stream: true,
+      scenario: 'slowstream',
     });
     await upstreamClosed;
     expect((await fetchSignature('chatcmpl-slow')).status).toBe(404);

@@ -10,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   json,
+  leaveAfterFirstChunk,
   postJson,
   type RawResponse,
   rawRequest,
@@ -395,19 +396,11 @@ describe('resources', () => {
   it('clients that leave mid-stream: the model server’s connections close, slots free', async () => {
     const before = up.accepted;
     for (let i = 0; i < 10; i++) {
-      await new Promise<void>((resolve) => {
-        const req = request(
-          `${sidecar.url}/v1/chat/completions`,
-          { method: 'POST', headers: { 'content-type': 'application/json' } },
-          (res) => {
-            res.once('data', () => {
-              req.destroy();
-              resolve();
-            });
-          },
-        );
-        req.on('error', () => resolve());
-        req.end(JSON.stringify({ model: 'm', messages: [], stream: true, scenario: 'slow-stream' }));
+      await leaveAfterFirstChunk(`${sidecar.url}/v1/chat/completions`, {
+        model: 'm',
+        messages: [],
+        stream: true,
+        scenario: 'slow-stream',
       });
     }
     await upstreamIdle();
