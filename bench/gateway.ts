@@ -7,22 +7,29 @@
  * - requests per second with 16 concurrent clients;
  * - one 500-chunk stream at a time: time to [DONE] and chunk throughput;
  * - the 16-client ratio: the gateway's verified answers per second against the sidecar alone's, from
- *   the rows, and as the median over rounds where the two alternate (the figure to compare);
+ *   the rows, and as the median over rounds where the two alternate;
+ * - the same ratio with wrk as the 16 clients (a C load generator that leaves the CPU to the servers),
+ *   in two layouts that alternate round by round: every process free to run on any CPU ("shared"),
+ *   and "by side": the provider's processes (sidecar and stub, as in one confidential VM) on the
+ *   first half of the CPUs, the user's (gateway and wrk) on the rest, as a deployment has them on two
+ *   machines. With each row, the gateway's and the sidecar's CPU per answer (from /proc). Skipped,
+ *   saying why, without wrk or taskset;
  * - the wide-area rows (issue 23): a TCP delay proxy (bench/delay-proxy.ts) adds RTT/2 each way
  *   between the client and a sidecar serving attested TLS (`TLS_KEY_SOURCE=generate`), and a
  *   gateway pinned to that key sits on the client's side of it. p50 of N sequential requests, direct
  *   client → sidecar against through the gateway: JSON chat, stream first content, stream to [DONE].
- * `--rtt MS` (default 50), `--n N` (default 15), `--only loopback|delay`.
+ * `--rtt MS` (default 50), `--n N` (default 15), `--only loopback|sides|delay` (loopback includes sides).
  * Figures are printed and written to .bench-out/gateway.md. Nothing asserts a timing.
  */
-import { execSync } from 'node:child_process';
+import { execFileSync, execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { arg, SMALL_CHAT } from './args.js';
 import { startDelayProxy } from './delay-proxy.js';
-import { type Child, median, startChild } from './proc.js';
+import { type Child, canPin, cpuSeconds, median, pinProcess, sides, startChild } from './proc.js';
 
 const quick = process.argv.includes('--quick');
 const RTT_MS = Number(arg('--rtt') ?? '50');
@@ -33,6 +40,9 @@ const SECONDS = quick ? 2 : 6;
 /** The alternating rounds the 16-client ratio is also taken over (see loopbackSection). */
 const RATIO_ROUNDS = quick ? 3 : 8;
 const RATIO_SECONDS = 2;
+/** The rounds and their length for the shared / by-side ratio (see sidesSection). */
+const SIDES_ROUNDS = quick ? 3 : 8;
+const SIDES_SECONDS = 3;
 const STREAMS = quick ? 10 : 30;
 const CHUNKS = 500;
 const here = new URL('.', import.meta.url).pathname;
@@ -312,6 +322,103 @@ const loopbackSection = async (stub: Child, children: Child[]): Promise<void> =>
   log(`gateway counters after the run: ${JSON.stringify(stats)}`);
 };
 
+/**
+ * The 16-client ratio with wrk, "shared" and "by side" alternating round by round (see the header).
+ * Verified answers are counted by the gateway itself (its counters), so wrk needs no script for it.
+ */
+const sidesSection = async (stub: Child, children: Child[]): Promise<void> => {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+  } catch (error) {
+    // wrk prints its version and exits 1; only a missing binary is ENOENT.
+    if ((error as { code?: string }).code === 'ENOENT') {
+      log('wrk is not installed (apt-get install wrk): the shared / by-side ratio is not measured');
+      return;
+    }
+  }
+  if (!canPin()) {
+    log('taskset is missing or the machine has one CPU: the shared / by-side ratio is not measured');
+    return;
+  }
+  const script = join(tmpdir(), `teeml-gateway-wrk-${process.pid}.lua`);
+  writeFileSync(
+    script,
+    `wrk.method = "POST"\nwrk.body = '${SMALL}'\nwrk.headers["Content-Type"] = "application/json"\n`,
+  );
+  const sidecar = await startChild(`${here}sidecar-child.mjs`, { BENCH_UPSTREAM_PORT: String(stub.port) });
+  children.push(sidecar);
+  const gateway = await startChild(`${here}gateway-child.mjs`, {
+    BENCH_PROVIDER_PORT: String(sidecar.port),
+  });
+  children.push(gateway);
+  const all = `0-${availableParallelism() - 1}`;
+  const { provider, user } = sides();
+  const layouts = [
+    { name: 'shared', provider: all, user: all },
+    { name: 'by side', provider, user },
+  ];
+  const verifiedSoFar = async () => (await gateway.ask<{ verified: number }>({ cmd: 'stats' })).verified;
+  const wrk = (cpus: string, port: number): number => {
+    const text = execFileSync('taskset', [
+      '-c',
+      cpus,
+      'wrk',
+      '-t1',
+      '-c16',
+      `-d${SIDES_SECONDS}s`,
+      '-s',
+      script,
+      `http://127.0.0.1:${port}/v1/chat/completions`,
+    ]).toString();
+    return Number(/(\d+) requests in/.exec(text)?.[1] ?? Number.NaN);
+  };
+  const samples = new Map(
+    layouts.map((l) => [
+      l.name,
+      [] as Array<{ alone: number; verified: number; gatewayUs: number; sidecarUs: number }>,
+    ]),
+  );
+  for (let round = 0; round <= SIDES_ROUNDS; round++) {
+    for (const layout of layouts) {
+      pinProcess(stub.pid, layout.provider);
+      pinProcess(sidecar.pid, layout.provider);
+      pinProcess(gateway.pid, layout.user);
+      const alone = wrk(layout.user, sidecar.port) / SIDES_SECONDS;
+      const v0 = await verifiedSoFar();
+      const cpu0 = [cpuSeconds(gateway.pid), cpuSeconds(sidecar.pid)];
+      wrk(layout.user, gateway.port);
+      const verified = (await verifiedSoFar()) - v0;
+      const per = (i: number, pid: number) => ((cpuSeconds(pid) - (cpu0[i] ?? 0)) * 1e6) / verified;
+      // Round 0 warms every process up in both layouts; it is not counted.
+      if (round > 0)
+        samples.get(layout.name)?.push({
+          alone,
+          verified: verified / SIDES_SECONDS,
+          gatewayUs: per(0, gateway.pid),
+          sidecarUs: per(1, sidecar.pid),
+        });
+    }
+  }
+  log();
+  log(
+    `| 16 clients (wrk -t1 -c16), ${SIDES_ROUNDS} alternating rounds of ${SIDES_SECONDS} s | sidecar alone req/s | gateway verified/s | verified / alone, median (range) | gateway CPU µs/answer | sidecar CPU µs/answer |`,
+  );
+  log('|---|---:|---:|---:|---:|---:|');
+  for (const layout of layouts) {
+    const s = samples.get(layout.name) ?? [];
+    const ratios = s.map((x) => x.verified / x.alone).sort((a, b) => a - b);
+    const m = (k: 'alone' | 'verified' | 'gatewayUs' | 'sidecarUs') => median(s.map((x) => x[k]));
+    const where =
+      layout.name === 'shared'
+        ? 'shared: any process on any CPU'
+        : `by side: sidecar + stub on CPU ${layout.provider}, gateway + wrk on CPU ${layout.user}`;
+    log(
+      `| ${where} | ${f(m('alone'), 0)} | ${f(m('verified'), 0)} | ${f(100 * median(ratios), 0)}% (${f(100 * (ratios[0] ?? Number.NaN), 0)}–${f(100 * (ratios.at(-1) ?? Number.NaN), 0)}%) | ${f(m('gatewayUs'), 0)} | ${f(m('sidecarUs'), 0)} |`,
+    );
+  }
+  for (const child of [stub, sidecar, gateway]) pinProcess(child.pid, all);
+};
+
 const main = async (): Promise<void> => {
   execSync('npm run build --silent', { stdio: 'inherit' });
   const children: Child[] = [];
@@ -326,8 +433,9 @@ const main = async (): Promise<void> => {
         .join(' / ')}; loopback; stub upstream`,
     );
     log();
-    if (only !== 'delay') await loopbackSection(stub, children);
-    if (only !== 'loopback') await delaySection(stub, children);
+    if (only === undefined || only === 'loopback') await loopbackSection(stub, children);
+    if (only === undefined || only === 'loopback' || only === 'sides') await sidesSection(stub, children);
+    if (only === undefined || only === 'delay') await delaySection(stub, children);
     log();
     log(
       `load average at the end: ${loadavg()

@@ -2,9 +2,9 @@
  * Child processes and what /proc says about them: CPU time (utime + stime, summed over a process
  * and its children, e.g. nginx's master and worker) and resident memory.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
@@ -124,3 +124,34 @@ export const loadAverage = (): string =>
 /** The median of a run's samples (the upper one of an even count). */
 export const median = (xs: readonly number[]): number =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+/**
+ * Whether processes can be kept to one side of the machine each (`--by-side`): `taskset` (util-linux)
+ * is on the PATH and the machine has at least two CPUs.
+ */
+export const canPin = (): boolean => {
+  if (availableParallelism() < 2) return false;
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Keeps a running process, every thread of it, to the CPUs in `cpus` (taskset's list, e.g. "0"). */
+export const pinProcess = (pid: number, cpus: string): void => {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+};
+
+/**
+ * The two sides of a `--by-side` run on a machine of N CPUs: the provider's (the sidecar and its
+ * model server, as in one confidential VM) on the first half, the user's (the gateway and the load
+ * generator) on the rest. Two CPUs: one each.
+ */
+export const sides = (): { provider: string; user: string } => {
+  const n = availableParallelism();
+  const half = Math.max(1, Math.floor(n / 2));
+  const list = (from: number, to: number) => (from === to ? String(from) : `${from}-${to}`);
+  return { provider: list(0, half - 1), user: list(half, n - 1) };
+};

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { abOptions, SMALL_CHAT } from './args.js';
-import { cpuSeconds, loadAverage, median, startChild } from './proc.js';
+import { canPin, cpuSeconds, loadAverage, median, pinProcess, startChild } from './proc.js';
 
 try {
   execFileSync('wrk', ['--version'], { stdio: 'ignore' });
@@ -24,6 +24,13 @@ try {
   }
 }
 const { against, againstEnv, againstLabel, rounds, seconds } = abOptions({ seconds: 4 });
+// --pin: each server on CPU 0, the stub and wrk on CPU 1, so that the row measures the server's own
+// path, not which process the scheduler put beside it.
+const pin = process.argv.includes('--pin');
+if (pin && !canPin()) {
+  console.log('--pin needs taskset and two CPUs: nothing measured');
+  process.exit(0);
+}
 const here = new URL('.', import.meta.url).pathname;
 
 const script = join(tmpdir(), `teeml-wrk-${process.pid}.lua`);
@@ -42,6 +49,10 @@ if (against !== undefined)
     name: `sidecar (${againstLabel})`,
     child: await startChild(`${resolve(against)}/bench/sidecar-child.mjs`, { ...env, ...againstEnv }),
   });
+if (pin) {
+  pinProcess(stub.pid, '1');
+  for (const { child } of rows) pinProcess(child.pid, '0');
+}
 const samples = new Map<string, Array<{ rps: number; cpu: number; bad: number }>>(
   rows.map((r) => [r.name, []]),
 );
@@ -50,7 +61,8 @@ console.log(`load average at start: ${loadAverage()}`);
 for (let round = 0; round < rounds + 1; round++) {
   for (const { name, child } of rows) {
     const cpu0 = cpuSeconds(child.pid);
-    const out = execFileSync('wrk', [
+    const out = execFileSync(pin ? 'taskset' : 'wrk', [
+      ...(pin ? ['-c', '1', 'wrk'] : []),
       '-t1',
       '-c32',
       `-d${seconds}s`,
