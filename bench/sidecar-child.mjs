@@ -22,7 +22,9 @@ const config = loadConfig({
   ATTESTATION_RATE_LIMIT_PER_MINUTE: '0',
   ATTESTATION_MAX_QUEUE: '10000',
   MAX_CONCURRENT_REQUESTS: '100000',
-  SIGNATURE_CAPACITY: '200000',
+  // BENCH_SIGNATURE_CAPACITY: a store small enough to fill during the run, as a long-running sidecar's
+  // is (full, or trimmed by the TTL: records leave from its front either way).
+  SIGNATURE_CAPACITY: process.env.BENCH_SIGNATURE_CAPACITY ?? '200000',
   // The info line per request is part of what a provider runs.
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
   // BENCH_MODEL_NAME: the served model's name checked on every request and answer (MODEL_NAME).

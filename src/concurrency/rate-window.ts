@@ -1,3 +1,5 @@
+import { OldestFirst } from './oldest-first.js';
+
 export interface RateWindowOptions {
   /** Events allowed per key and window. */
   limit: number;
@@ -9,18 +11,27 @@ export interface RateWindowOptions {
 
 export type RateVerdict = { ok: true } | { ok: false; retryAfterMs: number };
 
+/** One key's open window. */
+interface Window {
+  readonly key: string;
+  readonly opened: number;
+  count: number;
+}
+
 /**
  * A per-key fixed-window counter in memory: at most `limit` events per key per window, the window
  * opening at the key's first event. Memory stays bounded by the keys active within one window:
  * entries are kept in the order their windows opened (a reopened window moves to the back), so
- * expired ones are always at the front and are dropped as new events arrive. Synchronous, with an
- * injected clock, so limits are tested with fake time.
+ * expired ones are always at the front and are dropped as new events arrive (that order is a queue
+ * of its own, OldestFirst: a Map's iteration order costs O(entries deleted) per look at its front).
+ * Synchronous, with an injected clock, so limits are tested with fake time.
  */
 export class RateWindow {
   readonly #limit: number;
   readonly #windowMs: number;
   readonly #now: () => number;
-  readonly #windows = new Map<string, { opened: number; count: number }>();
+  readonly #windows = new Map<string, Window>();
+  readonly #order = new OldestFirst<Window>((w) => this.#windows.get(w.key) === w);
 
   constructor(options: RateWindowOptions) {
     if (!Number.isInteger(options.limit) || options.limit < 1) {
@@ -40,13 +51,15 @@ export class RateWindow {
   /** Counts one event for `key`, or refuses it with the time until the key's window closes. */
   take(key: string): RateVerdict {
     const now = this.#now();
-    for (const [oldest, window] of this.#windows) {
-      if (now - window.opened < this.#windowMs) break;
-      this.#windows.delete(oldest);
+    for (let oldest = this.#order.oldest(); oldest !== undefined; oldest = this.#order.oldest()) {
+      if (now - oldest.opened < this.#windowMs) break;
+      this.#windows.delete(oldest.key);
     }
     const window = this.#windows.get(key);
     if (window === undefined) {
-      this.#windows.set(key, { opened: now, count: 1 });
+      const opened = { key, opened: now, count: 1 };
+      this.#windows.set(key, opened);
+      this.#order.push(opened, this.#windows.size);
       return { ok: true };
     }
     if (window.count >= this.#limit) {

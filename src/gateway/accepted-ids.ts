@@ -1,3 +1,11 @@
+import { OldestFirst } from '../concurrency/index.js';
+
+/** One accepted id and when. */
+interface Accepted {
+  readonly id: string;
+  readonly at: number;
+}
+
 /**
  * The response ids of answers the gateway accepted, so that a repeat is refused (`answer.replayed`,
  * issue 21 item 5): a man in the middle (or a 0G broker) that kept a signed answer and its signature
@@ -7,8 +15,9 @@
  * most `maxIds` are kept (default 100 000, about 10 MB), the oldest forgotten first.
  */
 export class AcceptedIds {
-  /** id → when it was accepted; a Map iterates in insertion order, so the oldest come first. */
-  private readonly ids = new Map<string, number>();
+  private readonly ids = new Map<string, Accepted>();
+  /** Oldest first (a Map's own order costs O(ids forgotten) per look at its front: OldestFirst). */
+  private readonly order = new OldestFirst<Accepted>((a) => this.ids.get(a.id) === a);
 
   constructor(
     private readonly options: { retainMs: number; maxIds: number; now: () => number } = {
@@ -23,10 +32,12 @@ export class AcceptedIds {
     const now = this.options.now();
     this.expire(now);
     if (this.ids.has(id)) return false;
-    this.ids.set(id, now);
+    const accepted = { id, at: now };
+    this.ids.set(id, accepted);
+    this.order.push(accepted, this.ids.size);
     if (this.ids.size > this.options.maxIds) {
-      const oldest = this.ids.keys().next();
-      if (oldest.done !== true) this.ids.delete(oldest.value);
+      const oldest = this.order.oldest();
+      if (oldest !== undefined) this.ids.delete(oldest.id);
     }
     return true;
   }
@@ -36,9 +47,9 @@ export class AcceptedIds {
   }
 
   private expire(now: number): void {
-    for (const [id, at] of this.ids) {
-      if (now - at < this.options.retainMs) return;
-      this.ids.delete(id);
+    for (let oldest = this.order.oldest(); oldest !== undefined; oldest = this.order.oldest()) {
+      if (now - oldest.at < this.options.retainMs) return;
+      this.ids.delete(oldest.id);
     }
   }
 }

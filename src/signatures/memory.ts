@@ -1,3 +1,4 @@
+import { OldestFirst } from '../concurrency/index.js';
 import type { Signers } from '../keys/index.js';
 import { claimToken } from './claim-token.js';
 import { type PackedRecord, packRecord, unpackRecord } from './packed-record.js';
@@ -12,6 +13,8 @@ export interface MemoryStoreOptions {
 }
 
 interface Entry {
+  /** Its key in the map (the id, lowercased): how the order below tells a live entry from a dead one. */
+  readonly key: string;
   /**
    * Packed when canonical (always, for records our signers make); a lazily signed record of this
    * store's signers as its bare packed string (no wrapper object: ~60 B less per record); kept as
@@ -32,9 +35,11 @@ const isPacked = (r: Entry['record']): r is PackedRecord => typeof r === 'object
 const isClaim = (r: Entry['record']): r is { claim: string } => typeof r === 'object' && 'claim' in r;
 
 /**
- * A bounded in-memory store. A Map keeps insertion order and every entry has the same TTL, so the
- * oldest entry is always first: expiry sweeps from the front and stops at the first live entry, and
- * capacity eviction drops the front. No timers, so nothing to leak or unref.
+ * A bounded in-memory store. Entries are kept in the order they were added and every entry has the
+ * same TTL, so the oldest entry is always first: expiry sweeps from the front and stops at the first
+ * live entry, and capacity eviction drops the front. The order is its own queue (OldestFirst), not the
+ * Map's iteration order, which costs O(entries deleted) per look at the front. No timers, so nothing
+ * to leak or unref.
  *
  * A claim is an entry too (it counts against capacity and expires like a record), so an id stays
  * taken from the moment a response claims it until the record would have expired. Filling a claim
@@ -43,6 +48,7 @@ const isClaim = (r: Entry['record']): r is { claim: string } => typeof r === 'ob
  */
 export class MemorySignatureStore implements SignatureStore {
   private readonly entries = new Map<string, Entry>();
+  private readonly order = new OldestFirst<Entry>((e) => this.entries.get(e.key) === e);
   private readonly clock: () => number;
   private readonly epoch: number;
   private evictedEarly = 0;
@@ -83,7 +89,7 @@ export class MemorySignatureStore implements SignatureStore {
     const token = claimToken();
     this.entries.delete(key);
     this.makeRoom(now);
-    this.entries.set(key, { record: { claim: token }, expiresAt: now + this.options.ttlMs });
+    this.add({ key, record: { claim: token }, expiresAt: now + this.options.ttlMs });
     return { id, token };
   }
 
@@ -101,7 +107,7 @@ export class MemorySignatureStore implements SignatureStore {
     // The claim expired or was evicted and nobody took the id since: store it as a new entry.
     this.entries.delete(key);
     this.makeRoom(now);
-    this.entries.set(key, { record: packed, expiresAt: now + this.options.ttlMs });
+    this.add({ key, record: packed, expiresAt: now + this.options.ttlMs });
     return true;
   }
 
@@ -139,6 +145,13 @@ export class MemorySignatureStore implements SignatureStore {
 
   async close(): Promise<void> {
     this.entries.clear();
+    this.order.clear();
+  }
+
+  /** Adds an entry as the newest (its key is not in the map). */
+  private add(entry: Entry): void {
+    this.entries.set(entry.key, entry);
+    this.order.push(entry, this.entries.size);
   }
 
   /** The smallest form of a record this store can serve back as it was. */
@@ -153,10 +166,9 @@ export class MemorySignatureStore implements SignatureStore {
 
   private makeRoom(now: number): void {
     while (this.entries.size >= this.options.capacity) {
-      const first = this.entries.entries().next();
-      if (first.done) break;
-      const [oldKey, oldEntry] = first.value;
-      this.entries.delete(oldKey);
+      const oldEntry = this.order.oldest();
+      if (oldEntry === undefined) break;
+      this.entries.delete(oldEntry.key);
       this.evictedEarly++;
       this.options.onEarlyEviction?.({
         ageMs: now - (oldEntry.expiresAt - this.options.ttlMs),
@@ -166,9 +178,9 @@ export class MemorySignatureStore implements SignatureStore {
   }
 
   private sweep(now: number): void {
-    for (const [key, entry] of this.entries) {
+    for (let entry = this.order.oldest(); entry !== undefined; entry = this.order.oldest()) {
       if (entry.expiresAt > now) break;
-      this.entries.delete(key);
+      this.entries.delete(entry.key);
     }
   }
 }
