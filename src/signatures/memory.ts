@@ -88,8 +88,7 @@ export class MemorySignatureStore implements SignatureStore {
     if (existing !== undefined && existing.expiresAt > now) return undefined;
     const token = claimToken();
     this.entries.delete(key);
-    this.makeRoom(now);
-    this.add({ key, record: { claim: token }, expiresAt: now + this.options.ttlMs });
+    this.add({ key, record: { claim: token }, expiresAt: now + this.options.ttlMs }, now);
     return { id, token };
   }
 
@@ -106,8 +105,7 @@ export class MemorySignatureStore implements SignatureStore {
     }
     // The claim expired or was evicted and nobody took the id since: store it as a new entry.
     this.entries.delete(key);
-    this.makeRoom(now);
-    this.add({ key, record: packed, expiresAt: now + this.options.ttlMs });
+    this.add({ key, record: packed, expiresAt: now + this.options.ttlMs }, now);
     return true;
   }
 
@@ -148,10 +146,22 @@ export class MemorySignatureStore implements SignatureStore {
     this.order.clear();
   }
 
-  /** Adds an entry as the newest (its key is not in the map). */
-  private add(entry: Entry): void {
+  /**
+   * Adds an entry as the newest (its key is not in the map), evicting the oldest for capacity first.
+   * The eviction callback runs once the entry is in place, so one that calls back into the store
+   * sees it whole: its own claims are never overwritten, and the order stays the order of adding.
+   */
+  private add(entry: Entry, now: number): void {
+    const evicted = this.makeRoom();
     this.entries.set(entry.key, entry);
     this.order.push(entry, this.entries.size);
+    for (const old of evicted) {
+      this.evictedEarly++;
+      this.options.onEarlyEviction?.({
+        ageMs: now - (old.expiresAt - this.options.ttlMs),
+        evictedTotal: this.evictedEarly,
+      });
+    }
   }
 
   /** The smallest form of a record this store can serve back as it was. */
@@ -164,17 +174,16 @@ export class MemorySignatureStore implements SignatureStore {
     return packed.signers === this.lazySigners && packed.model === undefined ? packed.packed : packed;
   }
 
-  private makeRoom(now: number): void {
+  /** Drops the oldest entries until one more fits; returns them. */
+  private makeRoom(): Entry[] {
+    const evicted: Entry[] = [];
     while (this.entries.size >= this.options.capacity) {
       const oldEntry = this.order.oldest();
       if (oldEntry === undefined) break;
       this.entries.delete(oldEntry.key);
-      this.evictedEarly++;
-      this.options.onEarlyEviction?.({
-        ageMs: now - (oldEntry.expiresAt - this.options.ttlMs),
-        evictedTotal: this.evictedEarly,
-      });
+      evicted.push(oldEntry);
     }
+    return evicted;
   }
 
   private sweep(now: number): void {

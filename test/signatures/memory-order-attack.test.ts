@@ -270,11 +270,12 @@ describe('MemorySignatureStore against the Map-order reference', () => {
     expect(longest).toBeLessThanOrEqual(2 * capacity + 1024 + 1);
   });
 
-  it('drops the same entry first as the Map-order reference when an eviction callback claims ids itself', () => {
+  it('gives an eviction callback that claims ids itself a whole store, and keeps the order of adding', () => {
     // Nothing in the proxy's own callback (a metric and a log line) calls back into the store, but the
-    // option is public. The callback runs between the outer claim's delete and its set: it claims the
-    // outer claim's id (K) and then another (W). With the Map's order the outer claim's set replaces
-    // K in place (before W); with the queue it is pushed after W, so the two orders part.
+    // option is public. It used to run between the outer claim's delete and its set: a claim of the
+    // same id (K) made inside it was silently overwritten, and with the queue the outer K went behind
+    // the callback's W. The callback now runs once the outer claim is in place: its K is refused (the
+    // id is held), its W comes after K, and K is evicted before W.
     let reentered = false;
     const store: MemorySignatureStore = new MemorySignatureStore({
       ttlMs: 60_000,
@@ -289,13 +290,12 @@ describe('MemorySignatureStore against the Map-order reference', () => {
     });
     for (const id of ['a', 'b', 'c', 'd']) expect(store.claimNow(id)).toBeDefined();
     expect(store.claimNow('k')).toBeDefined();
-    // Map order now: d, k, w (three held: the outer set replaced the callback's k). Three more claims
-    // fill the fourth place, then evict d, then k (the reference); the queue evicts w instead.
-    expect(store.size).toBe(3);
+    // Order now: c, d, k, w (a and, for W, b evicted). Three more claims evict c, d, then k.
+    expect(store.size).toBe(4);
     expect(store.claimNow('q')).toBeDefined();
     expect(store.claimNow('r')).toBeDefined();
     expect(store.claimNow('s')).toBeDefined();
-    expect(store.claimNow('w')).toBeUndefined(); // still held with the Map's order
-    expect(store.claimNow('k')).toBeDefined(); // evicted with the Map's order
+    expect(store.claimNow('w')).toBeUndefined(); // still held
+    expect(store.claimNow('k')).toBeDefined(); // evicted first
   });
 });
