@@ -25,11 +25,20 @@ import { execFileSync, execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { arg, SMALL_CHAT } from './args.js';
 import { startDelayProxy } from './delay-proxy.js';
-import { type Child, canPin, cpuSeconds, median, pinProcess, sides, startChild } from './proc.js';
+import {
+  type Child,
+  canPin,
+  cpuSeconds,
+  hasWrk,
+  median,
+  pinProcess,
+  sides,
+  startChild,
+  wrkPostScript,
+} from './proc.js';
 
 const quick = process.argv.includes('--quick');
 const RTT_MS = Number(arg('--rtt') ?? '50');
@@ -327,32 +336,22 @@ const loopbackSection = async (stub: Child, children: Child[]): Promise<void> =>
  * Verified answers are counted by the gateway itself (its counters), so wrk needs no script for it.
  */
 const sidesSection = async (stub: Child, children: Child[]): Promise<void> => {
-  try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-  } catch (error) {
-    // wrk prints its version and exits 1; only a missing binary is ENOENT.
-    if ((error as { code?: string }).code === 'ENOENT') {
-      log('wrk is not installed (apt-get install wrk): the shared / by-side ratio is not measured');
-      return;
-    }
+  if (!hasWrk()) {
+    log('wrk is not installed (apt-get install wrk): the shared / by-side ratio is not measured');
+    return;
   }
   if (!canPin()) {
     log('taskset is missing or the machine has one CPU: the shared / by-side ratio is not measured');
     return;
   }
-  const script = join(tmpdir(), `teeml-gateway-wrk-${process.pid}.lua`);
-  writeFileSync(
-    script,
-    `wrk.method = "POST"\nwrk.body = '${SMALL}'\nwrk.headers["Content-Type"] = "application/json"\n`,
-  );
+  const script = wrkPostScript(SMALL);
   const sidecar = await startChild(`${here}sidecar-child.mjs`, { BENCH_UPSTREAM_PORT: String(stub.port) });
   children.push(sidecar);
   const gateway = await startChild(`${here}gateway-child.mjs`, {
     BENCH_PROVIDER_PORT: String(sidecar.port),
   });
   children.push(gateway);
-  const all = `0-${availableParallelism() - 1}`;
-  const { provider, user } = sides();
+  const { provider, user, all } = sides();
   const layouts = [
     { name: 'shared', provider: all, user: all },
     { name: 'by side', provider, user },

@@ -3,8 +3,9 @@
  * and its children, e.g. nginx's master and worker) and resident memory.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
@@ -147,11 +148,31 @@ export const pinProcess = (pid: number, cpus: string): void => {
 /**
  * The two sides of a `--by-side` run on a machine of N CPUs: the provider's (the sidecar and its
  * model server, as in one confidential VM) on the first half, the user's (the gateway and the load
- * generator) on the rest. Two CPUs: one each.
+ * generator) on the rest. Two CPUs: one each. `all`: every CPU (a process free to run anywhere).
  */
-export const sides = (): { provider: string; user: string } => {
+export const sides = (): { provider: string; user: string; all: string } => {
   const n = availableParallelism();
   const half = Math.max(1, Math.floor(n / 2));
   const list = (from: number, to: number) => (from === to ? String(from) : `${from}-${to}`);
-  return { provider: list(0, half - 1), user: list(half, n - 1) };
+  return { provider: list(0, half - 1), user: list(half, n - 1), all: list(0, n - 1) };
+};
+
+/** Whether `wrk` is on the PATH (it prints its version and exits 1; only a missing binary is ENOENT). */
+export const hasWrk = (): boolean => {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return false;
+  }
+  return true;
+};
+
+/** A wrk script that POSTs `body` as JSON, written to a temporary file; returns its path. */
+export const wrkPostScript = (body: string): string => {
+  const script = join(tmpdir(), `teeml-wrk-${process.pid}.lua`);
+  writeFileSync(
+    script,
+    `wrk.method = "POST"\nwrk.body = '${body}'\nwrk.headers["Content-Type"] = "application/json"\n`,
+  );
+  return script;
 };

@@ -8,20 +8,22 @@
  * PATH (Debian: `apt-get install wrk`); says so and exits otherwise. Nothing here asserts a timing.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { abOptions, SMALL_CHAT } from './args.js';
-import { canPin, cpuSeconds, loadAverage, median, pinProcess, startChild } from './proc.js';
+import {
+  canPin,
+  cpuSeconds,
+  hasWrk,
+  loadAverage,
+  median,
+  pinProcess,
+  startChild,
+  wrkPostScript,
+} from './proc.js';
 
-try {
-  execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-} catch (error) {
-  // wrk prints its version and exits 1; only a missing binary is ENOENT.
-  if ((error as { code?: string }).code === 'ENOENT') {
-    console.log('wrk is not installed (apt-get install wrk): nothing measured');
-    process.exit(0);
-  }
+if (!hasWrk()) {
+  console.log('wrk is not installed (apt-get install wrk): nothing measured');
+  process.exit(0);
 }
 const { against, againstEnv, againstLabel, rounds, seconds } = abOptions({ seconds: 4 });
 // --pin: each server on CPU 0, the stub and wrk on CPU 1, so that the row measures the server's own
@@ -33,11 +35,7 @@ if (pin && !canPin()) {
 }
 const here = new URL('.', import.meta.url).pathname;
 
-const script = join(tmpdir(), `teeml-wrk-${process.pid}.lua`);
-writeFileSync(
-  script,
-  `wrk.method = "POST"\nwrk.body = '${SMALL_CHAT}'\nwrk.headers["Content-Type"] = "application/json"\n`,
-);
+const script = wrkPostScript(SMALL_CHAT);
 const stub = await startChild(`${here}stub.ts`, {});
 const env = { BENCH_UPSTREAM_PORT: String(stub.port) };
 const rows = [
