@@ -22,16 +22,15 @@ interface Window {
  * A per-key fixed-window counter in memory: at most `limit` events per key per window, the window
  * opening at the key's first event. Memory stays bounded by the keys active within one window:
  * entries are kept in the order their windows opened (a reopened window moves to the back), so
- * expired ones are always at the front and are dropped as new events arrive (that order is a queue
- * of its own, OldestFirst: a Map's iteration order costs O(entries deleted) per look at its front).
+ * expired ones are always at the front and are dropped as new events arrive (an OldestFirst: a plain
+ * Map's iteration costs O(entries deleted) per look at its front).
  * Synchronous, with an injected clock, so limits are tested with fake time.
  */
 export class RateWindow {
   readonly #limit: number;
   readonly #windowMs: number;
   readonly #now: () => number;
-  readonly #windows = new Map<string, Window>();
-  readonly #order = new OldestFirst<Window>((w) => this.#windows.get(w.key) === w);
+  readonly #windows = new OldestFirst<string, Window>();
 
   constructor(options: RateWindowOptions) {
     if (!Number.isInteger(options.limit) || options.limit < 1) {
@@ -51,15 +50,13 @@ export class RateWindow {
   /** Counts one event for `key`, or refuses it with the time until the key's window closes. */
   take(key: string): RateVerdict {
     const now = this.#now();
-    for (let oldest = this.#order.oldest(); oldest !== undefined; oldest = this.#order.oldest()) {
+    for (let oldest = this.#windows.oldest(); oldest !== undefined; oldest = this.#windows.oldest()) {
       if (now - oldest.opened < this.#windowMs) break;
       this.#windows.delete(oldest.key);
     }
     const window = this.#windows.get(key);
     if (window === undefined) {
-      const opened = { key, opened: now, count: 1 };
-      this.#windows.set(key, opened);
-      this.#order.push(opened, this.#windows.size);
+      this.#windows.add({ key, opened: now, count: 1 });
       return { ok: true };
     }
     if (window.count >= this.#limit) {

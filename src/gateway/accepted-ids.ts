@@ -2,7 +2,7 @@ import { OldestFirst } from '../concurrency/index.js';
 
 /** One accepted id and when. */
 interface Accepted {
-  readonly id: string;
+  readonly key: string;
   readonly at: number;
 }
 
@@ -15,9 +15,8 @@ interface Accepted {
  * most `maxIds` are kept (default 100 000, about 10 MB), the oldest forgotten first.
  */
 export class AcceptedIds {
-  private readonly ids = new Map<string, Accepted>();
   /** Oldest first (a Map's own order costs O(ids forgotten) per look at its front: OldestFirst). */
-  private readonly order = new OldestFirst<Accepted>((a) => this.ids.get(a.id) === a);
+  private readonly ids = new OldestFirst<string, Accepted>();
 
   constructor(
     private readonly options: { retainMs: number; maxIds: number; now: () => number } = {
@@ -32,12 +31,10 @@ export class AcceptedIds {
     const now = this.options.now();
     this.expire(now);
     if (this.ids.has(id)) return false;
-    const accepted = { id, at: now };
-    this.ids.set(id, accepted);
-    this.order.push(accepted, this.ids.size);
+    this.ids.add({ key: id, at: now });
     if (this.ids.size > this.options.maxIds) {
-      const oldest = this.order.oldest();
-      if (oldest !== undefined) this.ids.delete(oldest.id);
+      const oldest = this.ids.oldest();
+      if (oldest !== undefined) this.ids.delete(oldest.key);
     }
     return true;
   }
@@ -47,9 +44,9 @@ export class AcceptedIds {
   }
 
   private expire(now: number): void {
-    for (let oldest = this.order.oldest(); oldest !== undefined; oldest = this.order.oldest()) {
+    for (let oldest = this.ids.oldest(); oldest !== undefined; oldest = this.ids.oldest()) {
       if (now - oldest.at < this.options.retainMs) return;
-      this.ids.delete(oldest.id);
+      this.ids.delete(oldest.key);
     }
   }
 }

@@ -13,7 +13,7 @@ export interface MemoryStoreOptions {
 }
 
 interface Entry {
-  /** Its key in the map (the id, lowercased): how the order below tells a live entry from a dead one. */
+  /** The id, lowercased. */
   readonly key: string;
   /**
    * Packed when canonical (always, for records our signers make); a lazily signed record of this
@@ -37,9 +37,9 @@ const isClaim = (r: Entry['record']): r is { claim: string } => typeof r === 'ob
 /**
  * A bounded in-memory store. Entries are kept in the order they were added and every entry has the
  * same TTL, so the oldest entry is always first: expiry sweeps from the front and stops at the first
- * live entry, and capacity eviction drops the front. The order is its own queue (OldestFirst), not the
- * Map's iteration order, which costs O(entries deleted) per look at the front. No timers, so nothing
- * to leak or unref.
+ * live entry, and capacity eviction drops the front. The entries are an OldestFirst, not a plain Map,
+ * whose iteration costs O(entries deleted) per look at its front. No timers, so nothing to leak or
+ * unref.
  *
  * A claim is an entry too (it counts against capacity and expires like a record), so an id stays
  * taken from the moment a response claims it until the record would have expired. Filling a claim
@@ -47,8 +47,7 @@ const isClaim = (r: Entry['record']): r is { claim: string } => typeof r === 'ob
  * response: `put` checks the claim's random token.
  */
 export class MemorySignatureStore implements SignatureStore {
-  private readonly entries = new Map<string, Entry>();
-  private readonly order = new OldestFirst<Entry>((e) => this.entries.get(e.key) === e);
+  private readonly entries = new OldestFirst<string, Entry>();
   private readonly clock: () => number;
   private readonly epoch: number;
   private evictedEarly = 0;
@@ -143,7 +142,6 @@ export class MemorySignatureStore implements SignatureStore {
 
   async close(): Promise<void> {
     this.entries.clear();
-    this.order.clear();
   }
 
   /**
@@ -153,8 +151,7 @@ export class MemorySignatureStore implements SignatureStore {
    */
   private add(entry: Entry, now: number): void {
     const evicted = this.makeRoom();
-    this.entries.set(entry.key, entry);
-    this.order.push(entry, this.entries.size);
+    this.entries.add(entry);
     for (const old of evicted) {
       this.evictedEarly++;
       this.options.onEarlyEviction?.({
@@ -178,7 +175,7 @@ export class MemorySignatureStore implements SignatureStore {
   private makeRoom(): Entry[] {
     const evicted: Entry[] = [];
     while (this.entries.size >= this.options.capacity) {
-      const oldEntry = this.order.oldest();
+      const oldEntry = this.entries.oldest();
       if (oldEntry === undefined) break;
       this.entries.delete(oldEntry.key);
       evicted.push(oldEntry);
@@ -187,7 +184,7 @@ export class MemorySignatureStore implements SignatureStore {
   }
 
   private sweep(now: number): void {
-    for (let entry = this.order.oldest(); entry !== undefined; entry = this.order.oldest()) {
+    for (let entry = this.entries.oldest(); entry !== undefined; entry = this.entries.oldest()) {
       if (entry.expiresAt > now) break;
       this.entries.delete(entry.key);
     }

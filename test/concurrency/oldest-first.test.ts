@@ -7,27 +7,36 @@ interface Item {
   n: number;
 }
 
-/** An owner as the stores are: a Map for lookups, its order in OldestFirst. */
+/** An OldestFirst driven as the stores drive it, beside a plain Map given the same operations. */
 const owner = () => {
-  const map = new Map<number, Item>();
-  const order = new OldestFirst<Item>((i) => map.get(i.key) === i);
+  const reference = new Map<number, Item>();
+  const order = new OldestFirst<number, Item>();
   let n = 0;
+  const map = {
+    get size() {
+      return order.size;
+    },
+    delete(key: number): void {
+      reference.delete(key);
+      order.delete(key);
+    },
+  };
   return {
     map,
     order,
     /** delete + set, as the stores re-add a key: it becomes the newest. */
     add(key: number): void {
-      map.delete(key);
+      reference.delete(key);
       const item = { key, n: n++ };
-      map.set(key, item);
-      order.push(item, map.size);
+      reference.set(key, item);
+      order.add(item);
     },
     remove(key: number): void {
       map.delete(key);
     },
     /** What a Map's own iteration order says is oldest (the reference). */
     reference(): Item | undefined {
-      return map.values().next().value;
+      return reference.values().next().value;
     },
   };
 };
@@ -70,7 +79,7 @@ describe('OldestFirst', () => {
         expect(oldest).toBe(o.reference());
         o.remove(oldest.key);
       }
-      longest = Math.max(longest, o.order.length);
+      longest = Math.max(longest, o.order.queued);
     }
     expect(o.map.size).toBe(1000);
     // The bound: 2 × size + 1024 before a rebuild, plus the item that triggers it.
@@ -83,7 +92,7 @@ describe('OldestFirst', () => {
     for (let key = 0; key < 5; key++) o.add(key);
     for (let key = 0; key < 5; key++) o.remove(key);
     expect(o.order.oldest()).toBeUndefined();
-    expect(o.order.length).toBe(0);
+    expect(o.order.queued).toBe(0);
     o.add(9);
     o.order.clear();
     expect(o.order.oldest()).toBeUndefined();

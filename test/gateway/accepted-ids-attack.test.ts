@@ -32,7 +32,8 @@ class MapOrderAcceptedIds {
   }
 }
 
-const orderOf = (ids: AcceptedIds): OldestFirst<unknown> => Reflect.get(ids, 'order') as OldestFirst<unknown>;
+const orderOf = (ids: AcceptedIds): OldestFirst<string, { key: string }> =>
+  Reflect.get(ids, 'ids') as OldestFirst<string, { key: string }>;
 
 describe('AcceptedIds against the Map-order reference', () => {
   it('accepts and refuses the same ids under any sequence (small bounds, equal times, clock steps back)', () => {
@@ -98,7 +99,7 @@ describe('AcceptedIds against the Map-order reference', () => {
       const ok = ids.accept(id);
       if (ok === held) throw new Error(`${id} ${ok ? 'accepted again' : 'refused'} at ${t}`);
       if (ok) accepted.set(id, { index: count++, at: t });
-      longest = Math.max(longest, orderOf(ids).length);
+      longest = Math.max(longest, orderOf(ids).queued);
     }
     expect(longest).toBeLessThanOrEqual(2 * maxIds + 1024 + 1);
   });

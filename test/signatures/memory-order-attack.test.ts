@@ -114,8 +114,8 @@ class MapOrderReference {
 }
 
 /** The store's queue, for the bound on its length (a private field, read for this test only). */
-const orderOf = (store: MemorySignatureStore): OldestFirst<unknown> =>
-  Reflect.get(store, 'order') as OldestFirst<unknown>;
+const orderOf = (store: MemorySignatureStore): OldestFirst<string, { key: string }> =>
+  Reflect.get(store, 'entries') as OldestFirst<string, { key: string }>;
 
 const IDS = ['id-a', 'ID-A', 'id-b', 'Id-B', 'id-c', 'id-d', 'id-e'];
 
@@ -264,7 +264,7 @@ describe('MemorySignatureStore against the Map-order reference', () => {
       const id = `id-${rand(2 * capacity)}`;
       const claim = store.claimNow(id);
       if (claim !== undefined && rand(2) === 0) await store.put(claim, record(i));
-      longest = Math.max(longest, order.length);
+      longest = Math.max(longest, order.queued);
     }
     expect(store.size).toBeLessThanOrEqual(capacity);
     expect(longest).toBeLessThanOrEqual(2 * capacity + 1024 + 1);
